@@ -1,0 +1,59 @@
+"""Plain data passed between the login steps. No behaviour, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What a validated upstream assertion says about the user, read only from signed XML."""
+
+    upstream: str
+    issuer: str
+    assertion_id: str
+    name_id: str
+    name_id_format: str | None
+    attributes: dict[str, tuple[str, ...]]
+    authn_instant: datetime | None = None
+    session_index: str | None = None
+    in_response_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Claims:
+    """The canonical user: one vocabulary whatever the upstream IdP calls things."""
+
+    email: str
+    first_name: str = ""
+    last_name: str = ""
+    display_name: str = ""
+    groups: tuple[str, ...] = ()
+    subject: str = ""
+    object_id: str = ""
+    department: str = ""
+    extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PendingLogin:
+    """Server-side state of a login between the redirect to the IdP and the response (keyed by RelayState)."""
+
+    request_id: str
+    upstream: str
+    portal: str | None
+    target: str | None
+    created: float
+    test_mode: bool = False
+
+
+@dataclass(frozen=True)
+class OutgoingLogin:
+    """The signed assertion for a portal, ready to be auto-posted by the browser."""
+
+    portal: str
+    acs_url: str
+    saml_response: str  # base64 of the signed Response
+    relay_state: str | None
+    assertion_id: str

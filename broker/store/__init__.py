@@ -1,0 +1,42 @@
+"""State store: pending AuthnRequests, the replay cache and caches, shared by all replicas.
+
+Every key expires. `take` reads and deletes in one step, so a pending request is consumed once even when
+two replicas race for it; `add` stores only when the key is absent, which is what a replay cache needs.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Store(Protocol):
+    def put(self, key: str, value: bytes, ttl: int) -> None:
+        """Store `value` under `key` for `ttl` seconds, replacing any value."""
+
+    def add(self, key: str, value: bytes, ttl: int) -> bool:
+        """Store only if `key` is absent; True when stored (False means: already there)."""
+
+    def get(self, key: str) -> bytes | None:
+        """The value, or None when absent or expired."""
+
+    def take(self, key: str) -> bytes | None:
+        """Atomically read and delete; None when absent or expired."""
+
+    def delete(self, key: str) -> None:
+        """Remove `key` if present."""
+
+    def ping(self) -> bool:
+        """True when the store answers."""
+
+
+def open_store(url: str, *, namespace: str = "broker:") -> Store:
+    """A store for `url`: `memory://` (single process) or `redis://…` / `rediss://…` / `unix://…`."""
+    if url == "memory://" or url == "memory":
+        from broker.store.memory import MemoryStore
+
+        return MemoryStore()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from broker.store.redis import RedisStore
+
+        return RedisStore.from_url(url, namespace=namespace)
+    raise ValueError(f"unknown store URL {url!r}: use memory:// or redis://host:port/db")

@@ -1,0 +1,77 @@
+"""In-process store for a single broker process (the default, and the demo's)."""
+
+from __future__ import annotations
+
+import heapq
+import threading
+import time
+from collections.abc import Callable
+
+
+class MemoryStore:
+    """A dict with expiry. Expired keys are swept as time passes, so memory stays bounded by the TTLs."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 1_000_000):
+        self._clock = clock
+        self._max_keys = max_keys
+        self._data: dict[str, tuple[float, bytes]] = {}
+        self._expiries: list[tuple[float, str]] = []
+        self._lock = threading.Lock()
+
+    def _sweep(self, now: float) -> None:
+        while self._expiries and self._expiries[0][0] <= now:
+            expires, key = heapq.heappop(self._expiries)
+            entry = self._data.get(key)
+            if entry is not None and entry[0] <= now:
+                del self._data[key]
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        entry = self._data.get(key)
+        if entry is None or entry[0] <= now:
+            return None
+        return entry[1]
+
+    def _set(self, key: str, value: bytes, ttl: int, now: float) -> None:
+        if len(self._data) >= self._max_keys and key not in self._data:
+            raise MemoryError(f"memory store is full ({self._max_keys} keys); use Redis for this load")
+        expires = now + ttl
+        self._data[key] = (expires, value)
+        heapq.heappush(self._expiries, (expires, key))
+
+    def put(self, key: str, value: bytes, ttl: int) -> None:
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            self._set(key, value, ttl, now)
+
+    def add(self, key: str, value: bytes, ttl: int) -> bool:
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            if self._live(key, now) is not None:
+                return False
+            self._set(key, value, ttl, now)
+            return True
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._live(key, self._clock())
+
+    def take(self, key: str) -> bytes | None:
+        with self._lock:
+            now = self._clock()
+            value = self._live(key, now)
+            self._data.pop(key, None)
+            return value
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def ping(self) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._sweep(self._clock())
+            return len(self._data)
