@@ -16,7 +16,9 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "broker:") -> RedisStore:
-        client = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30)
+        client = redis.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+        )
         return cls(client, namespace)
 
     def _call(self, method: str, *args, **kwargs):

@@ -1,0 +1,220 @@
+"""Configuration: one YAML file, validated on load into typed models.
+
+Every error names the file, the field path and the reason. Secrets are never in the file: it names the
+environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from broker.errors import ConfigError
+
+PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KeyFiles(_Model):
+    key: Path = Field(description="PEM private key (RSA); keep it mode 600")
+    cert: Path = Field(description="PEM certificate matching the key")
+
+
+class BrokerSettings(_Model):
+    base_url: str = Field(description="Public URL of the broker, e.g. https://sso.example.com")
+    sp_entity_id: str | None = None
+    idp_entity_id: str | None = None
+    signing: KeyFiles
+    clock_skew_seconds: int = Field(180, ge=0, le=900)
+    login_ttl_seconds: int = Field(600, ge=30, le=3600)
+    assertion_lifetime_seconds: int = Field(300, ge=30, le=3600)
+    max_response_bytes: int = Field(256 * 1024, ge=4096, le=4 * 1024 * 1024)
+    secret_key_env: str = "BROKER_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
+    demo: bool = False
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+(/[^\s]*)?$", value):
+            raise ValueError("must be an absolute http(s) URL")
+        return value.rstrip("/")
+
+    @property
+    def acs_url(self) -> str:
+        return f"{self.base_url}/saml/acs"
+
+    @property
+    def sp_entity(self) -> str:
+        return self.sp_entity_id or f"{self.base_url}/saml/metadata"
+
+    @property
+    def idp_entity(self) -> str:
+        return self.idp_entity_id or f"{self.base_url}/idp"
+
+
+class StoreSettings(_Model):
+    url: str = Field("memory://", description="memory:// or redis://host:port/db; REDIS_URL overrides")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not (value.startswith(("memory", "redis://", "rediss://", "unix://"))):
+            raise ValueError("must be memory:// or a redis:// URL")
+        return value
+
+
+class UpstreamSettings(_Model):
+    """An upstream IdP (Entra ID, Okta, Google, OneLogin): from a metadata file or URL, or inline fields."""
+
+    preset: Literal["entra", "okta", "google", "onelogin", "generic"] = "generic"
+    metadata_file: Path | None = None
+    metadata_url: str | None = None
+    entity_id: str | None = None
+    sso_url: str | None = None
+    certificates: list[Path] = Field(default_factory=list, description="PEM files, for inline upstreams")
+    sign_authn_requests: bool = False
+    allow_sha1: bool = False
+    name_id_format: str | None = None
+    display_name: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> UpstreamSettings:
+        sources = [self.metadata_file is not None, self.metadata_url is not None, self.sso_url is not None]
+        if sum(sources) != 1:
+            raise ValueError("give exactly one of metadata_file, metadata_url, or inline entity_id/sso_url")
+        if self.sso_url is not None and (not self.entity_id or not self.certificates):
+            raise ValueError("an inline upstream needs entity_id, sso_url and certificates")
+        return self
+
+
+class PortalAttributes(_Model):
+    """SAML attribute names the portal expects (LearnUpon lets admins choose the first/last name ones)."""
+
+    first_name: str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+    last_name: str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+    email: str | None = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
+    groups: str | None = "groups"
+
+
+class PortalSettings(_Model):
+    """A LearnUpon portal that trusts the broker as its IdP."""
+
+    upstream: str
+    display_name: str | None = None
+    acs_url: str | None = None
+    audience: str | None = None
+    signing: KeyFiles | None = None
+    algorithm: Literal["rsa-sha256", "rsa-sha1"] = "rsa-sha256"
+    sign_response: bool = False
+    attributes: PortalAttributes = PortalAttributes()
+
+
+class Config(_Model):
+    broker: BrokerSettings
+    store: StoreSettings = StoreSettings()
+    upstreams: dict[str, UpstreamSettings]
+    portals: dict[str, PortalSettings]
+    source: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        for name, portal in self.portals.items():
+            if not PORTAL_NAME.match(name):
+                raise ValueError(f"portals.{name}: portal names are lower-case letters, digits and '-'")
+            if portal.upstream not in self.upstreams:
+                known = ", ".join(sorted(self.upstreams)) or "none"
+                raise ValueError(
+                    f"portals.{name}.upstream: unknown upstream {portal.upstream!r} (known: {known})"
+                )
+        if not self.portals:
+            raise ValueError("portals: at least one portal is required")
+        return self
+
+    def portal_acs_url(self, name: str) -> str:
+        return self.portals[name].acs_url or f"https://{name}.learnupon.com/saml/consumer"
+
+    def portal_audience(self, name: str) -> str:
+        return self.portals[name].audience or f"https://{name}.learnupon.com"
+
+    def portal_signing(self, name: str) -> KeyFiles:
+        return self.portals[name].signing or self.broker.signing
+
+
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"] if part != "__root__")
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {path or '(top level)'}: {message}")
+    return "\n".join(lines)
+
+
+def _resolve_paths(data: dict, base: Path) -> dict:
+    """Relative key, cert and metadata paths are relative to the config file's folder."""
+
+    def fix(value: object) -> object:
+        if isinstance(value, str) and value and not os.path.isabs(value):
+            return str(base / value)
+        return value
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("key", "cert", "metadata_file"):
+                    node[key] = fix(value)
+                elif key == "certificates" and isinstance(value, list):
+                    node[key] = [fix(v) for v in value]
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    return data
+
+
+def config_from_dict(data: object, source: str = "<config>", base: Path | None = None) -> Config:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the file must hold a mapping (broker:, upstreams:, portals:)")
+    if base is not None:
+        data = _resolve_paths(data, base)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(source, exc)) from None
+    if os.environ.get("REDIS_URL"):
+        config = config.model_copy(update={"store": StoreSettings(url=os.environ["REDIS_URL"])})
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate the YAML file at `path`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}:{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    config = config_from_dict(data, str(path), base=path.resolve().parent)
+    return config.model_copy(update={"source": path})
+
+
+def secret_from_env(variable: str, what: str) -> str:
+    value = os.environ.get(variable)
+    if not value:
+        raise ConfigError(f"environment variable {variable} ({what}) is not set")
+    return value

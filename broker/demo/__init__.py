@@ -1,0 +1,1 @@
+"""The built-in demo: a test IdP (Entra- and Okta-shaped) and a mock LearnUpon, all on localhost."""

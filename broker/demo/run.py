@@ -1,0 +1,155 @@
+"""`broker demo`: the whole flow on localhost with no network — broker, test IdP and mock LearnUpon.
+
+Demo keys are generated on first run into the demo folder (never committed); the in-memory store is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+import yaml
+from flask import Flask
+
+from broker.app import create_app
+from broker.config import Config, config_from_dict
+from broker.demo.idp_response import DemoUser
+from broker.demo.learnupon_api import LearnUponState
+from broker.demo.learnupon_portal import MockPortalSettings, create_mock_learnupon
+from broker.demo.test_idp import TestIdpSettings, create_test_idp
+from broker.keys import KeyPair, generate_key_pair, load_key_pair
+from broker.saml.metadata import idp_metadata
+
+TENANT_ID = "7f3c2a9e-5b1d-4e8f-9a6c-2d4b8e1f0a37"
+
+DEMO_USERS = [
+    DemoUser("alex.morgan@contoso.example", "Alex", "Morgan", "0b6f1c84-2e3a-4a59-9d1e-5c7f8a2b3d41",
+             ["c2a1e5f0-8b7d-4c3e-a9f6-1d2e3f4a5b6c", "5e8d7c6b-4a3f-4e2d-9c1b-0a9f8e7d6c5b"], "Sales"),
+    DemoUser("sam.lee@contoso.example", "Sam", "Lee", "9d2e4f61-7a8b-4c3d-8e9f-1a2b3c4d5e6f",
+             ["c2a1e5f0-8b7d-4c3e-a9f6-1d2e3f4a5b6c"], "Engineering"),
+    DemoUser("priya.shah@contoso.example", "Priya", "Shah", "4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f", [], "Finance"),
+]  # fmt: skip
+DEMO_GROUP_TITLES = ["Sales Team", "All Staff"]
+
+
+@dataclass
+class DemoUrls:
+    host: str
+    port: int
+
+    @property
+    def broker(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def idp(self) -> str:
+        return f"http://{self.host}:{self.port + 1}"
+
+    @property
+    def learnupon(self) -> str:
+        return f"http://{self.host}:{self.port + 2}"
+
+
+def ensure_key(demo_dir: Path, name: str, common_name: str) -> KeyPair:
+    key, cert = demo_dir / f"{name}.key", demo_dir / f"{name}.crt"
+    if key.exists() and cert.exists():
+        return load_key_pair(key, cert)
+    return generate_key_pair(key, cert, common_name, years=2)
+
+
+def demo_config(demo_dir: Path, urls: DemoUrls) -> Config:
+    template = Template(resources.files("broker.demo").joinpath("demo.yaml").read_text())
+    text = template.substitute(broker_url=urls.broker, learnupon_url=urls.learnupon, demo_dir=str(demo_dir))
+    return config_from_dict(yaml.safe_load(text), "demo.yaml")
+
+
+@dataclass
+class DemoApps:
+    config: Config
+    broker: Flask
+    idp: Flask
+    learnupon: Flask
+    learnupon_states: dict[str, LearnUponState]
+
+
+def build_demo(demo_dir: Path, urls: DemoUrls) -> DemoApps:
+    """Generate keys if needed, write the test IdP's metadata, and build the three WSGI apps."""
+    demo_dir = demo_dir.resolve()
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    broker_keys = ensure_key(demo_dir, "broker", "LearnUpon broker (demo)")
+    sales_keys = ensure_key(demo_dir, "sales", "LearnUpon broker, sales portal (demo)")
+    entra_keys = ensure_key(demo_dir, "entra-idp", "Test IdP (Entra-shaped, demo)")
+    entity_id = f"https://sts.windows.net/{TENANT_ID}/"
+    sso_path = f"/{TENANT_ID}/saml2"
+    (demo_dir / "entra-metadata.xml").write_bytes(idp_metadata(entity_id, urls.idp + sso_path, [entra_keys]))
+    config = demo_config(demo_dir, urls)
+    idp = create_test_idp(
+        TestIdpSettings(
+            name="Contoso sign-in (test IdP)",
+            entity_id=entity_id,
+            sso_path=sso_path,
+            key_pair=entra_keys,
+            users=DEMO_USERS,
+            trusted_acs=[config.broker.acs_url],
+            audience=config.broker.sp_entity,
+            tenant_id=TENANT_ID,
+        )
+    )
+    states = {}
+    mock_settings = {}
+    for portal, keys in (("academy", broker_keys), ("sales", sales_keys)):
+        state = LearnUponState(portal)
+        for title in DEMO_GROUP_TITLES:
+            state.create_group(title, f"{title} (synced from SAML)", sso_sync=True)
+        states[portal] = state
+        mock_settings[portal] = MockPortalSettings(
+            fingerprints=[keys.sha1_fingerprint],
+            audience=config.portal_audience(portal),
+            login_url=f"{urls.broker}/login/{portal}",
+        )
+    learnupon = create_mock_learnupon(list(states.values()), mock_settings)
+    return DemoApps(config, create_app(config), idp, learnupon, states)
+
+
+def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
+    from werkzeug.serving import make_server
+
+    from broker.webserver import BackgroundServer
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    urls = DemoUrls(host, port)
+    apps = build_demo(demo_dir, urls)
+    try:
+        idp_server = BackgroundServer(apps.idp, host, port + 1).start()
+        learnupon_server = BackgroundServer(apps.learnupon, host, port + 2).start()
+        broker_server = make_server(host, port, apps.broker, threaded=True)
+    except OSError as exc:
+        sys.exit(f"broker demo: cannot listen on {host}:{port}-{port + 2} ({exc.strerror}); try --port")
+    print(f"""
+LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
+
+  Bookmarkable login links (open one in a browser):
+    {urls.broker}/login/academy            Contoso Academy
+    {urls.broker}/login/sales              Sales Enablement (its own key, rsa-sha1)
+    {urls.broker}/login/academy?target=/courses/123   a deep link
+
+  What a LearnUpon admin pastes:       {urls.broker}/portals/academy/metadata
+  Broker SP metadata (for Entra):      {urls.broker}/saml/metadata
+  Test IdP (Entra-shaped):             {urls.idp}/federationmetadata.xml
+  Mock LearnUpon portals:              {urls.learnupon}/academy/   {urls.learnupon}/sales/
+
+Press Ctrl+C to stop.
+""", flush=True)  # fmt: skip
+    try:
+        broker_server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker_server.server_close()
+        idp_server.stop()
+        learnupon_server.stop()

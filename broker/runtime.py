@@ -1,0 +1,113 @@
+"""Everything loaded once at start: validated config, keys, upstream metadata, the state store.
+
+Views and the login pipeline receive a Runtime; nothing on the login path reads files or parses metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from broker.claims.presets import PRESETS, ClaimNames
+from broker.config import Config, UpstreamSettings
+from broker.errors import ConfigError
+from broker.keys import KeyPair, load_certificate_text, load_key_pair
+from broker.saml.assertion import PortalTrust
+from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
+from broker.store import Store, open_store
+
+METADATA_FETCH_TIMEOUT = (5, 15)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    config: Config
+    store: Store
+    broker_keys: KeyPair
+    upstreams: dict[str, UpstreamIdp]
+    portal_trust: dict[str, PortalTrust]
+    claim_names: dict[str, ClaimNames]
+    clock: Callable[[], datetime] = field(default=_now)
+
+    @property
+    def skew(self) -> timedelta:
+        return timedelta(seconds=self.config.broker.clock_skew_seconds)
+
+
+def _read_metadata(name: str, settings: UpstreamSettings, source: str) -> bytes:
+    if settings.metadata_file is not None:
+        try:
+            return Path(settings.metadata_file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{source}: upstreams.{name}.metadata_file: cannot read: {exc.strerror}"
+            ) from None
+    assert settings.metadata_url is not None
+    try:
+        reply = requests.get(settings.metadata_url, timeout=METADATA_FETCH_TIMEOUT)
+        reply.raise_for_status()
+    except requests.RequestException as exc:
+        raise ConfigError(f"{source}: upstreams.{name}.metadata_url: cannot fetch: {exc}") from None
+    return reply.content
+
+
+def load_upstream(name: str, settings: UpstreamSettings, source: str = "<config>") -> UpstreamIdp:
+    """An upstream from its metadata (file or URL) or from inline fields."""
+    if settings.sso_url is not None:
+        certs = []
+        for path in settings.certificates:
+            try:
+                certs.append(load_certificate_text(Path(path).read_text()))
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{source}: upstreams.{name}.certificates: {path}: {exc}") from None
+        return UpstreamIdp(
+            settings.entity_id or "", settings.sso_url, tuple(certs), settings.sign_authn_requests
+        )
+    try:
+        upstream = parse_idp_metadata(_read_metadata(name, settings, source), entity_id=settings.entity_id)
+    except MetadataError as exc:
+        raise ConfigError(f"{source}: upstreams.{name}: {exc}") from None
+    if settings.sign_authn_requests and not upstream.want_authn_requests_signed:
+        upstream = UpstreamIdp(
+            upstream.entity_id, upstream.sso_url, upstream.certificates, True, upstream.valid_until
+        )
+    return upstream
+
+
+def build_runtime(
+    config: Config, *, store: Store | None = None, clock: Callable[[], datetime] = _now
+) -> Runtime:
+    source = str(config.source or "<config>")
+    broker_keys = load_key_pair(config.broker.signing.key, config.broker.signing.cert)
+    upstreams = {name: load_upstream(name, settings, source) for name, settings in config.upstreams.items()}
+    lifetime = timedelta(seconds=config.broker.assertion_lifetime_seconds)
+    portal_trust = {}
+    for name, portal in config.portals.items():
+        keys = config.portal_signing(name)
+        portal_trust[name] = PortalTrust(
+            idp_entity_id=config.broker.idp_entity,
+            acs_url=config.portal_acs_url(name),
+            audience=config.portal_audience(name),
+            key_pair=load_key_pair(keys.key, keys.cert),
+            algorithm=portal.algorithm,
+            sign_response=portal.sign_response,
+            lifetime=lifetime,
+        )
+    claim_names = {name: PRESETS[settings.preset] for name, settings in config.upstreams.items()}
+    return Runtime(
+        config=config,
+        store=store if store is not None else open_store(config.store.url),
+        broker_keys=broker_keys,
+        upstreams=upstreams,
+        portal_trust=portal_trust,
+        claim_names=claim_names,
+        clock=clock,
+    )

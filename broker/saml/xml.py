@@ -1,0 +1,117 @@
+"""Namespaces, a hardened parser, and readers that never let a comment truncate a value."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+
+from lxml import etree
+
+SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
+SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
+DS = "http://www.w3.org/2000/09/xmldsig#"
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XS = "http://www.w3.org/2001/XMLSchema"
+NS = {"samlp": SAMLP, "saml": SAML, "ds": DS, "md": MD}
+
+STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+BINDING_REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+BINDING_POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+NAMEID_EMAIL = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+NAMEID_UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
+NAMEID_PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+AUTHN_PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
+ATTRNAME_URI = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+
+
+class UnsafeXml(ValueError):
+    """The input is not a document we are willing to parse."""
+
+
+# One parser, reused: no DTD loading, no entity expansion, no network, no huge trees, comments kept visible
+# (so that readers can refuse split text), processing instructions kept (so that we can refuse them).
+_PARSER = etree.XMLParser(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_comments=False,
+    remove_pis=False,
+    collect_ids=False,
+)
+
+
+def parse_untrusted(document: bytes) -> etree._Element:
+    """Parse bytes that came from outside. DOCTYPEs, entities and processing instructions are refused."""
+    # A DOCTYPE is refused before the parser sees it: internal subsets carry entity bombs and ATTLIST defaults.
+    head = document.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if b"<!DOCTYPE" in document.upper() or b"<!ENTITY" in document.upper():
+        raise UnsafeXml("DOCTYPE or ENTITY declarations are not allowed")
+    if not head.startswith(b"<"):
+        raise UnsafeXml("not an XML document")
+    try:
+        root = etree.fromstring(document, parser=_PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise UnsafeXml(f"malformed XML: {exc}") from exc
+    tree = root.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise UnsafeXml("DOCTYPE declarations are not allowed")
+    for node in root.iter(etree.PI, etree.Entity):
+        raise UnsafeXml(
+            f"{'processing instruction' if isinstance(node, etree._ProcessingInstruction) else 'entity'}"
+            " not allowed"
+        )
+    sibling = root.getprevious()
+    while sibling is not None:
+        if isinstance(sibling, etree._ProcessingInstruction):
+            raise UnsafeXml("processing instruction not allowed")
+        sibling = sibling.getprevious()
+    return root
+
+
+def decode_base64(value: str, *, max_bytes: int) -> bytes:
+    """Strict base64 (whitespace tolerated, as IdPs wrap lines), with a size cap applied before decoding."""
+    compact = "".join(value.split())
+    if len(compact) > (max_bytes * 4) // 3 + 4:
+        raise UnsafeXml(f"message larger than {max_bytes} bytes")
+    try:
+        return base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise UnsafeXml("malformed base64") from exc
+
+
+def text_of(element: etree._Element) -> str:
+    """The whole text of a leaf element. Child elements are refused rather than flattened."""
+    for child in element:
+        if not isinstance(child, etree._Comment):
+            raise UnsafeXml(f"unexpected child element in {etree.QName(element).localname}")
+    # string() concatenates every text node, so `a@b.com<!---->.evil.com` reads in full, never as `a@b.com`.
+    return element.xpath("string()")
+
+
+def parse_instant(value: str | None, what: str) -> datetime:
+    """An xs:dateTime in UTC; anything else is refused (no silent fallback to 'now')."""
+    if not value:
+        raise UnsafeXml(f"{what} is missing")
+    text = value.strip()
+    if not text.endswith("Z") and "+" not in text[10:] and "-" not in text[10:]:
+        raise UnsafeXml(f"{what} has no time zone: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UnsafeXml(f"{what} is not a valid dateTime: {value!r}") from exc
+    if parsed.tzinfo is None or "T" not in text:
+        raise UnsafeXml(f"{what} is not a valid dateTime: {value!r}")
+    return parsed.astimezone(UTC)
+
+
+def format_instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def qname(namespace: str, local: str) -> str:
+    return f"{{{namespace}}}{local}"

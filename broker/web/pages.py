@@ -1,0 +1,98 @@
+"""Rendering with security headers, and the error pages every failure path ends in."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, Response, current_app, g, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from broker.errors import LoginRefused, SamlRejected, StoreUnavailable, new_reference
+from broker.runtime import Runtime
+
+log = logging.getLogger("broker.web")
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["broker"]
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def content_security_policy(form_action: str = "'self'") -> str:
+    nonce = csp_nonce()
+    return (
+        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+        f"form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    )
+
+
+def page(template: str, status: int = 200, *, form_action: str = "'self'", **context: object) -> Response:
+    body = render_template(template, nonce=csp_nonce(), **context)
+    response = Response(body, status=status, mimetype="text/html")
+    response.headers["Content-Security-Policy"] = content_security_policy(form_action)
+    return response
+
+
+def error_page(status: int, title: str, message: str, reference: str) -> Response:
+    response = page("error.html", status, title=title, message=message, reference=reference)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _login_refused(exc: LoginRefused) -> Response:
+    if isinstance(exc, SamlRejected):
+        log.warning(
+            "SAML response rejected [%s] check=%s reason=%s",
+            exc.reference,
+            exc.check,
+            exc.reason,
+            extra={"reference": exc.reference, "check": exc.check, "path": request.path},
+        )
+    else:
+        log.warning("login refused [%s] %s", exc.reference, exc.reason, extra={"reference": exc.reference})
+    return error_page(exc.status_code, "Sign-in failed", exc.public_message, exc.reference)
+
+
+def _store_unavailable(exc: StoreUnavailable) -> Response:
+    reference = new_reference()
+    log.error("state store unavailable [%s] %s", reference, exc, extra={"reference": reference})
+    response = error_page(503, "Sign-in is briefly unavailable", "Please try again in a minute.", reference)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
+def _http_error(exc: HTTPException) -> Response:
+    reference = new_reference()
+    log.info("%s %s -> %s [%s]", request.method, request.path, exc.code, reference)
+    return error_page(exc.code or 400, exc.name, exc.description or exc.name, reference)
+
+
+def _unexpected(exc: Exception) -> Response:
+    reference = new_reference()
+    log.exception("unexpected error [%s] on %s %s", reference, request.method, request.path)
+    return error_page(500, "Something went wrong", "Please try again; if it keeps happening, contact support.",
+                      reference)  # fmt: skip
+
+
+def _security_headers(response: Response) -> Response:
+    headers = response.headers
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if "Content-Security-Policy" not in headers:
+        headers["Content-Security-Policy"] = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+    return response
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(LoginRefused, _login_refused)
+    app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    app.after_request(_security_headers)
