@@ -8,6 +8,19 @@ from types import TracebackType
 from werkzeug.serving import BaseWSGIServer, make_server
 
 
+class LateApp:
+    """A WSGI app filled in after the server has its port (apps that must know their own URL)."""
+
+    def __init__(self) -> None:
+        self.app = None
+
+    def __call__(self, environ, start_response):
+        if self.app is None:
+            start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+            return [b"starting"]
+        return self.app(environ, start_response)
+
+
 class BackgroundServer:
     """`with BackgroundServer(app) as server: requests.get(server.url)`; port 0 picks a free one."""
 

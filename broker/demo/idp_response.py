@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -75,6 +76,9 @@ class ResponseSpec:
     status: str = STATUS_SUCCESS
     assertion_id: str = field(default_factory=lambda: "_" + secrets.token_hex(16))
     response_id: str = field(default_factory=lambda: "_" + secrets.token_hex(16))
+    # Test hooks: change the assertion / response before they are signed (a defect the signature then covers).
+    edit_assertion: Callable[[etree._Element], None] | None = None
+    edit_response: Callable[[etree._Element], None] | None = None
 
 
 def _nsmaps(shape: str) -> tuple[dict, dict, str]:
@@ -140,6 +144,8 @@ def build_response(spec: ResponseSpec, key_pair: KeyPair) -> bytes:
     """A complete, signed Response as bytes (as the IdP would POST it, before base64)."""
     protocol_ns, _, _ = _nsmaps(spec.shape)
     assertion = build_assertion(spec)
+    if spec.edit_assertion is not None:
+        spec.edit_assertion(assertion)
     if spec.sign in ("assertion", "both"):
         assertion = sign_enveloped(assertion, key_pair, spec.algorithm)
     attrs = {"ID": spec.response_id, "Version": "2.0", "IssueInstant": format_instant(spec.now),
@@ -155,6 +161,8 @@ def build_response(spec: ResponseSpec, key_pair: KeyPair) -> bytes:
     status = etree.SubElement(response, qname(SAMLP, "Status"))
     etree.SubElement(status, qname(SAMLP, "StatusCode"), Value=spec.status)
     response.append(assertion)
+    if spec.edit_response is not None:
+        spec.edit_response(response)
     if spec.sign in ("response", "both"):
         response = sign_enveloped(response, key_pair, spec.algorithm)
     return etree.tostring(response, xml_declaration=True, encoding="UTF-8")

@@ -23,6 +23,7 @@ from broker.demo.learnupon_portal import MockPortalSettings, create_mock_learnup
 from broker.demo.test_idp import TestIdpSettings, create_test_idp
 from broker.keys import KeyPair, generate_key_pair, load_key_pair
 from broker.saml.metadata import idp_metadata
+from broker.store import Store
 
 TENANT_ID = "7f3c2a9e-5b1d-4e8f-9a6c-2d4b8e1f0a37"
 
@@ -36,22 +37,15 @@ DEMO_USERS = [
 DEMO_GROUP_TITLES = ["Sales Team", "All Staff"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoUrls:
-    host: str
-    port: int
+    broker: str
+    idp: str
+    learnupon: str
 
-    @property
-    def broker(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    @property
-    def idp(self) -> str:
-        return f"http://{self.host}:{self.port + 1}"
-
-    @property
-    def learnupon(self) -> str:
-        return f"http://{self.host}:{self.port + 2}"
+    @classmethod
+    def on_ports(cls, host: str, port: int) -> DemoUrls:
+        return cls(f"http://{host}:{port}", f"http://{host}:{port + 1}", f"http://{host}:{port + 2}")
 
 
 def ensure_key(demo_dir: Path, name: str, common_name: str) -> KeyPair:
@@ -76,7 +70,7 @@ class DemoApps:
     learnupon_states: dict[str, LearnUponState]
 
 
-def build_demo(demo_dir: Path, urls: DemoUrls) -> DemoApps:
+def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) -> DemoApps:
     """Generate keys if needed, write the test IdP's metadata, and build the three WSGI apps."""
     demo_dir = demo_dir.resolve()
     demo_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +106,7 @@ def build_demo(demo_dir: Path, urls: DemoUrls) -> DemoApps:
             login_url=f"{urls.broker}/login/{portal}",
         )
     learnupon = create_mock_learnupon(list(states.values()), mock_settings)
-    return DemoApps(config, create_app(config), idp, learnupon, states)
+    return DemoApps(config, create_app(config, store=store), idp, learnupon, states)
 
 
 def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
@@ -122,7 +116,7 @@ def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    urls = DemoUrls(host, port)
+    urls = DemoUrls.on_ports(host, port)
     apps = build_demo(demo_dir, urls)
     try:
         idp_server = BackgroundServer(apps.idp, host, port + 1).start()

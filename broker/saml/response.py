@@ -92,18 +92,15 @@ def _only_child(
     return found[0]
 
 
+# Every attribute an XML-DSig implementation might treat as an ID (signxml looks up all of these names).
+_ID_ATTRIBUTES = etree.XPath("//@*[local-name()='ID' or local-name()='Id' or local-name()='id']")
+
+
 def _check_unique_ids(root: etree._Element) -> None:
-    seen: set[str] = set()
-    for element in root.iter():
-        if not isinstance(element.tag, str):
-            continue
-        for name in ("ID", "Id", "id", "{http://www.w3.org/XML/1998/namespace}id"):
-            value = element.get(name)
-            if value is None:
-                continue
-            if value in seen:
-                raise _reject("structure", f"duplicate ID {value!r}")
-            seen.add(value)
+    values = [str(value) for value in _ID_ATTRIBUTES(root)]
+    if len(values) != len(set(values)):
+        duplicate = next(v for v in values if values.count(v) > 1)
+        raise _reject("structure", f"duplicate ID {duplicate!r}")
 
 
 def _read_document(saml_response: str, exp: Expectations) -> etree._Element:

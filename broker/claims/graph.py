@@ -1,0 +1,494 @@
+"""Microsoft Graph client for group names: app-only token, getByIds, $batch and transitiveMemberOf.
+
+Every public call runs within a budget (seconds): retries on throttling (429 + Retry-After), 5xx and timeouts
+never run past it, so a slow Graph delays a login by at most the budget.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from broker.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+DEFAULT_LOGIN_BASE = "https://login.microsoftonline.com"
+DEFAULT_GRAPH_BASE = "https://graph.microsoft.com"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+GET_BY_IDS_MAX = 1000  # Graph's limit for directoryObjects/getByIds
+BATCH_MAX = 20  # Graph's limit for requests in one $batch
+PAGE_SIZE = 999  # the maximum $top for transitiveMemberOf (default would be 100)
+MAX_PAGES = 100
+TOKEN_EARLY_REFRESH = 300.0  # renew this long before expiry, so a token never dies mid-call
+
+GraphMode = Literal["getByIds", "batch"]
+
+
+class GraphError(BrokerError):
+    """Microsoft Graph could not answer; the message names the call and the reason (never a secret)."""
+
+
+class GraphUnavailable(GraphError):
+    """Graph or the token endpoint did not answer within the budget: timeouts, throttling, 5xx, network."""
+
+
+class GraphAuthError(GraphError):
+    """The app registration was refused: wrong credentials, or a permission / admin consent is missing."""
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The deadline of one public call; every request and every wait is cut to what is left of it."""
+
+    seconds: float
+    deadline: float
+
+    @classmethod
+    def start(cls, seconds: float) -> _Budget:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+class GraphClient:
+    """Reads group names from Microsoft Graph with client credentials. One per upstream; thread-safe.
+
+    Retries are done here rather than by urllib3's `Retry`: urllib3 cannot see the per-call budget (its
+    waits and per-attempt timeouts add up beyond it) and cannot retry the 429s found inside a $batch answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        mode: GraphMode = "getByIds",
+        login_base: str = DEFAULT_LOGIN_BASE,
+        graph_base: str = DEFAULT_GRAPH_BASE,
+        scope: str = GRAPH_SCOPE,
+        default_budget: float = 3.0,
+        connect_timeout: float = 2.0,
+        read_timeout: float = 5.0,
+        max_retries: int = 3,
+        max_retry_after: float = 10.0,
+        backoff: float = 0.2,
+        session: requests.Session | None = None,
+    ):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", tenant_id):
+            raise ValueError(f"tenant_id {tenant_id!r} is neither a tenant GUID nor a domain name")
+        if mode not in ("getByIds", "batch"):
+            raise ValueError(f"mode must be 'getByIds' or 'batch', not {mode!r}")
+        if not client_secret:
+            raise ValueError("client_secret is empty")
+        self.tenant_id = tenant_id
+        self.client_id = client_id
+        self.mode: GraphMode = mode
+        self.login_base = login_base.rstrip("/")
+        self.graph_base = graph_base.rstrip("/")
+        self.scope = scope
+        self.default_budget = default_budget
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.max_retries = max_retries
+        self.max_retry_after = max_retry_after
+        self.backoff = backoff
+        self._secret = client_secret
+        self._token_url = f"{self.login_base}/{tenant_id}/oauth2/v2.0/token"
+        # (access token, monotonic time to renew it); replaced as a whole so readers need no lock
+        self._cached_token: tuple[str, float] | None = None
+        self._token_lock = threading.Lock()
+        self._session = session or _pooled_session()
+
+    def __repr__(self) -> str:
+        return f"GraphClient(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, mode={self.mode!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> GraphClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ---- public calls -------------------------------------------------------------------------------
+
+    def names_by_ids(self, ids: Iterable[str], *, budget: float | None = None) -> dict[str, str]:
+        """displayName of each group object ID Graph knows ({lower-case GUID: name}); unknown IDs are absent.
+
+        Mode `getByIds` sends one request per 1000 IDs (needs Directory.Read.All); mode `batch` sends
+        `GET /groups/{id}` in $batch requests of 20 (needs only GroupMember.Read.All).
+        """
+        wanted = _unique_guids(ids)
+        if not wanted:
+            return {}
+        call = _Budget.start(self.default_budget if budget is None else budget)
+        if self.mode == "batch":
+            return self._redacting(self._names_by_batch, wanted, call)
+        return self._redacting(self._names_by_get_by_ids, wanted, call)
+
+    def user_groups(self, object_id: str, *, budget: float | None = None) -> dict[str, str]:
+        """All groups the user is a member of, directly or nested ({lower-case GUID: name}), every page."""
+        if not GUID_RE.match(object_id):
+            raise ValueError("object_id must be the user's object ID (a GUID)")
+        call = _Budget.start(self.default_budget if budget is None else budget)
+        return self._redacting(self._user_groups, object_id.lower(), call)
+
+    # ---- the three Graph operations -----------------------------------------------------------------
+
+    def _names_by_get_by_ids(self, wanted: list[str], call: _Budget) -> dict[str, str]:
+        names: dict[str, str] = {}
+        wanted_set = set(wanted)
+        for chunk in _chunks(wanted, GET_BY_IDS_MAX):
+            body = self._graph_json(
+                "POST",
+                f"{self.graph_base}/v1.0/directoryObjects/getByIds",
+                call,
+                what="getByIds",
+                permission="Directory.Read.All",
+                json={"ids": chunk, "types": ["group"]},
+            )
+            for obj in _values(body, "getByIds"):
+                if obj.get("@odata.type", "#microsoft.graph.group") != "#microsoft.graph.group":
+                    continue
+                gid, name = _id_and_name(obj)
+                if gid in wanted_set and name is not None:
+                    names[gid] = name
+        return names
+
+    def _names_by_batch(self, wanted: list[str], call: _Budget) -> dict[str, str]:
+        names: dict[str, str] = {}
+        pending = wanted
+        attempt = 0
+        while pending:
+            retry: list[str] = []
+            retry_after: list[float] = []
+            for chunk in _chunks(pending, BATCH_MAX):
+                by_request_id = {str(n): gid for n, gid in enumerate(chunk, 1)}
+                body = self._graph_json(
+                    "POST",
+                    f"{self.graph_base}/v1.0/$batch",
+                    call,
+                    what="$batch",
+                    permission="GroupMember.Read.All",
+                    json={
+                        "requests": [
+                            {"id": rid, "method": "GET", "url": f"/groups/{gid}?$select=id,displayName"}
+                            for rid, gid in by_request_id.items()
+                        ]
+                    },
+                )
+                responses = body.get("responses")
+                if not isinstance(responses, list):
+                    raise GraphError("$batch: the answer has no 'responses' list")
+                for item in responses:
+                    gid = by_request_id.pop(str(item.get("id")), None) if isinstance(item, dict) else None
+                    if gid is None:
+                        continue
+                    status = item.get("status")
+                    sub = item.get("body") if isinstance(item.get("body"), dict) else {}
+                    if status == 200:
+                        _, name = _id_and_name(sub)
+                        if name is not None:
+                            names[gid] = name
+                    elif status == 404:
+                        continue  # no such group (deleted, or another tenant's): the caller decides
+                    elif status == 429 or (isinstance(status, int) and status >= 500):
+                        retry.append(gid)
+                        wait = _retry_after(_header(item, "Retry-After"))
+                        if wait is not None:
+                            retry_after.append(wait)
+                    elif status in (401, 403):
+                        code, message = _error_of(sub)
+                        raise GraphAuthError(
+                            f"$batch: Graph refused GET /groups/{gid} (HTTP {status} {code}: {message}); "
+                            "the app registration needs the GroupMember.Read.All application permission "
+                            "with admin consent"
+                        )
+                    else:
+                        code, message = _error_of(sub)
+                        raise GraphError(
+                            f"$batch: GET /groups/{gid} answered HTTP {status} {code}: {message}"
+                        )
+                retry.extend(by_request_id.values())  # requests the answer left out: ask again
+            if not retry:
+                break
+            attempt += 1
+            time.sleep(
+                self._wait_before_retry(
+                    "$batch",
+                    f"{len(retry)} group requests throttled or failed",
+                    attempt,
+                    max(retry_after) if retry_after else None,
+                    call,
+                )
+            )
+            pending = retry
+        return names
+
+    def _user_groups(self, object_id: str, call: _Budget) -> dict[str, str]:
+        url: str | None = (
+            f"{self.graph_base}/v1.0/users/{object_id}/transitiveMemberOf/microsoft.graph.group"
+            f"?$select=id,displayName&$top={PAGE_SIZE}"
+        )
+        groups: dict[str, str] = {}
+        nameless = 0
+        for _page in range(MAX_PAGES):
+            body = self._graph_json(
+                "GET", url, call, what="transitiveMemberOf", permission="GroupMember.Read.All"
+            )
+            for obj in _values(body, "transitiveMemberOf"):
+                gid, name = _id_and_name(obj)
+                if gid is None:
+                    continue
+                if name is None:
+                    nameless += 1  # Graph hides names it is not allowed to show (only User.Read.All)
+                    continue
+                groups[gid] = name
+            url = body.get("@odata.nextLink")
+            if url is None:
+                break
+            # the link carries our token to wherever it points: follow it only to Graph itself
+            if not isinstance(url, str) or not url.startswith(self.graph_base + "/"):
+                raise GraphError("transitiveMemberOf: refusing a nextLink that does not point at graph_base")
+        else:
+            raise GraphError(f"transitiveMemberOf: more than {MAX_PAGES} pages of groups; giving up")
+        if nameless:
+            log.warning(
+                "graph transitiveMemberOf: %d groups came without a displayName; "
+                "the app registration needs GroupMember.Read.All",
+                nameless,
+            )
+        return groups
+
+    # ---- HTTP: token, errors, retries within the budget ---------------------------------------------
+
+    def _graph_json(
+        self, method: str, url: str, call: _Budget, *, what: str, permission: str, json: Any = None
+    ) -> dict[str, Any]:
+        resp = self._send(method, url, call, what=what, json=json)
+        if resp.status_code == 200:
+            return _json_object(resp, what)
+        code, message = _error_of(_json_or_none(resp))
+        if resp.status_code in (401, 403):
+            raise GraphAuthError(
+                f"{what}: Graph refused the request (HTTP {resp.status_code} {code}: {message}); the app "
+                f"registration needs the {permission} application permission with admin consent"
+            )
+        raise GraphError(f"{what}: Graph answered HTTP {resp.status_code} {code}: {message}")
+
+    def _access_token(self, call: _Budget) -> str:
+        cached = self._cached_token
+        if cached is not None and time.monotonic() < cached[1]:
+            return cached[0]
+        # one token request at a time: concurrent logins wait for it instead of each asking
+        if not self._token_lock.acquire(timeout=max(0.0, call.left())):
+            raise GraphUnavailable(
+                f"token: another request is still fetching a token after {call.seconds:g} s"
+            )
+        try:
+            cached = self._cached_token
+            if cached is not None and time.monotonic() < cached[1]:
+                return cached[0]
+            token, expires_in = self._fetch_token(call)
+            renew_at = time.monotonic() + expires_in - min(TOKEN_EARLY_REFRESH, expires_in / 2)
+            self._cached_token = (token, renew_at)
+            return token
+        finally:
+            self._token_lock.release()
+
+    def _fetch_token(self, call: _Budget) -> tuple[str, float]:
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": self.client_id,
+            "client_secret": self._secret,
+            "scope": self.scope,
+        }
+        resp = self._send("POST", self._token_url, call, what="token", data=form, auth=False)
+        body = _json_or_none(resp)
+        if resp.status_code != 200:
+            err = body if isinstance(body, dict) else {}
+            code = err.get("error") or "no error code"
+            # the first line of error_description holds the AADSTS code and reason; the rest is trace ids
+            reason = str(err.get("error_description") or "").strip().splitlines()[:1]
+            detail = f"{code}: {reason[0]}" if reason else str(code)
+            if resp.status_code in (400, 401, 403):
+                raise GraphAuthError(
+                    f"token: Entra ID refused the client credentials of app {self.client_id} in tenant "
+                    f"{self.tenant_id} (HTTP {resp.status_code} {detail})"
+                )
+            raise GraphError(f"token: Entra ID answered HTTP {resp.status_code} {detail}")
+        if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
+            raise GraphError("token: the answer has no access_token")
+        try:
+            expires_in = float(body.get("expires_in", 3599))
+        except (TypeError, ValueError):
+            raise GraphError("token: expires_in is not a number") from None
+        return body["access_token"], expires_in
+
+    def _send(
+        self, method: str, url: str, call: _Budget, *, what: str, auth: bool = True, **kwargs: Any
+    ) -> requests.Response:
+        """One request with retries; returns any answer that is not 429/5xx (the caller reads errors)."""
+        attempt = 0
+        token_renewed = False
+        while True:
+            headers = {"Accept": "application/json"}
+            if auth:
+                headers["Authorization"] = "Bearer " + self._access_token(call)
+            left = call.left()
+            if left <= 0:
+                raise GraphUnavailable(f"{what}: no answer within the {call.seconds:g} s budget")
+            timeout = (min(self.connect_timeout, left), min(self.read_timeout, left))
+            retry_after: float | None = None
+            try:
+                resp = self._session.request(
+                    method, url, headers=headers, timeout=timeout, allow_redirects=False, **kwargs
+                )
+            except requests.Timeout:
+                problem = f"no answer within {timeout[1]:.2f} s"
+            except requests.RequestException as exc:
+                problem = f"request failed ({type(exc).__name__})"
+            else:
+                if resp.status_code == 401 and auth and not token_renewed:
+                    # a cached token can be revoked before it expires: renew it once, then trust the 401
+                    self._cached_token = None
+                    token_renewed = True
+                    continue
+                if resp.status_code != 429 and resp.status_code < 500:
+                    return resp
+                problem = f"HTTP {resp.status_code}"
+                retry_after = _retry_after(resp.headers.get("Retry-After"))
+            attempt += 1
+            time.sleep(self._wait_before_retry(what, problem, attempt, retry_after, call))
+
+    def _wait_before_retry(
+        self, what: str, problem: str, attempt: int, retry_after: float | None, call: _Budget
+    ) -> float:
+        """Seconds to wait before retry number `attempt`, or GraphUnavailable when a retry cannot help."""
+        if attempt > self.max_retries:
+            raise GraphUnavailable(f"{what}: {problem}; gave up after {attempt} attempts")
+        wait = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
+        if wait > self.max_retry_after:
+            raise GraphUnavailable(
+                f"{what}: {problem}; Graph asks to wait {wait:g} s, more than the {self.max_retry_after:g} s allowed"
+            )
+        left = call.left()
+        if wait >= left:
+            # waiting for the budget to run out and then failing would only delay the login
+            raise GraphUnavailable(
+                f"{what}: {problem}; a retry in {wait:g} s would not fit the {call.seconds:g} s budget"
+            )
+        log.info("graph %s: %s; retry %d in %.2f s", what, problem, attempt, wait)
+        return wait
+
+    def _redacting(self, fn: Any, *args: Any) -> dict[str, str]:
+        """Run `fn`; make sure no error message carries the client secret or the access token."""
+        try:
+            return fn(*args)
+        except GraphError as exc:
+            secrets = [self._secret] + ([self._cached_token[0]] if self._cached_token else [])
+            message = str(exc)
+            for secret in secrets:
+                message = message.replace(secret, "[redacted]")
+            exc.args = (message,)
+            raise
+
+
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    # no transport-level retries: _send retries within the budget
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = "learnupon-saml-broker (group names)"
+    return session
+
+
+def _unique_guids(ids: Iterable[str]) -> list[str]:
+    unique: dict[str, None] = {}
+    for value in ids:
+        if not isinstance(value, str) or not GUID_RE.match(value):
+            # IDs end up in URLs and $batch paths: only GUIDs go there
+            raise ValueError(f"not a group object ID: {value!r}")
+        unique[value.lower()] = None
+    return list(unique)
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _id_and_name(obj: dict[str, Any]) -> tuple[str | None, str | None]:
+    gid, name = obj.get("id"), obj.get("displayName")
+    return (
+        gid.lower() if isinstance(gid, str) else None,
+        name if isinstance(name, str) and name else None,
+    )
+
+
+def _values(body: dict[str, Any], what: str) -> list[dict[str, Any]]:
+    value = body.get("value")
+    if not isinstance(value, list):
+        raise GraphError(f"{what}: the answer has no 'value' list")
+    return [obj for obj in value if isinstance(obj, dict)]
+
+
+def _header(item: dict[str, Any], name: str) -> str | None:
+    headers = item.get("headers")
+    if isinstance(headers, dict):
+        for key, value in headers.items():
+            if key.lower() == name.lower():
+                return str(value)
+    return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (Graph sends a number; an HTTP date is accepted too); None if absent."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _json_or_none(resp: requests.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _json_object(resp: requests.Response, what: str) -> dict[str, Any]:
+    body = _json_or_none(resp)
+    if not isinstance(body, dict):
+        raise GraphError(f"{what}: the answer is not a JSON object")
+    return body
+
+
+def _error_of(body: Any) -> tuple[str, str]:
+    """(code, message) from Graph's `{"error": {"code", "message"}}`, or placeholders."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("code") or "no code"), str(error.get("message") or "no message")[:300]
+    return "no code", "no Graph error in the answer"

@@ -1,0 +1,286 @@
+"""Group resolution: upstream group values → LearnUpon group names (static map, store cache, then Graph).
+
+Entra sends group object GUIDs and LearnUpon matches names. Okta, Google and OneLogin already send names,
+which pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Literal, Protocol
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from broker.claims.graph import (
+    DEFAULT_GRAPH_BASE,
+    DEFAULT_LOGIN_BASE,
+    GUID_RE,
+    GraphClient,
+    GraphError,
+    GraphMode,
+)
+from broker.errors import ConfigError, LoginRefused
+from broker.store import Store
+
+log = logging.getLogger(__name__)
+
+Source = Literal["static", "cache", "graph", "passthrough", "unresolved"]
+
+# Cached "Graph has no such group" marker; Entra display names are never empty.
+_NOT_FOUND = b""
+# Stale GUIDs (deleted groups) would cost a Graph call on every login; remember them briefly.
+NEGATIVE_TTL_SECONDS = 300
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class GraphSettings(BaseModel):
+    """How to reach Microsoft Graph for one Entra upstream (app registration with client credentials)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$", description="tenant GUID or domain")
+    client_id: str = Field(pattern=GUID_RE.pattern, description="application (client) ID")
+    client_secret_env: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the environment variable holding the secret"
+    )
+    mode: GraphMode = "getByIds"  # batch: GET /groups/{id} in $batch, needs only GroupMember.Read.All
+    overage: bool = False  # fetch the user's groups when Entra sends groups.link instead of groups
+    login_base: str = DEFAULT_LOGIN_BASE
+    graph_base: str = DEFAULT_GRAPH_BASE
+
+    @field_validator("login_base", "graph_base")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        # the client secret and tokens travel to these URLs: cleartext only to this machine (demo, tests)
+        parts = urlsplit(value)
+        if parts.query or parts.fragment or not parts.hostname:
+            raise ValueError("must be a base URL like https://graph.microsoft.com")
+        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
+            raise ValueError("must use https (plain http only to 127.0.0.1 / localhost)")
+        return value.rstrip("/")
+
+    def client_secret(self, env: Mapping[str, str] = os.environ) -> str:
+        """The secret from the environment variable named by `client_secret_env`."""
+        secret = env.get(self.client_secret_env, "")
+        if not secret:
+            raise ConfigError(
+                f"graph.client_secret_env: environment variable {self.client_secret_env} is not set or empty"
+            )
+        return secret
+
+
+class GroupResolution(BaseModel):
+    """Per-upstream settings for turning group values into LearnUpon group names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    static_map: dict[str, str] = {}  # group object GUID → LearnUpon group name; wins over Graph
+    graph: GraphSettings | None = None
+    cache_ttl_seconds: int = Field(3600, ge=1)
+    on_unresolved: Literal["drop", "fail"] = "drop"
+    budget_seconds: float = Field(3.0, gt=0, le=30)
+
+    @field_validator("static_map")
+    @classmethod
+    def _guid_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        # only GUIDs are looked up (names pass through), so any other key would silently never match
+        for key, name in value.items():
+            if not GUID_RE.match(key):
+                raise ValueError(f"key {key!r} is not a group object ID (GUID)")
+            if not name.strip():
+                raise ValueError(f"the name for {key} is empty")
+        return {key.lower(): name for key, name in value.items()}
+
+
+class GroupDirectory(Protocol):
+    """What group resolution needs from Graph (GraphClient implements it)."""
+
+    def names_by_ids(self, ids: Iterable[str], *, budget: float | None = None) -> dict[str, str]: ...
+
+    def user_groups(self, object_id: str, *, budget: float | None = None) -> dict[str, str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRecord:
+    """One group value as received, the name it became (None: unresolved), and where the name came from."""
+
+    value: str
+    name: str | None
+    source: Source
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    names: tuple[str, ...]  # LearnUpon group names, in the order received, without duplicates
+    records: tuple[GroupRecord, ...]
+    unresolved: tuple[str, ...]  # GUIDs without a name (dropped under on_unresolved: drop)
+    graph_error: str | None = None  # why Graph could not help, when it could not
+
+
+class GroupResolutionFailed(LoginRefused):
+    """Group names could not be resolved and the upstream says `on_unresolved: fail`."""
+
+    public_message = (
+        "We could not look up your groups, so we cannot sign you in to the learning portal. "
+        "Please try again in a few minutes, or contact your IT administrator."
+    )
+
+    def __init__(self, reason: str, *, unresolved: Iterable[str] = (), status_code: int | None = None):
+        super().__init__(reason, status_code=status_code)
+        self.unresolved = tuple(unresolved)
+
+
+def graph_client_for(
+    settings: GraphSettings, *, env: Mapping[str, str] = os.environ, budget: float = 3.0
+) -> GraphClient:
+    """A GraphClient for an upstream; build it once at startup (it keeps the token and the connections)."""
+    return GraphClient(
+        tenant_id=settings.tenant_id,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret(env),
+        mode=settings.mode,
+        login_base=settings.login_base,
+        graph_base=settings.graph_base,
+        default_budget=budget,
+    )
+
+
+def resolve_groups(
+    values: Iterable[str],
+    *,
+    object_id: str = "",
+    overage_signalled: bool = False,
+    settings: GroupResolution,
+    store: Store,
+    graph_client: GroupDirectory | None = None,
+) -> GroupResult:
+    """Names for the upstream's group values: static map → cache → one Graph call for the rest.
+
+    Values that are not GUIDs are names already and pass through. With `overage_signalled` (Entra sent
+    groups.link, or no groups claim) and `graph.overage` on, the user's groups come from Graph.
+    Raises GroupResolutionFailed under `on_unresolved: fail` when a GUID stays unresolved or Graph fails.
+    """
+    graph = settings.graph
+    cache_prefix = f"graphname:{graph.tenant_id}:" if graph is not None else None
+    records: dict[str, GroupRecord] = {}  # by GUID (lower case) or by name
+    missing: list[str] = []  # GUIDs to ask Graph about
+
+    # the cache-hit path: one store.get per GUID (a Redis round trip each: the Store protocol has no MGET)
+    for value in values:
+        if not GUID_RE.match(value):
+            records.setdefault(value, GroupRecord(value, value, "passthrough"))
+            continue
+        gid = value.lower()
+        if gid in records:
+            continue
+        name = settings.static_map.get(gid)
+        if name is not None:
+            records[gid] = GroupRecord(value, name, "static")
+            continue
+        cached = store.get(cache_prefix + gid) if cache_prefix is not None else None
+        if cached is None:
+            missing.append(gid)
+        elif cached != _NOT_FOUND:  # _NOT_FOUND: Graph recently said it has no such group
+            records[gid] = GroupRecord(value, cached.decode(), "cache")
+            continue
+        records[gid] = GroupRecord(value, None, "unresolved")
+
+    problem: str | None = None
+    wants_overage = overage_signalled and graph is not None and graph.overage
+    if overage_signalled and not wants_overage:
+        log.info("groups: overage signalled but graph.overage is off; using only the groups in the assertion")
+    if wants_overage and not GUID_RE.match(object_id):
+        problem = "groups overage: the assertion has no objectidentifier claim to look the user up with"
+        if settings.on_unresolved == "fail":
+            raise GroupResolutionFailed(problem)
+        wants_overage = False
+
+    if graph is not None and (missing or wants_overage):
+        if graph_client is None:
+            raise ValueError("settings.graph is set but resolve_groups got no graph_client")
+        found, graph_problem = _ask_graph(
+            graph_client, missing, object_id if wants_overage else None, settings
+        )
+        problem = problem or graph_problem
+        _remember(store, cache_prefix, found, missing if graph_problem is None else [], settings)
+        for gid in missing:
+            if gid in found:
+                records[gid] = GroupRecord(records[gid].value, found[gid], "graph")
+        for gid, name in found.items():
+            records.setdefault(gid, GroupRecord(gid, name, "graph"))  # groups only the overage call knew
+
+    result = GroupResult(
+        names=tuple(dict.fromkeys(r.name for r in records.values() if r.name is not None)),
+        records=tuple(records.values()),
+        unresolved=tuple(r.value for r in records.values() if r.name is None),
+        graph_error=problem,
+    )
+    _apply_policy(result, settings)
+    return result
+
+
+def _ask_graph(
+    client: GroupDirectory, missing: list[str], overage_user: str | None, settings: GroupResolution
+) -> tuple[dict[str, str], str | None]:
+    """One budget for everything Graph is asked during this login; errors come back as text, not raised."""
+    found: dict[str, str] = {}
+    deadline = time.monotonic() + settings.budget_seconds
+    try:
+        if overage_user is not None:
+            found.update(client.user_groups(overage_user, budget=settings.budget_seconds))
+        rest = [gid for gid in missing if gid not in found]
+        if rest:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return found, f"no time left in the {settings.budget_seconds:g} s budget for group names"
+            found.update(client.names_by_ids(rest, budget=left))
+    except GraphError as exc:
+        return found, str(exc)
+    return found, None
+
+
+def _remember(
+    store: Store, prefix: str | None, found: dict[str, str], asked: list[str], settings: GroupResolution
+) -> None:
+    if prefix is None:
+        return
+    for gid, name in found.items():
+        store.put(prefix + gid, name.encode(), settings.cache_ttl_seconds)
+    # only when Graph answered fully does "not in the answer" mean "no such group"
+    negative_ttl = min(settings.cache_ttl_seconds, NEGATIVE_TTL_SECONDS)
+    for gid in asked:
+        if gid not in found:
+            store.put(prefix + gid, _NOT_FOUND, negative_ttl)
+
+
+def _apply_policy(result: GroupResult, settings: GroupResolution) -> None:
+    if settings.on_unresolved == "fail":
+        if result.graph_error is not None:
+            raise GroupResolutionFailed(
+                f"group names: {result.graph_error}", unresolved=result.unresolved, status_code=503
+            )
+        if result.unresolved:
+            raise GroupResolutionFailed(
+                f"group names: no name for {len(result.unresolved)} group IDs: {', '.join(result.unresolved)}",
+                unresolved=result.unresolved,
+            )
+        return
+    if result.graph_error is not None:
+        log.warning(
+            "groups: Graph lookup failed (%s); continuing with %d names, dropping %d group IDs: %s",
+            result.graph_error,
+            len(result.names),
+            len(result.unresolved),
+            ", ".join(result.unresolved),
+        )
+    elif result.unresolved:
+        log.warning(
+            "groups: dropping %d group IDs without a name: %s",
+            len(result.unresolved),
+            ", ".join(result.unresolved),
+        )

@@ -1,0 +1,94 @@
+"""Both store implementations keep the same promises: TTLs, add-if-absent, take-once."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from broker.store.memory import MemoryStore
+from broker.store.redis import RedisStore
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request):
+    if request.param == "memory":
+        return MemoryStore()
+    url = request.getfixturevalue("redis_url")
+    return RedisStore.from_url(url, namespace=f"test:{request.node.name}:")
+
+
+def test_put_get_delete(store):
+    store.put("k", b"v", 60)
+    assert store.get("k") == b"v"
+    store.delete("k")
+    assert store.get("k") is None
+
+
+def test_add_only_when_absent(store):
+    assert store.add("replay", b"1", 60) is True
+    assert store.add("replay", b"2", 60) is False
+    assert store.get("replay") == b"1"
+
+
+def test_take_returns_the_value_once(store):
+    store.put("pending", b"request", 60)
+    assert store.take("pending") == b"request"
+    assert store.take("pending") is None
+
+
+def test_take_is_atomic_under_concurrency(store):
+    store.put("pending", b"request", 60)
+    winners = []
+
+    def race():
+        if store.take("pending") is not None:
+            winners.append(1)
+
+    threads = [threading.Thread(target=race) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert winners == [1]
+
+
+def test_keys_expire(store):
+    store.put("short", b"v", 1)
+    assert store.get("short") == b"v"
+    time.sleep(1.1)
+    assert store.get("short") is None
+    assert store.add("short", b"again", 1) is True
+
+
+def test_ping(store):
+    assert store.ping() is True
+
+
+def test_memory_store_sweeps_expired_keys_so_memory_stays_bounded():
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    for i in range(1000):
+        store.put(f"k{i}", b"v", 10)
+    assert len(store) == 1000
+    clock.now += 11
+    store.put("fresh", b"v", 10)
+    assert len(store) == 1
+
+
+def test_redis_store_reports_unavailable_rather_than_crashing():
+    from broker.errors import StoreUnavailable
+
+    dead = RedisStore.from_url("redis://127.0.0.1:1/0")
+    assert dead.ping() is False
+    with pytest.raises(StoreUnavailable):
+        dead.get("x")

@@ -1,0 +1,94 @@
+"""Configuration errors name the file, the field path and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker.config import load_config
+from broker.errors import ConfigError
+from tests.harness import base_config
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "broker.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_example_configs_in_the_repo_are_valid_shapes():
+    for path in Path("config").glob("*.yaml"):
+        text = path.read_text()
+        assert "broker:" in text and "portals:" in text, path
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_yaml_syntax_error_gives_line(tmp_path):
+    path = write(tmp_path, "broker:\n  base_url: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"broker\.yaml: line \d+, column \d+: not valid YAML"):
+        load_config(path)
+
+
+def test_field_errors_name_file_path_and_reason(tmp_path, keys):
+    import yaml
+
+    data = base_config(keys)
+    data["broker"]["base_url"] = "not a url"
+    data["broker"]["clock_skew_seconds"] = -5
+    data["portals"]["academy"]["algorithm"] = "md5"
+    path = write(tmp_path, yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert f"{path}: broker.base_url: must be an absolute http(s) URL" in message
+    assert f"{path}: broker.clock_skew_seconds:" in message
+    assert f"{path}: portals.academy.algorithm:" in message and "rsa-sha256" in message
+
+
+def test_unknown_upstream_reference(tmp_path, keys):
+    import yaml
+
+    data = base_config(keys)
+    data["portals"]["academy"]["upstream"] = "okta"
+    with pytest.raises(
+        ConfigError, match=r"portals\.academy\.upstream: unknown upstream 'okta' \(known: entra\)"
+    ):
+        load_config(write(tmp_path, yaml.safe_dump(data)))
+
+
+def test_unknown_field_is_refused(tmp_path, keys):
+    import yaml
+
+    data = base_config(keys)
+    data["portals"]["academy"]["acs"] = "typo"
+    with pytest.raises(ConfigError, match=r"portals\.academy\.acs: Extra inputs are not permitted"):
+        load_config(write(tmp_path, yaml.safe_dump(data)))
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path, keys):
+    import shutil
+
+    import yaml
+
+    (tmp_path / "certs").mkdir()
+    for name in ("broker.key", "broker.crt"):
+        shutil.copy(keys.folder / name, tmp_path / "certs" / name)
+    data = base_config(keys)
+    data["broker"]["signing"] = {"key": "certs/broker.key", "cert": "certs/broker.crt"}
+    config = load_config(write(tmp_path, yaml.safe_dump(data)))
+    assert config.broker.signing.key == tmp_path / "certs" / "broker.key"
+
+
+def test_key_that_does_not_match_cert_is_a_config_error(tmp_path, keys):
+    from broker.app import create_app
+    from broker.config import config_from_dict
+
+    data = base_config(keys)
+    data["broker"]["signing"] = {"key": keys.path("idp", "key"), "cert": keys.path("broker", "crt")}
+    with pytest.raises(ConfigError, match="does not match the private key"):
+        create_app(config_from_dict(data))
