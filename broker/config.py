@@ -14,13 +14,16 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from broker.claims.groups import GroupResolution
 from broker.errors import ConfigError
+from broker.provisioning.sync import ProvisioningSettings
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Values stay out of error messages (a URL could carry a key); errors name the field and the reason.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class KeyFiles(_Model):
@@ -71,10 +74,27 @@ class StoreSettings(_Model):
         return value
 
 
+class ClaimNameOverrides(_Model):
+    """Attribute names to read for each canonical field, replacing the preset's (Okta, Google and OneLogin
+    send whatever names their admin typed). `extra` lists attributes to keep by name for later rules."""
+
+    email: list[str] | None = None
+    first_name: list[str] | None = None
+    last_name: list[str] | None = None
+    display_name: list[str] | None = None
+    groups: list[str] | None = None
+    object_id: list[str] | None = None
+    department: list[str] | None = None
+    upn: list[str] | None = None
+    extra: list[str] = Field(default_factory=list)
+
+
 class UpstreamSettings(_Model):
     """An upstream IdP (Entra ID, Okta, Google, OneLogin): from a metadata file or URL, or inline fields."""
 
     preset: Literal["entra", "okta", "google", "onelogin", "generic"] = "generic"
+    claims: ClaimNameOverrides = ClaimNameOverrides()
+    groups: GroupResolution = GroupResolution()
     metadata_file: Path | None = None
     metadata_url: str | None = None
     entity_id: str | None = None
@@ -104,6 +124,24 @@ class PortalAttributes(_Model):
     groups: str | None = "groups"
 
 
+class GroupProfile(_Model):
+    """Which group names a portal receives. Applied in order: allow-list, prefix stripping, renaming."""
+
+    allow: list[str] = Field(default_factory=list, description="names or fnmatch patterns; empty: all groups")
+    strip_prefixes: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict)
+
+
+class CustomDataField(_Model):
+    """A LearnUpon custom user data field: the SAML attribute name must equal the LearnUpon field name."""
+
+    field: str
+    source: str = Field(
+        description="a canonical field (department, display_name, …) or an upstream attribute name"
+    )
+    date: bool = Field(False, description="send as YYYY-MM-DD, as LearnUpon requires for dates")
+
+
 class PortalSettings(_Model):
     """A LearnUpon portal that trusts the broker as its IdP."""
 
@@ -115,6 +153,10 @@ class PortalSettings(_Model):
     algorithm: Literal["rsa-sha256", "rsa-sha1"] = "rsa-sha256"
     sign_response: bool = False
     attributes: PortalAttributes = PortalAttributes()
+    groups: GroupProfile = GroupProfile()
+    static_attributes: dict[str, list[str]] = Field(default_factory=dict)
+    custom_data: list[CustomDataField] = Field(default_factory=list)
+    provisioning: ProvisioningSettings = ProvisioningSettings()
 
 
 class Config(_Model):

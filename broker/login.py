@@ -1,7 +1,7 @@
 """The login, start to finish, as a short sequence of named steps over plain data.
 
     start_login:    portal → pending login in the store → AuthnRequest redirect to the upstream IdP
-    complete_login: validate → consume once → map claims → route → issue the portal's assertion
+    complete_login: validate → consume once → map claims → resolve groups → route → provision → issue
 
 Each step is a small function that can be tested alone; later steps (group resolution, provisioning)
 plug in here, in order, where a reader of this module sees them.
@@ -14,11 +14,14 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
-from broker.claims.presets import map_claims
+from broker.claims.groups import resolve_groups
+from broker.claims.presets import groups_overage_signalled, map_claims
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
+from broker.provisioning.sync import SyncOutcome, sync_user
 from broker.runtime import Runtime
 from broker.saml.assertion import issue_response
 from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
@@ -93,7 +96,9 @@ def complete_login(
     consume(rt, validated, relay_state)
     identity = validated.identity
     claims = map_claims(identity, rt.claim_names[identity.upstream])
+    claims = resolve_group_names(rt, identity, claims, trace)
     portal = choose_portal(rt, pending, claims)
+    provision(rt, portal, claims, trace)
     outgoing = issue(rt, portal, identity, claims, pending.target)
     log.info(
         "login completed",
@@ -139,15 +144,45 @@ def consume(rt: Runtime, validated: ValidatedResponse, relay_state: str | None) 
         raise SamlRejected("in_response_to", "the pending request was consumed by another response")
 
 
+def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: Trace = _no_trace) -> Claims:
+    """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
+    settings = rt.config.upstreams[identity.upstream].groups
+    names = rt.claim_names[identity.upstream]
+    result = resolve_groups(
+        claims.groups,
+        object_id=claims.object_id,
+        overage_signalled=groups_overage_signalled(identity, names),
+        settings=settings,
+        store=rt.store,
+        graph_client=rt.group_directories.get(identity.upstream),
+    )
+    for record in result.records:
+        trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
+    return replace(claims, groups=result.names)
+
+
 def choose_portal(rt: Runtime, pending: PendingLogin, claims: Claims) -> str:
     if pending.portal is None or pending.portal not in rt.config.portals:
         raise UnknownPortal(f"pending login names no known portal ({pending.portal!r})")
     return pending.portal
 
 
+def provision(rt: Runtime, portal: str, claims: Claims, trace: Trace = _no_trace) -> SyncOutcome | None:
+    """Create or update the user and their groups in LearnUpon before the assertion lands (when enabled).
+    Under the portal's `block` policy a failure stops the login; under `continue` LearnUpon's JIT takes over."""
+    client = rt.learnupon_clients.get(portal)
+    if client is None:
+        return None
+    outcome = sync_user(portal, claims, rt.config.portals[portal].provisioning, client, rt.store)
+    trace(
+        "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"
+    )
+    return outcome
+
+
 def issue(rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None) -> OutgoingLogin:
     trust = rt.portal_trust[portal]
-    attributes = outgoing_attributes(claims, rt.config.portals[portal].attributes)
+    attributes = outgoing_attributes(claims, rt.config.portals[portal])
     issued = issue_response(
         trust,
         claims.email,

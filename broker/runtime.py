@@ -12,10 +12,14 @@ from pathlib import Path
 
 import requests
 
-from broker.claims.presets import PRESETS, ClaimNames
+from broker.claims.groups import GroupDirectory, graph_client_for
+from broker.claims.presets import ClaimNames, claim_names_for
+from broker.claims.profile import CANONICAL_FIELDS
 from broker.config import Config, UpstreamSettings
 from broker.errors import ConfigError
 from broker.keys import KeyPair, load_certificate_text, load_key_pair
+from broker.provisioning.client import LearnUponClient
+from broker.provisioning.sync import build_client
 from broker.saml.assertion import PortalTrust
 from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
 from broker.store import Store, open_store
@@ -35,6 +39,8 @@ class Runtime:
     upstreams: dict[str, UpstreamIdp]
     portal_trust: dict[str, PortalTrust]
     claim_names: dict[str, ClaimNames]
+    group_directories: dict[str, GroupDirectory | None] = field(default_factory=dict)
+    learnupon_clients: dict[str, LearnUponClient] = field(default_factory=dict)
     clock: Callable[[], datetime] = field(default=_now)
 
     @property
@@ -101,7 +107,30 @@ def build_runtime(
             sign_response=portal.sign_response,
             lifetime=lifetime,
         )
-    claim_names = {name: PRESETS[settings.preset] for name, settings in config.upstreams.items()}
+    # Attributes that portals' custom data rules read by upstream name are kept when claims are mapped.
+    wanted = {
+        f.source for p in config.portals.values() for f in p.custom_data if f.source not in CANONICAL_FIELDS
+    }
+    claim_names = {
+        name: claim_names_for(settings.preset, settings.claims.model_dump(), wanted)
+        for name, settings in config.upstreams.items()
+    }
+    group_directories = {}
+    for name, settings in config.upstreams.items():
+        graph = settings.groups.graph
+        try:
+            group_directories[name] = (
+                graph_client_for(graph, budget=settings.groups.budget_seconds) if graph else None
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
+    learnupon_clients = {}
+    for name, portal in config.portals.items():
+        if portal.provisioning.enabled:
+            try:
+                learnupon_clients[name] = build_client(name, portal.provisioning)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None
     return Runtime(
         config=config,
         store=store if store is not None else open_store(config.store.url),
@@ -109,5 +138,7 @@ def build_runtime(
         upstreams=upstreams,
         portal_trust=portal_trust,
         claim_names=claim_names,
+        group_directories=group_directories,
+        learnupon_clients=learnupon_clients,
         clock=clock,
     )

@@ -30,7 +30,10 @@ class BackgroundServer:
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"wsgi:{self.port}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"wsgi:{self.port}",
+            daemon=True,
         )
 
     def start(self) -> BackgroundServer:

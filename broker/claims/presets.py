@@ -7,7 +7,8 @@ presets are sensible defaults that the YAML can override per upstream.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from broker.errors import LoginRefused
 from broker.model import Claims, Identity
@@ -120,5 +121,19 @@ def map_claims(identity: Identity, names: ClaimNames) -> Claims:
 
 
 def groups_overage_signalled(identity: Identity, names: ClaimNames) -> bool:
-    """Entra sends a groups.link claim instead of groups when a user is in too many groups."""
-    return ENTRA_GROUPS_LINK in identity.attributes
+    """Entra sends a groups.link claim instead of groups when a user is in too many groups (150 in SAML);
+    a response with no groups claim at all is treated the same, so the lookup can fill it in."""
+    attributes = identity.attributes
+    return ENTRA_GROUPS_LINK in attributes or not any(name in attributes for name in names.groups)
+
+
+def claim_names_for(
+    preset: str, overrides: Mapping[str, Sequence[str] | None], extra: Iterable[str] = ()
+) -> ClaimNames:
+    """The preset's names with the admin's overrides; `extra` attributes are kept for per-portal rules."""
+    base = PRESETS[preset]
+    changes = {
+        field: tuple(value) for field, value in overrides.items() if field != "extra" and value is not None
+    }
+    keep = tuple(dict.fromkeys([*base.extra, *(overrides.get("extra") or ()), *extra]))
+    return replace(base, **changes, extra=keep)

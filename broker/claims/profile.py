@@ -1,13 +1,79 @@
-"""Per-portal output profile: which canonical fields go out under which SAML attribute names."""
+"""Per-portal output profile: which canonical fields and groups go out, under which SAML attribute names.
+
+Everything the profile does not name is not sent. Each rule is a small function so a new rule is a new
+function here, not an edit to a long one.
+"""
 
 from __future__ import annotations
 
-from broker.config import PortalAttributes
+import logging
+from datetime import datetime
+from fnmatch import fnmatchcase
+
+from broker.config import CustomDataField, GroupProfile, PortalSettings
 from broker.model import Claims
 
+log = logging.getLogger(__name__)
 
-def outgoing_attributes(claims: Claims, names: PortalAttributes) -> dict[str, tuple[str, ...]]:
-    """Only what the profile names is sent; empty values are left out rather than sent blank."""
+CANONICAL_FIELDS = ("email", "first_name", "last_name", "display_name", "subject", "object_id", "department")
+_DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%Y%m%d")
+
+
+def select_groups(groups: tuple[str, ...], profile: GroupProfile) -> tuple[str, ...]:
+    """Allow-list (case-insensitive names or patterns), then prefix stripping, then renaming."""
+    allowed = [
+        g
+        for g in groups
+        if not profile.allow or any(fnmatchcase(g.lower(), p.lower()) for p in profile.allow)
+    ]
+    result = []
+    for name in allowed:
+        for prefix in profile.strip_prefixes:
+            if name.startswith(prefix) and len(name) > len(prefix):
+                name = name[len(prefix) :]
+                break
+        result.append(profile.rename.get(name, name))
+    return tuple(dict.fromkeys(result))
+
+
+def as_learnupon_date(value: str) -> str | None:
+    """LearnUpon takes dates only as YYYY-MM-DD; other common forms are converted, the rest dropped."""
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        pass
+    for pattern in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, pattern).date().isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def source_values(claims: Claims, source: str) -> tuple[str, ...]:
+    if source in CANONICAL_FIELDS:
+        value = getattr(claims, source)
+        return (value,) if value else ()
+    return claims.extra.get(source, ())
+
+
+def custom_data(claims: Claims, fields: list[CustomDataField]) -> dict[str, tuple[str, ...]]:
+    attributes: dict[str, tuple[str, ...]] = {}
+    for spec in fields:
+        values = source_values(claims, spec.source)
+        if spec.date:
+            converted = tuple(d for d in (as_learnupon_date(v) for v in values) if d)
+            if len(converted) != len(values):
+                log.warning("custom data field %s: value is not a date, left out", spec.field)
+            values = converted
+        if values:
+            attributes[spec.field] = values
+    return attributes
+
+
+def outgoing_attributes(claims: Claims, portal: PortalSettings) -> dict[str, tuple[str, ...]]:
+    names = portal.attributes
     attributes: dict[str, tuple[str, ...]] = {}
     if names.email:
         attributes[names.email] = (claims.email,)
@@ -15,6 +81,10 @@ def outgoing_attributes(claims: Claims, names: PortalAttributes) -> dict[str, tu
         attributes[names.first_name] = (claims.first_name,)
     if claims.last_name:
         attributes[names.last_name] = (claims.last_name,)
-    if names.groups and claims.groups:
-        attributes[names.groups] = claims.groups
+    groups = select_groups(claims.groups, portal.groups)
+    if names.groups and groups:
+        attributes[names.groups] = groups
+    attributes.update(custom_data(claims, portal.custom_data))
+    for name, values in portal.static_attributes.items():
+        attributes[name] = tuple(values)
     return attributes

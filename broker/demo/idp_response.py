@@ -20,6 +20,7 @@ from broker.saml.xmldsig import sign_enveloped, signature_placeholder
 ENTRA_ATTR = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 MS_ATTR = "http://schemas.microsoft.com/identity/claims/"
 ENTRA_GROUPS = "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"
+ENTRA_GROUPS_LINK = "http://schemas.microsoft.com/claims/groups.link"
 
 
 @dataclass
@@ -30,6 +31,8 @@ class DemoUser:
     object_id: str
     groups: list[str] = field(default_factory=list)
     department: str = ""
+    # Entra's "overage": past 150 groups it sends a groups.link claim instead of the groups.
+    overage: bool = False
 
     def entra_attributes(self, tenant_id: str) -> dict[str, list[str]]:
         attributes = {
@@ -45,7 +48,13 @@ class DemoUser:
             ENTRA_ATTR + "emailaddress": [self.email],
             ENTRA_ATTR + "name": [self.email],
         }
-        if self.groups:
+        if self.department:
+            attributes[ENTRA_ATTR + "department"] = [self.department]
+        if self.overage:
+            attributes[ENTRA_GROUPS_LINK] = [
+                f"https://graph.windows.net/{tenant_id}/users/{self.object_id}/getMemberObjects"
+            ]
+        elif self.groups:
             attributes[ENTRA_GROUPS] = list(self.groups)
         return attributes
 

@@ -6,6 +6,7 @@ Demo keys are generated on first run into the demo folder (never committed); the
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +18,7 @@ from flask import Flask
 
 from broker.app import create_app
 from broker.config import Config, config_from_dict
+from broker.demo.fake_graph import create_fake_graph
 from broker.demo.idp_response import DemoUser
 from broker.demo.learnupon_api import LearnUponState
 from broker.demo.learnupon_portal import MockPortalSettings, create_mock_learnupon
@@ -26,15 +28,35 @@ from broker.saml.metadata import idp_metadata
 from broker.store import Store
 
 TENANT_ID = "7f3c2a9e-5b1d-4e8f-9a6c-2d4b8e1f0a37"
+GRAPH_CLIENT_ID = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+# Demo-only credentials for the fakes on loopback (the fakes check them like the real services would).
+DEMO_SECRETS = {
+    "DEMO_GRAPH_CLIENT_SECRET": "demo-graph-secret",
+    "DEMO_LEARNUPON_API_USERNAME": "demo-api-user",
+    "DEMO_LEARNUPON_API_PASSWORD": "demo-api-key",
+}
+
+SALES_TEAM = "c2a1e5f0-8b7d-4c3e-a9f6-1d2e3f4a5b6c"  # named in the config's static map
+ALL_STAFF = "5e8d7c6b-4a3f-4e2d-9c1b-0a9f8e7d6c5b"  # named in the config's static map
+ENGINEERING = "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d"  # only Microsoft Graph knows these
+FINANCE = "8e9f0a1b-2c3d-4e5f-8a6b-7c8d9e0f1a2b"
+SALES_EMEA = "b1c2d3e4-f5a6-4b7c-8d9e-0f1a2b3c4d5e"
+GRAPH_GROUPS = {SALES_TEAM: "Sales Team", ALL_STAFF: "All Staff", ENGINEERING: "Engineering",
+                FINANCE: "Finance", SALES_EMEA: "Sales EMEA"}  # fmt: skip
 
 DEMO_USERS = [
+    # groups named by the static map
     DemoUser("alex.morgan@contoso.example", "Alex", "Morgan", "0b6f1c84-2e3a-4a59-9d1e-5c7f8a2b3d41",
-             ["c2a1e5f0-8b7d-4c3e-a9f6-1d2e3f4a5b6c", "5e8d7c6b-4a3f-4e2d-9c1b-0a9f8e7d6c5b"], "Sales"),
+             [SALES_TEAM, ALL_STAFF], "Sales"),
+    # one group from the static map, two only Graph can name
     DemoUser("sam.lee@contoso.example", "Sam", "Lee", "9d2e4f61-7a8b-4c3d-8e9f-1a2b3c4d5e6f",
-             ["c2a1e5f0-8b7d-4c3e-a9f6-1d2e3f4a5b6c"], "Engineering"),
-    DemoUser("priya.shah@contoso.example", "Priya", "Shah", "4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f", [], "Finance"),
+             [ALL_STAFF, ENGINEERING, SALES_EMEA], "Engineering"),
+    # "overage": Entra sends groups.link, the broker asks Graph for the user's groups
+    DemoUser("priya.shah@contoso.example", "Priya", "Shah", "4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f",
+             [ALL_STAFF, FINANCE], "Finance", overage=True),
 ]  # fmt: skip
-DEMO_GROUP_TITLES = ["Sales Team", "All Staff"]
+GRAPH_MEMBERSHIPS = {user.object_id: user.groups for user in DEMO_USERS}
+DEMO_GROUP_TITLES = ["All Staff"]  # exists in LearnUpon beforehand; the broker creates the others
 
 
 @dataclass(frozen=True)
@@ -42,10 +64,11 @@ class DemoUrls:
     broker: str
     idp: str
     learnupon: str
+    graph: str
 
     @classmethod
     def on_ports(cls, host: str, port: int) -> DemoUrls:
-        return cls(f"http://{host}:{port}", f"http://{host}:{port + 1}", f"http://{host}:{port + 2}")
+        return cls(*(f"http://{host}:{port + offset}" for offset in range(4)))
 
 
 def ensure_key(demo_dir: Path, name: str, common_name: str) -> KeyPair:
@@ -57,7 +80,13 @@ def ensure_key(demo_dir: Path, name: str, common_name: str) -> KeyPair:
 
 def demo_config(demo_dir: Path, urls: DemoUrls) -> Config:
     template = Template(resources.files("broker.demo").joinpath("demo.yaml").read_text())
-    text = template.substitute(broker_url=urls.broker, learnupon_url=urls.learnupon, demo_dir=str(demo_dir))
+    text = template.substitute(
+        broker_url=urls.broker,
+        learnupon_url=urls.learnupon,
+        graph_url=urls.graph,
+        demo_dir=str(demo_dir),
+        tenant_id=TENANT_ID,
+    )
     return config_from_dict(yaml.safe_load(text), "demo.yaml")
 
 
@@ -67,6 +96,7 @@ class DemoApps:
     broker: Flask
     idp: Flask
     learnupon: Flask
+    graph: Flask
     learnupon_states: dict[str, LearnUponState]
 
 
@@ -96,7 +126,11 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
     states = {}
     mock_settings = {}
     for portal, keys in (("academy", broker_keys), ("sales", sales_keys)):
-        state = LearnUponState(portal)
+        state = LearnUponState(
+            portal,
+            api_username=DEMO_SECRETS["DEMO_LEARNUPON_API_USERNAME"],
+            api_password=DEMO_SECRETS["DEMO_LEARNUPON_API_PASSWORD"],
+        )
         for title in DEMO_GROUP_TITLES:
             state.create_group(title, f"{title} (synced from SAML)", sso_sync=True)
         states[portal] = state
@@ -106,7 +140,12 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
             login_url=f"{urls.broker}/login/{portal}",
         )
     learnupon = create_mock_learnupon(list(states.values()), mock_settings)
-    return DemoApps(config, create_app(config, store=store), idp, learnupon, states)
+    graph = create_fake_graph(
+        TENANT_ID, GRAPH_CLIENT_ID, DEMO_SECRETS["DEMO_GRAPH_CLIENT_SECRET"], GRAPH_GROUPS, GRAPH_MEMBERSHIPS
+    )
+    for variable, value in DEMO_SECRETS.items():
+        os.environ.setdefault(variable, value)
+    return DemoApps(config, create_app(config, store=store), idp, learnupon, graph, states)
 
 
 def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
@@ -121,9 +160,10 @@ def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
     try:
         idp_server = BackgroundServer(apps.idp, host, port + 1).start()
         learnupon_server = BackgroundServer(apps.learnupon, host, port + 2).start()
+        graph_server = BackgroundServer(apps.graph, host, port + 3).start()
         broker_server = make_server(host, port, apps.broker, threaded=True)
     except OSError as exc:
-        sys.exit(f"broker demo: cannot listen on {host}:{port}-{port + 2} ({exc.strerror}); try --port")
+        sys.exit(f"broker demo: cannot listen on {host}:{port}-{port + 3} ({exc.strerror}); try --port")
     print(f"""
 LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
 
@@ -136,6 +176,7 @@ LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
   Broker SP metadata (for Entra):      {urls.broker}/saml/metadata
   Test IdP (Entra-shaped):             {urls.idp}/federationmetadata.xml
   Mock LearnUpon portals:              {urls.learnupon}/academy/   {urls.learnupon}/sales/
+  Fake Microsoft Graph:                {urls.graph}
 
 Press Ctrl+C to stop.
 """, flush=True)  # fmt: skip
@@ -147,3 +188,4 @@ Press Ctrl+C to stop.
         broker_server.server_close()
         idp_server.stop()
         learnupon_server.stop()
+        graph_server.stop()

@@ -26,11 +26,12 @@ class RunningDemo:
 
 
 def start_demo(tmp_path, store_url: str = "memory://") -> RunningDemo:
-    late = [LateApp(), LateApp(), LateApp()]
+    late = [LateApp() for _ in range(4)]
     servers = [BackgroundServer(app) for app in late]
-    urls = DemoUrls(servers[0].url, servers[1].url, servers[2].url)
+    urls = DemoUrls(*(server.url for server in servers))
     apps = build_demo(tmp_path / "demo", urls, store=open_store(store_url, namespace=f"e2e:{tmp_path.name}:"))
-    late[0].app, late[1].app, late[2].app = apps.broker, apps.idp, apps.learnupon
+    for holder, app in zip(late, (apps.broker, apps.idp, apps.learnupon, apps.graph), strict=True):
+        holder.app = app
     for server in servers:
         server.start()
     return RunningDemo(urls, apps, servers)
@@ -63,24 +64,67 @@ def sign_in(urls: DemoUrls, portal: str, email: str, target: str | None = None) 
     return submit_form(session, to_broker)  # the broker's auto-post form, to the portal
 
 
-def test_bookmark_to_portal_creates_the_user_on_first_login(demo):
-    landed = sign_in(demo.urls, "academy", "alex.morgan@contoso.example", target="/courses/123")
-    assert landed.status_code == 200, landed.text
+def to_portal_form(urls: DemoUrls, portal: str, email: str, target: str | None = None):
+    """Everything up to (not including) the browser's POST to the portal."""
+    session = requests.Session()
+    params = {"target": target} if target else None
+    login_page = session.get(f"{urls.broker}/login/{portal}", params=params, timeout=10)
+    assert login_page.url.startswith(urls.idp), login_page.url
+    to_broker = submit_form(session, submit_form(session, login_page, email=email))
+    assert to_broker.url == f"{urls.broker}/saml/acs"
+    assert to_broker.status_code == 200, to_broker.text[:500]
+    return session, to_broker
+
+
+def groups_on_page(page: requests.Response) -> list[str]:
+    block = re.search(r'<ul id="groups">(.*?)</ul>', page.text, re.S)[1]
+    return sorted(html.unescape(g) for g in re.findall(r"<li>(.*?)</li>", block) if g != "none")
+
+
+def test_bookmark_to_portal_with_user_provisioned_before_the_assertion_lands(demo):
+    state = demo.apps.learnupon_states["academy"]
+    session, broker_form = to_portal_form(demo.urls, "academy", "alex.morgan@contoso.example", "/courses/123")
+    # The broker has answered with the auto-post form; the portal has not seen the assertion yet, but the
+    # user and their group memberships already exist through the API.
+    user = state.find_user("alex.morgan@contoso.example")
+    assert user is not None and (user["first_name"], user["last_name"]) == ("Alex", "Morgan")
+    assert sorted(g["title"] for g in state.groups_of(user["id"])) == ["All Staff", "Sales Team"]
+    assert user["sign_in_count"] == 0
+    landed = submit_form(session, broker_form)
     assert landed.url == f"{demo.urls.learnupon}/academy/saml/consumer"
     assert "Signed in to academy as alex.morgan@contoso.example" in landed.text
-    assert "New user created on first login" in landed.text
     assert '<code id="relay-state">/courses/123</code>' in landed.text
-    user = demo.apps.learnupon_states["academy"].find_user("alex.morgan@contoso.example")
-    assert (user["first_name"], user["last_name"]) == ("Alex", "Morgan")
+    assert groups_on_page(landed) == ["All Staff", "Sales Team"]
+    assert state.find_user("alex.morgan@contoso.example")["sign_in_count"] == 1
 
+
+def test_repeat_login_makes_no_learnupon_api_call(demo):
+    state = demo.apps.learnupon_states["academy"]
+    sign_in(demo.urls, "academy", "alex.morgan@contoso.example")
+    state.clear_log()
     again = sign_in(demo.urls, "academy", "alex.morgan@contoso.example")
-    assert "Existing user" in again.text
+    assert "Signed in to academy" in again.text
+    assert state.calls() == []
 
 
-def test_second_portal_uses_its_own_key_and_sha1(demo):
-    landed = sign_in(demo.urls, "sales", "priya.shah@contoso.example")
-    assert "Signed in to sales as priya.shah@contoso.example" in landed.text
-    assert demo.apps.learnupon_states["academy"].find_user("priya.shah@contoso.example") is None
+def test_group_guids_reach_the_portal_as_names_via_static_map_and_graph(demo):
+    landed = sign_in(demo.urls, "academy", "sam.lee@contoso.example")
+    assert groups_on_page(landed) == ["All Staff", "Engineering", "Sales EMEA"]
+    assert "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d" not in landed.text
+
+
+def test_overage_user_gets_groups_from_graph(demo):
+    landed = sign_in(demo.urls, "academy", "priya.shah@contoso.example")
+    assert groups_on_page(landed) == ["All Staff", "Finance"]
+
+
+def test_second_portal_uses_its_own_key_sha1_jit_and_group_allow_list(demo):
+    landed = sign_in(demo.urls, "sales", "alex.morgan@contoso.example")
+    assert "Signed in to sales as alex.morgan@contoso.example" in landed.text
+    assert "New user created on first login (JIT)" in landed.text
+    assert groups_on_page(landed) == ["All Staff"]  # "Sales Team" is sent but has no sso_sync group in sales
+    assert "Sales Team" in landed.text
+    assert demo.apps.learnupon_states["academy"].find_user("alex.morgan@contoso.example") is None
 
 
 def test_the_mock_portal_refuses_an_assertion_meant_for_another_portal(demo):

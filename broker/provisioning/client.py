@@ -1,0 +1,520 @@
+"""HTTP client of the LearnUpon REST API v1: pooled, retrying, rate-limit aware, bounded by a time budget.
+
+Only this module speaks HTTP to LearnUpon. Errors come out as `LearnUponError` subclasses whose text never
+contains the API key pair or a generated password.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import contextvars
+import email.utils
+import logging
+import random
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from broker.errors import BrokerError
+
+log = logging.getLogger(__name__)
+
+# Words LearnUpon (and the fake) use when a unique email, title, membership or enrollment is taken.
+_ALREADY_EXISTS_WORDS = (
+    "already exist",
+    "already been taken",
+    "already in use",
+    "already a member",
+    "already enrolled",
+)
+_RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class LearnUponError(BrokerError):
+    """A LearnUpon API call failed. `status` is the HTTP status (None without an answer), `api_message`
+    what the API said (scrubbed of secrets)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        api_message: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.api_message = api_message
+        self.method = method
+        self.path = path
+
+
+class LearnUponUnavailable(LearnUponError):
+    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent."""
+
+
+class LearnUponAuthError(LearnUponError):
+    """401/403: the API key pair is wrong, revoked, or lacks the permission."""
+
+
+class LearnUponNotFound(LearnUponError):
+    """404 for something that should exist (a user search answering 404 is not an error: it is None)."""
+
+
+class LearnUponConflict(LearnUponError):
+    """409, or 422 saying a unique thing (email, group title, membership, enrollment) already exists."""
+
+    @property
+    def already_exists(self) -> bool:
+        return True
+
+
+@dataclass
+class CallScope:
+    """A budget for a series of calls (one login's provisioning). `requests` counts HTTP requests made."""
+
+    deadline: float | None
+    requests: int = 0
+
+    def remaining(self, clock: Callable[[], float]) -> float | None:
+        return None if self.deadline is None else self.deadline - clock()
+
+
+_scope: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
+    "learnupon_call_scope", default=None
+)
+
+
+def generate_password(length: int = 24) -> str:
+    """A random password meeting usual complexity rules (upper, lower, digit, symbol)."""
+    alphabet = string.ascii_letters + string.digits + "!#%+-.:=?@_"
+    while True:
+        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
+        if (
+            any(c.islower() for c in candidate)
+            and any(c.isupper() for c in candidate)
+            and any(c.isdigit() for c in candidate)
+            and any(not c.isalnum() for c in candidate)
+        ):
+            return candidate
+
+
+class LearnUponClient:
+    """One portal's API. Thread-safe; share one instance per portal so connections are pooled.
+
+    `timeout` is (connect, read) seconds per attempt. Failed attempts (connection errors, timeouts, 429,
+    5xx) are retried up to `max_retries` times with exponential backoff and jitter; a `Retry-After` up to
+    `max_retry_after` seconds is honoured. When `X-LU-Rate-Limit-Remaining-Minute` falls to `low_water` or
+    below, each request first sleeps up to `slowdown` seconds to spread the rest of the minute's allowance.
+    Inside `with client.budget(seconds):` every wait and timeout is cut to the time left, and a call that
+    cannot finish in time raises `LearnUponUnavailable`.
+
+    `counters` counts attempts by outcome: ok, http_404 (an expected 404), rate_limited, server_error,
+    timeout, connection_error, auth_error, client_error, error; and events: retried, slowed, budget_exhausted.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        timeout: tuple[float, float] = (3.05, 10.0),
+        session: requests.Session | None = None,
+        max_retries: int = 3,
+        backoff: float = 0.25,
+        max_backoff: float = 4.0,
+        max_retry_after: float = 10.0,
+        low_water: int = 10,
+        slowdown: float = 0.5,
+        pool_size: int = 20,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("LearnUpon base_url must be an http(s) URL")
+        if parts.username or parts.password:
+            # Credentials in the URL would leak into every error message and log line.
+            raise ValueError("LearnUpon base_url must not contain credentials; pass username/password")
+        self.base_url = base_url if base_url.endswith("/") else base_url + "/"
+        self._auth = (username, password)
+        # The Basic header's token is the key pair too: an API echoing headers must not leak it either.
+        token = base64.b64encode(f"{username}:{password}".encode()).decode()
+        self._secrets = tuple(s for s in (token, password, username) if s)
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
+        self.low_water = low_water
+        self.slowdown = slowdown
+        self._sleep = sleep
+        self._clock = clock
+        if session is None:
+            session = requests.Session()
+            adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+            session.mount("https://", adapter)
+            session.mount("http://", adapter)
+        self.session = session
+        self._lock = threading.Lock()
+        self.counters: dict[str, int] = {}
+        self.rate_limit_remaining_minute: int | None = None
+        self.rate_limit_remaining_week: int | None = None
+
+    def __repr__(self) -> str:
+        return f"LearnUponClient({self.base_url!r})"
+
+    # -- budget, counters ------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def budget(self, seconds: float | None) -> Iterator[CallScope]:
+        """Bound every call made in this block (in this thread/context) to `seconds` in total."""
+        scope = CallScope(deadline=None if seconds is None else self._clock() + seconds)
+        token = _scope.set(scope)
+        try:
+            yield scope
+        finally:
+            _scope.reset(token)
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self.counters[outcome] = self.counters.get(outcome, 0) + 1
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    # -- the request loop ------------------------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        ok_statuses: tuple[int, ...] = (),
+        hide: tuple[str, ...] = (),
+    ) -> requests.Response:
+        """Send with retries; return a 2xx (or `ok_statuses`) response, raise a `LearnUponError` otherwise.
+
+        `hide` lists more strings (a generated password) to scrub from error text.
+        """
+        scope = _scope.get()
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            self._maybe_slow_down(scope)
+            timeout = self._attempt_timeout(scope, method, path)
+            if scope is not None:
+                scope.requests += 1
+            try:
+                response = self.session.request(
+                    method, url, params=params, json=json, auth=self._auth, timeout=timeout
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
+                self._count(kind)
+                reason = f"{kind.replace('_', ' ')} ({type(exc).__name__})"
+                attempt = self._before_retry(scope, method, path, attempt, reason, None, None)
+                continue
+            except requests.RequestException as exc:
+                self._count("error")
+                raise LearnUponUnavailable(
+                    f"LearnUpon {method} {path}: request failed ({type(exc).__name__})",
+                    method=method,
+                    path=path,
+                ) from None
+            self._read_rate_headers(response)
+            status = response.status_code
+            if 200 <= status < 300 or status in ok_statuses:
+                self._count("ok" if status < 300 else f"http_{status}")
+                return response
+            if status in _RETRY_STATUSES:
+                self._count("rate_limited" if status == 429 else "server_error")
+                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+                reason = f"HTTP {status}"
+                attempt = self._before_retry(
+                    scope, method, path, attempt, reason, status, retry_after, response
+                )
+                continue
+            self._count("auth_error" if status in (401, 403) else "client_error")
+            raise self._error_for(response, method, path, hide)
+
+    def _attempt_timeout(self, scope: CallScope | None, method: str, path: str) -> tuple[float, float]:
+        connect, read = self.timeout
+        remaining = scope.remaining(self._clock) if scope else None
+        if remaining is None:
+            return connect, read
+        if remaining <= 0:
+            self._count("budget_exhausted")
+            raise LearnUponUnavailable(
+                f"LearnUpon {method} {path}: time budget spent before the call", method=method, path=path
+            )
+        return min(connect, remaining), min(read, remaining)
+
+    def _before_retry(
+        self,
+        scope: CallScope | None,
+        method: str,
+        path: str,
+        attempt: int,
+        reason: str,
+        status: int | None,
+        retry_after: float | None,
+        response: requests.Response | None = None,
+    ) -> int:
+        """Sleep before the next attempt, or raise `LearnUponUnavailable` when retries or time are spent."""
+        api_message = self._scrub(_api_message(response)) if response is not None else None
+
+        def give_up(why: str) -> LearnUponUnavailable:
+            return LearnUponUnavailable(
+                f"LearnUpon {method} {path}: {reason}; {why}",
+                status=status,
+                api_message=api_message,
+                method=method,
+                path=path,
+            )
+
+        if attempt >= self.max_retries:
+            raise give_up(f"gave up after {attempt + 1} attempts")
+        if retry_after is not None:
+            if retry_after > self.max_retry_after:
+                raise give_up(
+                    f"Retry-After {retry_after:g}s is longer than we wait ({self.max_retry_after:g}s)"
+                )
+            wait = retry_after
+        else:
+            # Full jitter: replicas retrying together do not hit the API in lockstep.
+            wait = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))  # noqa: S311
+        remaining = scope.remaining(self._clock) if scope else None
+        if remaining is not None and wait >= remaining:
+            self._count("budget_exhausted")
+            raise give_up(f"no time left in the budget to wait {wait:.2f}s")
+        log.info("learnupon %s %s: %s, retry %d in %.2fs", method, path, reason, attempt + 1, wait)
+        self._count("retried")
+        self._sleep(wait)
+        return attempt + 1
+
+    def _read_rate_headers(self, response: requests.Response) -> None:
+        minute = _int_header(response.headers.get("X-LU-Rate-Limit-Remaining-Minute"))
+        week = _int_header(response.headers.get("X-LU-Rate-Limit-Remaining-Week"))
+        with self._lock:
+            if minute is not None:
+                self.rate_limit_remaining_minute = minute
+            if week is not None:
+                self.rate_limit_remaining_week = week
+
+    def _maybe_slow_down(self, scope: CallScope | None) -> None:
+        remaining_calls = self.rate_limit_remaining_minute
+        if remaining_calls is None or remaining_calls > self.low_water:
+            return
+        # The fewer calls left this minute, the longer the pause (up to `slowdown`).
+        pause = self.slowdown * (1 - remaining_calls / (self.low_water + 1))
+        left = scope.remaining(self._clock) if scope else None
+        if left is not None:
+            pause = min(pause, max(0.0, left / 4))
+        if pause > 0:
+            self._count("slowed")
+            self._sleep(pause)
+
+    def _error_for(
+        self, response: requests.Response, method: str, path: str, hide: tuple[str, ...]
+    ) -> LearnUponError:
+        status = response.status_code
+        api_message = self._scrub(_api_message(response))
+        for secret in hide:
+            api_message = api_message.replace(secret, "***")
+        text = f"LearnUpon {method} {path}: HTTP {status}" + (f": {api_message}" if api_message else "")
+        kwargs = {"status": status, "api_message": api_message, "method": method, "path": path}
+        if status in (401, 403):
+            return LearnUponAuthError(text, **kwargs)
+        if status == 404:
+            return LearnUponNotFound(text, **kwargs)
+        if status == 409 or (status in (400, 422) and _says_already_exists(api_message)):
+            return LearnUponConflict(text, **kwargs)
+        return LearnUponError(text, **kwargs)
+
+    def _json(self, response: requests.Response, method: str, path: str) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise LearnUponError(
+                f"LearnUpon {method} {path}: answer is not JSON",
+                status=response.status_code,
+                method=method,
+                path=path,
+            ) from None
+
+    def _paginate(
+        self, path: str, key: str, params: dict[str, Any] | None = None, max_pages: int = 1000
+    ) -> list[dict]:
+        """Every record of a listing, following `LU-Has-Next-Page` over `?page=N` (500 a page)."""
+        items: list[dict] = []
+        for page in range(1, max_pages + 1):
+            response = self._request("GET", path, params={**(params or {}), "page": page}, ok_statuses=(404,))
+            if response.status_code == 404:  # LearnUpon answers 404 for an empty result on some listings
+                break
+            chunk = _list_of(self._json(response, "GET", path), key)
+            items.extend(chunk)
+            if response.headers.get("LU-Has-Next-Page", "false").strip().lower() != "true" or not chunk:
+                break
+        return items
+
+    # -- users -----------------------------------------------------------------------------------------------
+
+    def find_user_by_email(self, email: str) -> dict[str, Any] | None:
+        """The user with this email, or None (LearnUpon answers 404 when there is none)."""
+        response = self._request("GET", "users/search", params={"email": email}, ok_statuses=(404,))
+        if response.status_code == 404:
+            return None
+        wanted = email.strip().lower()
+        for user in _list_of(self._json(response, "GET", "users/search"), "user"):
+            if str(user.get("email", "")).lower() == wanted:
+                return user
+        return None
+
+    def create_user(self, fields: dict[str, Any]) -> int:
+        """Create a user from `User` fields; returns its id. A strong random password is set when none is
+        given (never logged or shown). `LearnUponConflict` when the email is taken."""
+        fields = dict(fields)
+        if not fields.get("password"):
+            fields["password"] = generate_password()
+        hide = (str(fields["password"]),)
+        response = self._request("POST", "users", json={"User": fields}, hide=hide)
+        return _id_of(self._json(response, "POST", "users"), "user", "POST", "users")
+
+    def update_user(self, user_id: int, fields: dict[str, Any]) -> None:
+        """Change only the given fields of a user."""
+        hide = (str(fields["password"]),) if fields.get("password") else ()
+        self._request("PUT", f"users/{int(user_id)}", json={"User": dict(fields)}, hide=hide)
+
+    # -- groups ----------------------------------------------------------------------------------------------
+
+    def list_groups(self, title: str | None = None) -> list[dict[str, Any]]:
+        """All groups (every page), or those LearnUpon matches to `title`."""
+        return self._paginate("groups", "groups", {"title": title} if title is not None else None)
+
+    def create_group(self, title: str, description: str = "", sso_sync: bool = True) -> int:
+        """Create a group (synced with SAML SSO by default); returns its id. `LearnUponConflict` if taken."""
+        body = {"Group": {"title": title, "description": description, "sso_sync": sso_sync}}
+        response = self._request("POST", "groups", json=body)
+        return _id_of(self._json(response, "POST", "groups"), "group", "POST", "groups")
+
+    # -- memberships -----------------------------------------------------------------------------------------
+
+    def list_memberships(self, user_id: int) -> list[dict[str, Any]]:
+        """The groups a user belongs to (`GET group_memberships?user_id=` lists group records)."""
+        return self._paginate("group_memberships", "group", {"user_id": int(user_id)})
+
+    def add_membership(self, group_id: int, user_id: int) -> int | None:
+        """Put a user in a group; returns the membership id when the API gives one."""
+        body = {"GroupMembership": {"group_id": int(group_id), "user_id": int(user_id)}}
+        response = self._request("POST", "group_memberships", json=body)
+        data = self._json(response, "POST", "group_memberships")
+        return data.get("id") if isinstance(data, dict) else None
+
+    def remove_membership(self, membership_id: int) -> None:
+        """`DELETE group_memberships/{id}`."""
+        self._request("DELETE", f"group_memberships/{int(membership_id)}")
+
+    def remove_user_from_group(self, group_id: int, user_id: int) -> None:
+        """Remove a membership by (group, user): LearnUpon's documented `DELETE group_memberships/0` form,
+        for when the membership id is unknown (the by-user listing does not show it)."""
+        body = {"GroupMembership": {"group_id": int(group_id), "user_id": int(user_id)}}
+        self._request("DELETE", "group_memberships/0", json=body)
+
+    # -- enrollments -----------------------------------------------------------------------------------------
+
+    def enroll(self, email: str, course_id: int) -> int | None:
+        """Enroll a user on a course; returns the enrollment id. `LearnUponConflict` if already enrolled."""
+        body = {"Enrollment": {"email": email, "course_id": int(course_id)}}
+        response = self._request("POST", "enrollments", json=body)
+        data = self._json(response, "POST", "enrollments")
+        return data.get("id") if isinstance(data, dict) else None
+
+    def list_enrollments(self, user_id: int) -> list[dict[str, Any]]:
+        """A user's enrollments (`GET enrollments/search?user_id=`)."""
+        return self._paginate("enrollments/search", "enrollments", {"user_id": int(user_id)})
+
+
+# ---- helpers -----------------------------------------------------------------------------------------------
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _int_header(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _api_message(response: requests.Response | None) -> str:
+    """What the API said, short: `message` / `error` / `errors` of a JSON body, else the start of the text."""
+    if response is None:
+        return ""
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200].strip()
+    if isinstance(data, dict):
+        for key in ("message", "error", "errors", "Message"):
+            if data.get(key):
+                return str(data[key])[:300]
+    return str(data)[:200]
+
+
+def _says_already_exists(message: str) -> bool:
+    lowered = message.lower()
+    return any(word in lowered for word in _ALREADY_EXISTS_WORDS)
+
+
+def _list_of(data: Any, key: str) -> list[dict[str, Any]]:
+    """The list in `{"user": [...]}`-style answers (tolerating a bare list)."""
+    if isinstance(data, list):
+        return [x for x in data if isinstance(x, dict)]
+    if isinstance(data, dict):
+        value = data.get(key)
+        if isinstance(value, list):
+            return [x for x in value if isinstance(x, dict)]
+        if isinstance(value, dict):
+            return [value]
+    return []
+
+
+def _id_of(data: Any, key: str, method: str, path: str) -> int:
+    """The new record's id: `{"id": N}` (documented for users), tolerating `{"group": {"id": N}}`."""
+    if isinstance(data, dict):
+        if data.get("id") is not None:
+            return int(data["id"])
+        for k in (key, key.capitalize()):
+            inner = data.get(k)
+            if isinstance(inner, dict) and inner.get("id") is not None:
+                return int(inner["id"])
+    raise LearnUponError(f"LearnUpon {method} {path}: answer has no id", method=method, path=path)
