@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +15,21 @@ from broker.config import Config, load_config
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
 from broker.web import acs, health, login, metadata, pages
+
+log = logging.getLogger("broker.app")
+
+
+def _secret_key(config: Config) -> bytes:
+    """Signs the session cookie (remembered IdP choice). Replicas must share it: set it in the environment."""
+    value = os.environ.get(config.broker.secret_key_env)
+    if value:
+        return value.encode()
+    if not config.broker.demo:
+        log.warning(
+            "%s is not set: using a random key, so remembered sign-in choices last only until restart and are "
+            "not shared between replicas", config.broker.secret_key_env,
+        )  # fmt: skip
+    return secrets.token_bytes(32)
 
 
 def create_app(
@@ -28,6 +45,14 @@ def create_app(
     # A SAMLResponse is base64 (4/3 larger) plus RelayState; anything larger is refused with 413 before parsing.
     app.config["MAX_CONTENT_LENGTH"] = config.broker.max_response_bytes * 4 // 3 + 4096
     app.extensions["broker"] = runtime
+    app.secret_key = _secret_key(config)
+    app.config.update(
+        SESSION_COOKIE_NAME="broker_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=not config.broker.demo,
+        PERMANENT_SESSION_LIFETIME=60 * 60 * 24 * 90,  # the remembered IdP choice
+    )
     pages.register(app)
     for blueprint in (login.bp, acs.bp, metadata.bp, health.bp):
         app.register_blueprint(blueprint)

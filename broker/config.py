@@ -36,6 +36,7 @@ class BrokerSettings(_Model):
     sp_entity_id: str | None = None
     idp_entity_id: str | None = None
     signing: KeyFiles
+    next_certificate: Path | None = Field(None, description="published before a key rollover")
     clock_skew_seconds: int = Field(180, ge=0, le=900)
     login_ttl_seconds: int = Field(600, ge=30, le=3600)
     assertion_lifetime_seconds: int = Field(300, ge=30, le=3600)
@@ -104,6 +105,9 @@ class UpstreamSettings(_Model):
     allow_sha1: bool = False
     name_id_format: str | None = None
     display_name: str | None = None
+    # IdP-initiated logins (a tile in Entra My Apps POSTs an unsolicited response): refused unless allowed.
+    allow_unsolicited: bool = False
+    default_portal: str | None = Field(None, description="portal for unsolicited logins with no RelayState")
 
     @model_validator(mode="after")
     def _one_source(self) -> UpstreamSettings:
@@ -145,11 +149,18 @@ class CustomDataField(_Model):
 class PortalSettings(_Model):
     """A LearnUpon portal that trusts the broker as its IdP."""
 
-    upstream: str
+    upstream: str | None = Field(None, description="the one upstream IdP (shorthand for upstreams: [name])")
+    upstreams: list[str] = Field(default_factory=list, description="several: users pick on a discovery page")
     display_name: str | None = None
+    description: str = ""
+    hosts: list[str] = Field(default_factory=list, description="host names whose /login leads to this portal")
+    required_groups: list[str] = Field(default_factory=list, description="any of these (names or patterns)")
+    targets: list[str] = Field(default_factory=lambda: ["/*"], description="deep-link path patterns allowed")
+    landing_path: str | None = Field(None, description="RelayState sent when the login carries no target")
     acs_url: str | None = None
     audience: str | None = None
     signing: KeyFiles | None = None
+    next_certificate: Path | None = Field(None, description="published before a key rollover")
     algorithm: Literal["rsa-sha256", "rsa-sha1"] = "rsa-sha256"
     sign_response: bool = False
     attributes: PortalAttributes = PortalAttributes()
@@ -158,26 +169,76 @@ class PortalSettings(_Model):
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
 
+    @model_validator(mode="after")
+    def _some_upstream(self) -> PortalSettings:
+        if (self.upstream is None) == (not self.upstreams):
+            raise ValueError("give either upstream: NAME or upstreams: [NAME, ...]")
+        if self.landing_path is not None and not self.landing_path.startswith("/"):
+            raise ValueError("landing_path must be a relative path starting with /")
+        return self
+
+    @property
+    def upstream_names(self) -> list[str]:
+        return [self.upstream] if self.upstream else list(self.upstreams)
+
+
+class RoutingRule(_Model):
+    """For /login with no portal: the first rule whose conditions all hold decides the portal(s)."""
+
+    portals: list[str] = Field(min_length=1, description="several: the user picks on a portal picker")
+    groups: list[str] = Field(default_factory=list, description="user is in any of these (names or patterns)")
+    email_domains: list[str] = Field(default_factory=list)
+    attributes: dict[str, list[str]] = Field(default_factory=dict, description="field or attribute → values")
+
+
+class RoutingSettings(_Model):
+    rules: list[RoutingRule] = Field(default_factory=list)
+    default_upstream: str | None = None
+    no_access_message: str = (
+        "Your account has no access to a learning portal here. Please contact your IT service desk."
+    )
+
 
 class Config(_Model):
     broker: BrokerSettings
     store: StoreSettings = StoreSettings()
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]
+    routing: RoutingSettings = RoutingSettings()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
     def _references(self) -> Config:
+        if not self.portals:
+            raise ValueError("portals: at least one portal is required")
+        known_upstreams = ", ".join(sorted(self.upstreams)) or "none"
+        known_portals = ", ".join(sorted(self.portals))
+        hosts: dict[str, str] = {}
         for name, portal in self.portals.items():
             if not PORTAL_NAME.match(name):
                 raise ValueError(f"portals.{name}: portal names are lower-case letters, digits and '-'")
-            if portal.upstream not in self.upstreams:
-                known = ", ".join(sorted(self.upstreams)) or "none"
-                raise ValueError(
-                    f"portals.{name}.upstream: unknown upstream {portal.upstream!r} (known: {known})"
-                )
-        if not self.portals:
-            raise ValueError("portals: at least one portal is required")
+            for upstream in portal.upstream_names:
+                if upstream not in self.upstreams:
+                    raise ValueError(
+                        f"portals.{name}: unknown upstream {upstream!r} (known: {known_upstreams})"
+                    )
+            for host in portal.hosts:
+                if host.lower() in hosts:
+                    raise ValueError(
+                        f"portals.{name}.hosts: {host} is already used by portal {hosts[host.lower()]}"
+                    )
+                hosts[host.lower()] = name
+        for index, rule in enumerate(self.routing.rules):
+            for portal in rule.portals:
+                if portal not in self.portals:
+                    raise ValueError(
+                        f"routing.rules.{index}.portals: unknown portal {portal!r} (known: {known_portals})"
+                    )
+        if self.routing.default_upstream and self.routing.default_upstream not in self.upstreams:
+            raise ValueError(f"routing.default_upstream: unknown upstream (known: {known_upstreams})")
+        for name, upstream in self.upstreams.items():
+            if upstream.default_portal and upstream.default_portal not in self.portals:
+                raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
         return self
 
     def portal_acs_url(self, name: str) -> str:
@@ -210,7 +271,7 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("key", "cert", "metadata_file"):
+                if key in ("key", "cert", "metadata_file", "next_certificate"):
                     node[key] = fix(value)
                 elif key == "certificates" and isinstance(value, list):
                     node[key] = [fix(v) for v in value]

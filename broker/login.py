@@ -1,36 +1,42 @@
 """The login, start to finish, as a short sequence of named steps over plain data.
 
-    start_login:    portal → pending login in the store → AuthnRequest redirect to the upstream IdP
-    complete_login: validate → consume once → map claims → resolve groups → route → provision → issue
+    start_login:    portal and upstream → pending login in the store → AuthnRequest redirect to the IdP
+    complete_login: find pending → validate → consume once → map claims → resolve groups → route
+                    → provision → issue the portal's assertion   (or a portal picker when several match)
+    choose_portal:  the picker's answer → provision → issue
 
-Each step is a small function that can be tested alone; later steps (group resolution, provisioning)
-plug in here, in order, where a reader of this module sees them.
+Each step is a small function that can be tested alone, and every step is called from here, in order.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
 
 from broker.claims.groups import resolve_groups
-from broker.claims.presets import groups_overage_signalled, map_claims
+from broker.claims.presets import groups_overage_signalled, is_email, map_claims
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.provisioning.sync import SyncOutcome, sync_user
+from broker.routing import route, target_allowed
 from broker.runtime import Runtime
 from broker.saml.assertion import issue_response
 from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
-from broker.saml.response import Expectations, ValidatedResponse, validate_response
+from broker.saml.response import Expectations, ValidatedResponse, peek, validate_response
 from broker.targets import safe_target
 
 log = logging.getLogger("broker.login")
 
 Trace = Callable[[str, str], None]
+PICK_TTL_SECONDS = 300
 
 
 class UnknownPortal(LoginRefused):
@@ -41,6 +47,16 @@ class UnknownPortal(LoginRefused):
 class LoginExpired(LoginRefused):
     status_code = 400
     public_message = "This sign-in has expired or was already used. Please start again from your bookmark."
+
+
+@dataclass(frozen=True)
+class PortalChoice:
+    """Several portals are open to this user: the browser shows a picker. The held login is keyed by
+    `token` and bound to this browser by `browser_nonce` (a cookie), so a picker link cannot be planted."""
+
+    token: str
+    browser_nonce: str
+    portals: tuple[str, ...]
 
 
 def _no_trace(check: str, detail: str) -> None:
@@ -54,35 +70,50 @@ def _pending_key(relay_state: str) -> str:
 # --- start ------------------------------------------------------------------------------------------------
 
 
-def start_login(rt: Runtime, portal: str, target: str | None = None) -> str:
+def start_login(
+    rt: Runtime, portal: str | None, upstream: str, target: str | None = None, login_hint: str | None = None
+) -> str:
     """Remember the login server-side and return the upstream IdP URL to redirect the browser to."""
-    settings = rt.config.portals.get(portal)
-    if settings is None:
+    if portal is not None and portal not in rt.config.portals:
         raise UnknownPortal(f"unknown portal {portal!r}")
-    checked_target = safe_target(target)
-    if target and checked_target is None:
-        raise LoginRefused(
-            f"unsafe target {target[:80]!r}", public_message="This link's target page is not allowed."
-        )
-    upstream_name = settings.upstream
-    upstream = rt.upstreams[upstream_name]
-    upstream_settings = rt.config.upstreams[upstream_name]
-    pending = PendingLogin(new_request_id(), upstream_name, portal, checked_target, time.time())
+    if upstream not in rt.upstreams or (
+        portal is not None and upstream not in rt.config.portals[portal].upstream_names
+    ):
+        raise LoginRefused(f"upstream {upstream!r} not offered for portal {portal!r}",
+                           public_message="This sign-in option is not available here.")  # fmt: skip
+    checked_target = check_target(rt, portal, target)
+    pending = PendingLogin(new_request_id(), upstream, portal, checked_target, time.time())
     # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
     relay_state = secrets.token_urlsafe(32)
     rt.store.put(
-        _pending_key(relay_state), json.dumps(pending.__dict__).encode(), rt.config.broker.login_ttl_seconds
+        _pending_key(relay_state), json.dumps(asdict(pending)).encode(), rt.config.broker.login_ttl_seconds
     )
+    idp = rt.upstreams[upstream]
     request = build_authn_request(
         request_id=pending.request_id,
         issuer=rt.config.broker.sp_entity,
-        destination=upstream.sso_url,
+        destination=idp.sso_url,
         acs_url=rt.config.broker.acs_url,
         now=rt.clock(),
-        name_id_format=upstream_settings.name_id_format,
+        name_id_format=rt.config.upstreams[upstream].name_id_format,
     )
-    signing_key = rt.broker_keys if upstream.want_authn_requests_signed else None
-    return redirect_url(upstream.sso_url, request, relay_state, signing_key=signing_key)
+    extra = None
+    if login_hint and rt.config.upstreams[upstream].preset == "entra" and is_email(login_hint):
+        extra = {"login_hint": login_hint}  # Entra pre-fills the account; a SAML Subject is not allowed
+    signing_key = rt.broker_keys if idp.want_authn_requests_signed else None
+    return redirect_url(idp.sso_url, request, relay_state, signing_key=signing_key, extra_params=extra)
+
+
+def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | None:
+    """A deep link is a safe relative path, allowed by the portal's patterns (checked again after routing)."""
+    if not target:
+        return None
+    checked = safe_target(target)
+    if checked is None or (portal is not None and not target_allowed(rt.config.portals[portal], checked)):
+        raise LoginRefused(
+            f"target not allowed: {target[:80]!r}", public_message="This link's target page is not allowed."
+        )
+    return checked
 
 
 # --- complete ---------------------------------------------------------------------------------------------
@@ -90,30 +121,55 @@ def start_login(rt: Runtime, portal: str, target: str | None = None) -> str:
 
 def complete_login(
     rt: Runtime, saml_response: str, relay_state: str | None, trace: Trace = _no_trace
-) -> OutgoingLogin:
-    pending = find_pending(rt, relay_state)
+) -> OutgoingLogin | PortalChoice:
+    pending = find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
     validated = validate(rt, saml_response, pending, trace)
-    consume(rt, validated, relay_state)
+    consume(rt, validated, relay_state if pending.request_id else None)
     identity = validated.identity
     claims = map_claims(identity, rt.claim_names[identity.upstream])
     claims = resolve_group_names(rt, identity, claims, trace)
-    portal = choose_portal(rt, pending, claims)
+    decision = route(rt.config, pending.portal, identity.upstream, claims)
+    trace("routing", f"{', '.join(decision.portals)}: {decision.reason}")
+    if len(decision.portals) > 1:
+        return hold_for_choice(rt, decision.portals, identity, claims, pending.target)
+    return finish_login(rt, decision.portals[0], identity, claims, pending.target, trace)
+
+
+def finish_login(
+    rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None, trace: Trace = _no_trace
+) -> OutgoingLogin:
     provision(rt, portal, claims, trace)
-    outgoing = issue(rt, portal, identity, claims, pending.target)
-    log.info(
-        "login completed",
-        extra={"portal": portal, "upstream": identity.upstream, "assertion_id": outgoing.assertion_id},
-    )
+    outgoing = issue(rt, portal, identity, claims, target)
+    log.info("login completed", extra={"portal": portal, "upstream": identity.upstream,
+                                       "assertion_id": outgoing.assertion_id})  # fmt: skip
     return outgoing
 
 
-def find_pending(rt: Runtime, relay_state: str | None) -> PendingLogin:
+def find_pending(rt: Runtime, relay_state: str | None) -> PendingLogin | None:
     if not relay_state or len(relay_state) > 80:
-        raise LoginExpired("RelayState missing or too long: not a login this broker started")
+        return None
     raw = rt.store.get(_pending_key(relay_state))
-    if raw is None:
+    return PendingLogin(**json.loads(raw)) if raw is not None else None
+
+
+def unsolicited_login(rt: Runtime, saml_response: str, relay_state: str | None) -> PendingLogin:
+    """An IdP-initiated response (e.g. a tile in Entra My Apps): refused unless its upstream allows it,
+    then routed by RelayState (a portal name) or the upstream's default portal."""
+    issuer, in_response_to = peek(saml_response, rt.config.broker.max_response_bytes)
+    if in_response_to is not None or issuer is None:
         raise LoginExpired("no pending login for this RelayState (expired, already used, or never started)")
-    return PendingLogin(**json.loads(raw))
+    upstream = next((name for name, idp in rt.upstreams.items() if idp.entity_id == issuer), None)
+    if upstream is None:
+        raise SamlRejected("issuer", "unsolicited response from an unknown issuer", got=issuer)
+    settings = rt.config.upstreams[upstream]
+    if not settings.allow_unsolicited:
+        raise SamlRejected("unsolicited", f"IdP-initiated logins from upstream {upstream} are not allowed")
+    portal = relay_state or settings.default_portal
+    if portal not in rt.config.portals or upstream not in rt.config.portals[portal].upstream_names:
+        raise SamlRejected(
+            "unsolicited", "RelayState names no portal that accepts this upstream", got=relay_state
+        )
+    return PendingLogin(None, upstream, portal, None, time.time())
 
 
 def validate(
@@ -140,18 +196,17 @@ def consume(rt: Runtime, validated: ValidatedResponse, relay_state: str | None) 
     ttl = max(1, int((validated.replay_until - rt.clock()).total_seconds()) + 1)
     if not rt.store.add(f"assertion:{identity.issuer}:{identity.assertion_id}", b"1", ttl):
         raise SamlRejected("replay", "this assertion was already used", got=identity.assertion_id)
-    if relay_state is None or rt.store.take(_pending_key(relay_state)) is None:
+    if relay_state is not None and rt.store.take(_pending_key(relay_state)) is None:
         raise SamlRejected("in_response_to", "the pending request was consumed by another response")
 
 
 def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: Trace = _no_trace) -> Claims:
     """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
     settings = rt.config.upstreams[identity.upstream].groups
-    names = rt.claim_names[identity.upstream]
     result = resolve_groups(
         claims.groups,
         object_id=claims.object_id,
-        overage_signalled=groups_overage_signalled(identity, names),
+        overage_signalled=groups_overage_signalled(identity, rt.claim_names[identity.upstream]),
         settings=settings,
         store=rt.store,
         graph_client=rt.group_directories.get(identity.upstream),
@@ -161,10 +216,55 @@ def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: 
     return replace(claims, groups=result.names)
 
 
-def choose_portal(rt: Runtime, pending: PendingLogin, claims: Claims) -> str:
-    if pending.portal is None or pending.portal not in rt.config.portals:
-        raise UnknownPortal(f"pending login names no known portal ({pending.portal!r})")
-    return pending.portal
+# --- several portals: hold the login, let the user pick -----------------------------------------------------
+
+
+def _held_key(token: str) -> str:
+    return f"pick:{token}"
+
+
+def hold_for_choice(
+    rt: Runtime, portals: tuple[str, ...], identity: Identity, claims: Claims, target: str | None
+) -> PortalChoice:
+    token, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    held = {
+        "portals": portals,
+        "nonce_sha256": hashlib.sha256(nonce.encode()).hexdigest(),
+        "identity": {**asdict(identity), "attributes": {}, "authn_instant": identity.authn_instant.isoformat()
+                     if identity.authn_instant else None},
+        "claims": asdict(claims),
+        "target": target,
+    }  # fmt: skip
+    rt.store.put(_held_key(token), json.dumps(held).encode(), PICK_TTL_SECONDS)
+    return PortalChoice(token, nonce, portals)
+
+
+def choose_portal(
+    rt: Runtime, token: str, browser_nonce: str | None, portal: str, trace: Trace = _no_trace
+) -> OutgoingLogin:
+    raw = rt.store.take(_held_key(token)) if token and len(token) <= 64 else None
+    if raw is None:
+        raise LoginExpired("portal choice expired or already used")
+    held = json.loads(raw)
+    expected = held["nonce_sha256"]
+    given = hashlib.sha256((browser_nonce or "").encode()).hexdigest()
+    if not hmac.compare_digest(expected, given):
+        raise LoginExpired("portal choice made from another browser")
+    if portal not in held["portals"]:
+        raise LoginRefused(
+            f"portal {portal!r} was not offered", public_message="That portal was not offered to you."
+        )
+    identity_data = held["identity"]
+    instant = identity_data.pop("authn_instant")
+    identity = Identity(**identity_data, authn_instant=datetime.fromisoformat(instant) if instant else None)
+    claims_data = held["claims"]
+    claims = Claims(**{**claims_data, "groups": tuple(claims_data["groups"]),
+                       "extra": {k: tuple(v) for k, v in claims_data["extra"].items()}})  # fmt: skip
+    trace("routing", f"{portal}: chosen on the portal picker")
+    return finish_login(rt, portal, identity, claims, held["target"], trace)
+
+
+# --- the last two steps ---------------------------------------------------------------------------------------
 
 
 def provision(rt: Runtime, portal: str, claims: Claims, trace: Trace = _no_trace) -> SyncOutcome | None:
@@ -181,14 +281,18 @@ def provision(rt: Runtime, portal: str, claims: Claims, trace: Trace = _no_trace
 
 
 def issue(rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None) -> OutgoingLogin:
+    settings = rt.config.portals[portal]
+    if target is not None and not target_allowed(settings, target):
+        log.info("deep link %r not allowed for portal %s: sending the landing path", target, portal)
+        target = None
     trust = rt.portal_trust[portal]
-    attributes = outgoing_attributes(claims, rt.config.portals[portal])
     issued = issue_response(
         trust,
         claims.email,
-        attributes,
+        outgoing_attributes(claims, settings),
         now=rt.clock(),
         authn_instant=identity.authn_instant,
         session_index=identity.session_index,
     )
-    return OutgoingLogin(portal, trust.acs_url, issued.saml_response, target, issued.assertion_id)
+    relay_state = target or settings.landing_path
+    return OutgoingLogin(portal, trust.acs_url, issued.saml_response, relay_state, issued.assertion_id)

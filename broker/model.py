@@ -40,7 +40,7 @@ class Claims:
 class PendingLogin:
     """Server-side state of a login between the redirect to the IdP and the response (keyed by RelayState)."""
 
-    request_id: str
+    request_id: str | None  # None: an IdP-initiated (unsolicited) login
     upstream: str
     portal: str | None
     target: str | None

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
+from cryptography import x509
 
 from broker.claims.groups import GroupDirectory, graph_client_for
 from broker.claims.presets import ClaimNames, claim_names_for
@@ -41,6 +42,7 @@ class Runtime:
     claim_names: dict[str, ClaimNames]
     group_directories: dict[str, GroupDirectory | None] = field(default_factory=dict)
     learnupon_clients: dict[str, LearnUponClient] = field(default_factory=dict)
+    next_certificates: dict[str, x509.Certificate] = field(default_factory=dict)  # published before rollover
     clock: Callable[[], datetime] = field(default=_now)
 
     @property
@@ -124,6 +126,14 @@ def build_runtime(
             )
         except ConfigError as exc:
             raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
+    next_certificates = {}
+    for name, portal in config.portals.items():
+        path = portal.next_certificate or (config.broker.next_certificate if portal.signing is None else None)
+        if path is not None:
+            try:
+                next_certificates[name] = load_certificate_text(Path(path).read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{source}: portals.{name}.next_certificate: {path}: {exc}") from None
     learnupon_clients = {}
     for name, portal in config.portals.items():
         if portal.provisioning.enabled:
@@ -140,5 +150,6 @@ def build_runtime(
         claim_names=claim_names,
         group_directories=group_directories,
         learnupon_clients=learnupon_clients,
+        next_certificates=next_certificates,
         clock=clock,
     )

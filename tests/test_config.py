@@ -56,7 +56,7 @@ def test_unknown_upstream_reference(tmp_path, keys):
     data = base_config(keys)
     data["portals"]["academy"]["upstream"] = "okta"
     with pytest.raises(
-        ConfigError, match=r"portals\.academy\.upstream: unknown upstream 'okta' \(known: entra\)"
+        ConfigError, match=r"portals\.academy: unknown upstream 'okta' \(known: entra\)"
     ):
         load_config(write(tmp_path, yaml.safe_dump(data)))
 

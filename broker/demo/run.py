@@ -15,6 +15,7 @@ from string import Template
 
 import yaml
 from flask import Flask
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from broker.app import create_app
 from broker.config import Config, config_from_dict
@@ -56,6 +57,13 @@ DEMO_USERS = [
              [ALL_STAFF, FINANCE], "Finance", overage=True),
 ]  # fmt: skip
 GRAPH_MEMBERSHIPS = {user.object_id: user.groups for user in DEMO_USERS}
+OKTA_USERS = [
+    DemoUser("jordan.kim@fabrikam.example", "Jordan", "Kim", "00u1demo0jordan", ["Partners", "Sales Team"]),
+    DemoUser("casey.ng@fabrikam.example", "Casey", "Ng", "00u1demo0casey", ["Partners"]),
+    DemoUser("guest@northwind.example", "Guest", "User", "00u1demo0guest", []),  # no routing rule: no access
+]
+OKTA_ENTITY_ID = "http://www.okta.com/exk1demo0okta0broker"
+OKTA_SSO_PATH = "/app/contoso_learnupon/exk1demo0okta0broker/sso/saml"
 DEMO_GROUP_TITLES = ["All Staff"]  # exists in LearnUpon beforehand; the broker creates the others
 
 
@@ -69,6 +77,11 @@ class DemoUrls:
     @classmethod
     def on_ports(cls, host: str, port: int) -> DemoUrls:
         return cls(*(f"http://{host}:{port + offset}" for offset in range(4)))
+
+
+def _not_found(environ, start_response):
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not found"]
 
 
 def ensure_key(demo_dir: Path, name: str, common_name: str) -> KeyPair:
@@ -94,7 +107,7 @@ def demo_config(demo_dir: Path, urls: DemoUrls) -> Config:
 class DemoApps:
     config: Config
     broker: Flask
-    idp: Flask
+    idp: DispatcherMiddleware
     learnupon: Flask
     graph: Flask
     learnupon_states: dict[str, LearnUponState]
@@ -107,13 +120,19 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
     broker_keys = ensure_key(demo_dir, "broker", "LearnUpon broker (demo)")
     sales_keys = ensure_key(demo_dir, "sales", "LearnUpon broker, sales portal (demo)")
     entra_keys = ensure_key(demo_dir, "entra-idp", "Test IdP (Entra-shaped, demo)")
+    okta_keys = ensure_key(demo_dir, "okta-idp", "Test IdP (Okta-shaped, demo)")
     entity_id = f"https://sts.windows.net/{TENANT_ID}/"
     sso_path = f"/{TENANT_ID}/saml2"
-    (demo_dir / "entra-metadata.xml").write_bytes(idp_metadata(entity_id, urls.idp + sso_path, [entra_keys]))
+    (demo_dir / "entra-metadata.xml").write_bytes(
+        idp_metadata(entity_id, f"{urls.idp}/entra{sso_path}", [entra_keys])
+    )
+    (demo_dir / "okta-metadata.xml").write_bytes(
+        idp_metadata(OKTA_ENTITY_ID, f"{urls.idp}/okta{OKTA_SSO_PATH}", [okta_keys])
+    )
     config = demo_config(demo_dir, urls)
-    idp = create_test_idp(
+    entra = create_test_idp(
         TestIdpSettings(
-            name="Contoso sign-in (test IdP)",
+            name="Contoso sign-in (Entra-shaped test IdP)",
             entity_id=entity_id,
             sso_path=sso_path,
             key_pair=entra_keys,
@@ -121,8 +140,22 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
             trusted_acs=[config.broker.acs_url],
             audience=config.broker.sp_entity,
             tenant_id=TENANT_ID,
+            portals=list(config.portals),
         )
     )
+    okta = create_test_idp(
+        TestIdpSettings(
+            name="Fabrikam sign-in (Okta-shaped test IdP)",
+            entity_id=OKTA_ENTITY_ID,
+            sso_path=OKTA_SSO_PATH,
+            key_pair=okta_keys,
+            users=OKTA_USERS,
+            trusted_acs=[config.broker.acs_url],
+            audience=config.broker.sp_entity,
+            shape="okta",
+        )
+    )
+    idp = DispatcherMiddleware(_not_found, {"/entra": entra, "/okta": okta})
     states = {}
     mock_settings = {}
     for portal, keys in (("academy", broker_keys), ("sales", sales_keys)):
@@ -168,9 +201,14 @@ def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
 LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
 
   Bookmarkable login links (open one in a browser):
-    {urls.broker}/login/academy            Contoso Academy
-    {urls.broker}/login/sales              Sales Enablement (its own key, rsa-sha1)
-    {urls.broker}/login/academy?target=/courses/123   a deep link
+    {urls.broker}/login/academy            Contoso Academy: two IdPs, so a discovery page first
+    {urls.broker}/login/sales              Sales Enablement (own key, rsa-sha1, only Sales* groups)
+    {urls.broker}/login                    no portal: routing rules decide (Alex sees a portal picker)
+    {urls.broker}/login/academy?idp=entra&target=/courses/123   skip discovery, deep link
+    {urls.idp}/entra/{TENANT_ID}/saml2/apps   IdP-initiated ("My Apps") logins
+
+  Demo users: Entra — alex.morgan (groups by static map), sam.lee (groups via Graph),
+              priya.shah (group overage → Graph); Okta — jordan.kim, casey.ng (no Sales group)
 
   What a LearnUpon admin pastes:       {urls.broker}/portals/academy/metadata
   Broker SP metadata (for Entra):      {urls.broker}/saml/metadata

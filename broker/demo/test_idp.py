@@ -33,6 +33,7 @@ class TestIdpSettings:
     shape: str = "entra"
     tenant_id: str = ""
     sign: str = "assertion"
+    portals: list[str] = field(default_factory=list)  # offered as IdP-initiated tiles (RelayState)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -73,6 +74,14 @@ def create_test_idp(settings: TestIdpSettings) -> Flask:
             relay_state=request.args.get("RelayState", ""),
             nonce=secrets.token_urlsafe(8),
         )
+
+    @app.get(settings.sso_path + "/apps")
+    def my_apps() -> str:
+        """Like Entra's My Apps: a tile starts an IdP-initiated login (an unsolicited response)."""
+        return render_template(
+            "test_idp_apps.html", idp=settings, users=settings.users, acs_url=settings.trusted_acs[0],
+            portals=settings.portals,
+        )  # fmt: skip
 
     @app.post(settings.sso_path)
     def sign_in() -> str:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from lxml import etree
 
-from broker.keys import KeyPair, load_certificate_text
+from broker.keys import KeyPair, cert_body_b64, load_certificate_text
 from broker.saml.xml import (
     BINDING_POST,
     BINDING_REDIRECT,
@@ -94,11 +94,12 @@ def parse_idp_metadata(document: bytes, *, entity_id: str | None = None) -> Upst
     )
 
 
-def _key_descriptor(parent: etree._Element, key_pair: KeyPair) -> None:
+def _key_descriptor(parent: etree._Element, certificate: KeyPair | x509.Certificate) -> None:
+    body = certificate.cert_b64 if isinstance(certificate, KeyPair) else cert_body_b64(certificate)
     key_descriptor = etree.SubElement(parent, qname(MD, "KeyDescriptor"), use="signing")
     key_info = etree.SubElement(key_descriptor, qname(DS, "KeyInfo"))
     x509_data = etree.SubElement(key_info, qname(DS, "X509Data"))
-    etree.SubElement(x509_data, qname(DS, "X509Certificate")).text = key_pair.cert_b64
+    etree.SubElement(x509_data, qname(DS, "X509Certificate")).text = body
 
 
 def sp_metadata(entity_id: str, acs_url: str, key_pair: KeyPair, *, sign_requests: bool) -> bytes:
@@ -124,7 +125,7 @@ def sp_metadata(entity_id: str, acs_url: str, key_pair: KeyPair, *, sign_request
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 
-def idp_metadata(entity_id: str, sso_url: str, key_pairs: list[KeyPair]) -> bytes:
+def idp_metadata(entity_id: str, sso_url: str, key_pairs: list[KeyPair | x509.Certificate]) -> bytes:
     """The broker as the IdP of one portal; every published certificate (current and next) is listed."""
     root = etree.Element(qname(MD, "EntityDescriptor"), nsmap={"md": MD, "ds": DS}, entityID=entity_id)
     idp = etree.SubElement(

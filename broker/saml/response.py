@@ -293,6 +293,19 @@ def _read_attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
     return {name: tuple(values) for name, values in attributes.items()}
 
 
+def peek(saml_response: str, max_bytes: int) -> tuple[str | None, str | None]:
+    """Issuer and InResponseTo as posted, unverified: only to pick which upstream's checks to run."""
+    try:
+        root = parse_untrusted(decode_base64(saml_response, max_bytes=max_bytes))
+    except UnsafeXml as exc:
+        raise _reject("xml", str(exc)) from None
+    issuer = root.find(ISSUER)
+    if issuer is None:
+        assertion = root.find(ASSERTION)
+        issuer = assertion.find(ISSUER) if assertion is not None else None
+    return (text_or_reject(issuer) if issuer is not None else None), root.get("InResponseTo")
+
+
 def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_trace) -> ValidatedResponse:
     """Check everything; return the identity read from signed XML, or raise SamlRejected."""
     response = _read_document(saml_response, exp)

@@ -1,18 +1,75 @@
-"""GET /login/<portal>: the bookmarkable entry point; answers with a redirect to the upstream IdP."""
+"""Login entry points: /login/<portal> (bookmarkable), /login (portal by host name or routing rules),
+the IdP discovery page when several upstreams are offered, and the portal picker's answer."""
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, request
+from urllib.parse import urlencode
 
-from broker.login import start_login
-from broker.web.pages import runtime
+from flask import Blueprint, redirect, request, session
+from werkzeug.exceptions import BadRequest
+
+from broker.login import UnknownPortal, choose_portal, start_login
+from broker.routing import portal_for_host, upstreams_for
+from broker.web.pages import autopost_page, page, runtime
 
 bp = Blueprint("login", __name__)
 
+PICK_COOKIE = "broker_pick"
 
+
+def _upstream_choice(portal: str | None, offered: list[str]) -> str | None:
+    """?idp= hint, else the remembered choice, else the only one; None: ask the user."""
+    hint = request.args.get("idp")
+    if hint is not None:
+        if hint not in offered:
+            raise BadRequest("That sign-in option is not offered here.")
+        session["idp"] = hint  # remembered in the signed session cookie
+        return hint
+    remembered = session.get("idp")
+    if remembered in offered:
+        return remembered
+    return offered[0] if len(offered) == 1 else None
+
+
+@bp.get("/login")
 @bp.get("/login/<portal>")
-def login(portal: str):
-    url = start_login(runtime(), portal, request.args.get("target"))
+def login(portal: str | None = None):
+    rt = runtime()
+    if portal is not None and portal not in rt.config.portals:
+        raise UnknownPortal(f"unknown portal {portal!r}")
+    portal = portal or portal_for_host(rt.config, request.host)
+    offered = upstreams_for(rt.config, portal)
+    upstream = _upstream_choice(portal, offered)
+    if upstream is None:
+        return discovery_page(portal, offered)
+    url = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"))
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def discovery_page(portal: str | None, offered: list[str]):
+    rt = runtime()
+    keep = {k: v for k, v in request.args.items() if k in ("target", "login_hint")}
+    options = [
+        {"name": name, "label": rt.config.upstreams[name].display_name or name,
+         "href": f"{request.path}?{urlencode({**keep, 'idp': name})}"}
+        for name in offered
+    ]  # fmt: skip
+    title = rt.config.portals[portal].display_name or portal if portal else "your learning portal"
+    response = page("discovery.html", title=title, options=options)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/login/choose")
+def choose():
+    outgoing = choose_portal(
+        runtime(),
+        request.form.get("token", ""),
+        request.cookies.get(PICK_COOKIE),
+        request.form.get("portal", ""),
+    )
+    response = autopost_page(outgoing)
+    response.delete_cookie(PICK_COOKIE, path="/login/choose")
     return response

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
+from broker.keys import fingerprint
 from broker.login import UnknownPortal
 from broker.saml.metadata import idp_metadata, sp_metadata
 from broker.web.pages import page, runtime
@@ -38,6 +39,18 @@ def portal_setup(rt, portal: str) -> dict:
         "sha1": trust.key_pair.sha1_fingerprint,
         "sha256": trust.key_pair.sha256_fingerprint,
         "not_after": trust.key_pair.certificate.not_valid_after_utc.date().isoformat(),
+        "next": _next_certificate(rt, portal),
+    }
+
+
+def _next_certificate(rt, portal: str) -> dict | None:
+    cert = rt.next_certificates.get(portal)
+    if cert is None:
+        return None
+    return {
+        "sha1": fingerprint(cert, "sha1"),
+        "sha256": fingerprint(cert, "sha256"),
+        "not_after": cert.not_valid_after_utc.date().isoformat(),
     }
 
 
@@ -47,11 +60,17 @@ def portal(portal: str):
     if portal not in rt.portal_trust:
         raise UnknownPortal(f"metadata asked for unknown portal {portal!r}")
     setup = portal_setup(rt, portal)
-    xml = idp_metadata(setup["idp_entity_id"], setup["login_url"], [rt.portal_trust[portal].key_pair])
+    published = [rt.portal_trust[portal].key_pair]
+    if portal in rt.next_certificates:
+        published.append(rt.next_certificates[portal])
+    xml = idp_metadata(setup["idp_entity_id"], setup["login_url"], published)
     best = request.accept_mimetypes.best_match(["text/html", METADATA_TYPE, "application/xml"])
     if request.args.get("format") == "xml" or best != "text/html":
         response = Response(xml, mimetype=METADATA_TYPE)
         response.headers["X-Certificate-SHA1-Fingerprint"] = setup["sha1"]
         response.headers["X-Certificate-SHA256-Fingerprint"] = setup["sha256"]
+        if setup["next"]:
+            response.headers["X-Next-Certificate-SHA1-Fingerprint"] = setup["next"]["sha1"]
+            response.headers["X-Next-Certificate-SHA256-Fingerprint"] = setup["next"]["sha256"]
         return response
     return page("portal_setup.html", setup=setup, metadata=xml.decode("utf-8"))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from broker.errors import LoginRefused, SamlRejected, StoreUnavailable, new_reference
+from broker.model import OutgoingLogin
 from broker.runtime import Runtime
 
 log = logging.getLogger("broker.web")
@@ -36,6 +38,25 @@ def page(template: str, status: int = 200, *, form_action: str = "'self'", **con
     body = render_template(template, nonce=csp_nonce(), **context)
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = content_security_policy(form_action)
+    return response
+
+
+def secure_cookies() -> bool:
+    """Cookies are Secure outside the demo (which runs on plain http://127.0.0.1)."""
+    return not runtime().config.broker.demo
+
+
+def autopost_page(outgoing: OutgoingLogin) -> Response:
+    """The page that POSTs the signed Response to the portal; works without JavaScript (a button)."""
+    target = urlsplit(outgoing.acs_url)
+    display = runtime().config.portals[outgoing.portal].display_name or outgoing.portal
+    response = page(
+        "autopost.html",
+        form_action=f"{target.scheme}://{target.netloc}",
+        outgoing=outgoing,
+        portal_name=display,
+    )
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

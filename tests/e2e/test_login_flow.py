@@ -52,9 +52,9 @@ def submit_form(session: requests.Session, page: requests.Response, **extra: str
     return session.post(html.unescape(action) if action else page.url, data=fields, timeout=10)
 
 
-def sign_in(urls: DemoUrls, portal: str, email: str, target: str | None = None) -> requests.Response:
+def sign_in(urls: DemoUrls, portal: str, email: str, target: str | None = None, idp: str = "entra"):
     session = requests.Session()
-    params = {"target": target} if target else None
+    params = {"idp": idp, **({"target": target} if target else {})}
     login_page = session.get(f"{urls.broker}/login/{portal}", params=params, timeout=10)  # follows the 302
     assert login_page.url.startswith(urls.idp), login_page.url
     idp_post = submit_form(session, login_page, email=email)  # the user picks who they are
@@ -64,10 +64,10 @@ def sign_in(urls: DemoUrls, portal: str, email: str, target: str | None = None) 
     return submit_form(session, to_broker)  # the broker's auto-post form, to the portal
 
 
-def to_portal_form(urls: DemoUrls, portal: str, email: str, target: str | None = None):
+def to_portal_form(urls: DemoUrls, portal: str, email: str, target: str | None = None, idp: str = "entra"):
     """Everything up to (not including) the browser's POST to the portal."""
     session = requests.Session()
-    params = {"target": target} if target else None
+    params = {"idp": idp, **({"target": target} if target else {})}
     login_page = session.get(f"{urls.broker}/login/{portal}", params=params, timeout=10)
     assert login_page.url.startswith(urls.idp), login_page.url
     to_broker = submit_form(session, submit_form(session, login_page, email=email))
@@ -129,7 +129,7 @@ def test_second_portal_uses_its_own_key_sha1_jit_and_group_allow_list(demo):
 
 def test_the_mock_portal_refuses_an_assertion_meant_for_another_portal(demo):
     session = requests.Session()
-    login_page = session.get(f"{demo.urls.broker}/login/academy", timeout=10)
+    login_page = session.get(f"{demo.urls.broker}/login/academy?idp=entra", timeout=10)
     to_broker = submit_form(session, submit_form(session, login_page, email="sam.lee@contoso.example"))
     fields = {k: html.unescape(v) for k, v in re.findall(r'name="(\w+)" value="([^"]*)"', to_broker.text)}
     wrong = session.post(f"{demo.urls.learnupon}/sales/saml/consumer", data=fields, timeout=10)

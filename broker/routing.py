@@ -1,0 +1,104 @@
+"""Which portal a login goes to, and which upstream IdP it starts at. Pure functions over config and claims.
+
+A portal comes from the bookmarked path (/login/<portal>), else from the host name, else — after the user has
+signed in — from the first routing rule their identity matches. A portal may restrict who enters it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from broker.config import Config, PortalSettings, RoutingRule
+from broker.errors import LoginRefused
+from broker.model import Claims
+
+
+class NoAccess(LoginRefused):
+    """The user signed in but may enter no portal (or not the one they asked for)."""
+
+    status_code = 403
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    portals: tuple[str, ...]  # one: go; several: the user picks
+    reason: str
+
+
+def _matches_any(values: tuple[str, ...] | list[str], patterns: list[str]) -> bool:
+    lowered = [v.lower() for v in values]
+    return any(fnmatchcase(value, pattern.lower()) for pattern in patterns for value in lowered)
+
+
+def portal_for_host(config: Config, host: str) -> str | None:
+    name = host.split(":", 1)[0].lower().rstrip(".")
+    for portal, settings in config.portals.items():
+        if name in (h.lower() for h in settings.hosts):
+            return portal
+    return None
+
+
+def upstreams_for(config: Config, portal: str | None) -> list[str]:
+    """The upstream IdPs a login may start at: the portal's, or (no portal yet) every upstream."""
+    if portal is not None:
+        return config.portals[portal].upstream_names
+    if config.routing.default_upstream:
+        return [config.routing.default_upstream]
+    return list(config.upstreams)
+
+
+def may_enter(portal: PortalSettings, claims: Claims) -> bool:
+    return not portal.required_groups or _matches_any(claims.groups, portal.required_groups)
+
+
+def _field_values(claims: Claims, name: str) -> tuple[str, ...]:
+    value = getattr(claims, name, None)
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return claims.extra.get(name, ())
+
+
+def rule_matches(rule: RoutingRule, claims: Claims) -> bool:
+    if rule.groups and not _matches_any(claims.groups, rule.groups):
+        return False
+    domain = claims.email.rsplit("@", 1)[-1].lower()
+    if rule.email_domains and domain not in (d.lower().lstrip("@") for d in rule.email_domains):
+        return False
+    for name, allowed in rule.attributes.items():
+        if not _matches_any(_field_values(claims, name), allowed):
+            return False
+    return True
+
+
+def route(config: Config, requested: str | None, upstream: str, claims: Claims) -> RoutingDecision:
+    """The portal(s) this user may enter now, and why; NoAccess when there are none."""
+    no_access = config.routing.no_access_message
+    if requested is not None:
+        settings = config.portals[requested]
+        if upstream not in settings.upstream_names:
+            raise NoAccess(
+                f"portal {requested} does not accept upstream {upstream}", public_message=no_access
+            )
+        if not may_enter(settings, claims):
+            raise NoAccess(
+                f"{claims.email} is in none of {requested}'s required groups {settings.required_groups}",
+                public_message=no_access,
+            )
+        return RoutingDecision((requested,), f"requested portal {requested}")
+    for index, rule in enumerate(config.routing.rules):
+        if not rule_matches(rule, claims):
+            continue
+        allowed = tuple(
+            p for p in rule.portals
+            if upstream in config.portals[p].upstream_names and may_enter(config.portals[p], claims)
+        )  # fmt: skip
+        if allowed:
+            return RoutingDecision(allowed, f"routing rule {index + 1} matched")
+    raise NoAccess(f"no routing rule gives {claims.email} a portal", public_message=no_access)
+
+
+def target_allowed(portal: PortalSettings, target: str) -> bool:
+    """Deep links: the path (without query) must match one of the portal's patterns."""
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    return any(fnmatchcase(path, pattern) for pattern in portal.targets)
