@@ -14,7 +14,7 @@ from flask import Flask
 from broker.config import Config, load_config
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
-from broker.web import acs, health, login, metadata, pages
+from broker.web import acs, admin, health, login, metadata, pages
 
 log = logging.getLogger("broker.app")
 
@@ -51,10 +51,10 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=not config.broker.demo,
-        PERMANENT_SESSION_LIFETIME=60 * 60 * 24 * 90,  # the remembered IdP choice
+        PERMANENT_SESSION_LIFETIME=60 * config.admin.session_minutes,
     )
     pages.register(app)
-    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp):
+    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp):
         app.register_blueprint(blueprint)
     logging.getLogger("broker").setLevel(logging.INFO)
     return app

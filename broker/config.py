@@ -199,8 +199,19 @@ class RoutingSettings(_Model):
     )
 
 
+class AdminSettings(_Model):
+    """Who may use /admin: members of these groups (after group resolution) signing in through these
+    upstreams, or, for first setup, whoever holds the bootstrap token from the environment."""
+
+    groups: list[str] = Field(default_factory=list, description="names or patterns; empty: nobody via IdP")
+    upstreams: list[str] = Field(default_factory=list, description="empty: every upstream")
+    bootstrap_token_env: str = "BROKER_ADMIN_TOKEN"  # noqa: S105 (a variable name)
+    session_minutes: int = Field(480, ge=5, le=24 * 60)
+
+
 class Config(_Model):
     broker: BrokerSettings
+    admin: AdminSettings = AdminSettings()
     store: StoreSettings = StoreSettings()
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]
@@ -234,6 +245,9 @@ class Config(_Model):
                     raise ValueError(
                         f"routing.rules.{index}.portals: unknown portal {portal!r} (known: {known_portals})"
                     )
+        for upstream in self.admin.upstreams:
+            if upstream not in self.upstreams:
+                raise ValueError(f"admin.upstreams: unknown upstream {upstream!r} (known: {known_upstreams})")
         if self.routing.default_upstream and self.routing.default_upstream not in self.upstreams:
             raise ValueError(f"routing.default_upstream: unknown upstream (known: {known_upstreams})")
         for name, upstream in self.upstreams.items():

@@ -71,7 +71,12 @@ def _pending_key(relay_state: str) -> str:
 
 
 def start_login(
-    rt: Runtime, portal: str | None, upstream: str, target: str | None = None, login_hint: str | None = None
+    rt: Runtime,
+    portal: str | None,
+    upstream: str,
+    target: str | None = None,
+    login_hint: str | None = None,
+    purpose: str = "login",
 ) -> str:
     """Remember the login server-side and return the upstream IdP URL to redirect the browser to."""
     if portal is not None and portal not in rt.config.portals:
@@ -82,7 +87,7 @@ def start_login(
         raise LoginRefused(f"upstream {upstream!r} not offered for portal {portal!r}",
                            public_message="This sign-in option is not available here.")  # fmt: skip
     checked_target = check_target(rt, portal, target)
-    pending = PendingLogin(new_request_id(), upstream, portal, checked_target, time.time())
+    pending = PendingLogin(new_request_id(), upstream, portal, checked_target, time.time(), purpose)
     # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
     relay_state = secrets.token_urlsafe(32)
     rt.store.put(
@@ -119,15 +124,42 @@ def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | N
 # --- complete ---------------------------------------------------------------------------------------------
 
 
-def complete_login(
-    rt: Runtime, saml_response: str, relay_state: str | None, trace: Trace = _no_trace
-) -> OutgoingLogin | PortalChoice:
-    pending = find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
+@dataclass(frozen=True)
+class Received:
+    """A validated, consumed upstream response: who signed in, for which pending login."""
+
+    pending: PendingLogin
+    identity: Identity
+    claims: Claims
+
+
+def receive(
+    rt: Runtime,
+    saml_response: str,
+    relay_state: str | None,
+    trace: Trace = _no_trace,
+    pending: PendingLogin | None = None,
+) -> Received:
+    """The first half of every login (also the admin's and the flow tester's): validate, consume, map."""
+    pending = pending or find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
     validated = validate(rt, saml_response, pending, trace)
     consume(rt, validated, relay_state if pending.request_id else None)
     identity = validated.identity
     claims = map_claims(identity, rt.claim_names[identity.upstream])
+    trace("claims", f"mapped with the {rt.config.upstreams[identity.upstream].preset} preset: {claims.email}")
     claims = resolve_group_names(rt, identity, claims, trace)
+    return Received(pending, identity, claims)
+
+
+def complete_login(
+    rt: Runtime,
+    saml_response: str,
+    relay_state: str | None,
+    trace: Trace = _no_trace,
+    pending: PendingLogin | None = None,
+) -> OutgoingLogin | PortalChoice:
+    received = receive(rt, saml_response, relay_state, trace, pending)
+    pending, identity, claims = received.pending, received.identity, received.claims
     decision = route(rt.config, pending.portal, identity.upstream, claims)
     trace("routing", f"{', '.join(decision.portals)}: {decision.reason}")
     if len(decision.portals) > 1:
@@ -230,13 +262,30 @@ def hold_for_choice(
     held = {
         "portals": portals,
         "nonce_sha256": hashlib.sha256(nonce.encode()).hexdigest(),
-        "identity": {**asdict(identity), "attributes": {}, "authn_instant": identity.authn_instant.isoformat()
-                     if identity.authn_instant else None},
-        "claims": asdict(claims),
-        "target": target,
-    }  # fmt: skip
+        **held_login(identity, claims, target),
+    }
     rt.store.put(_held_key(token), json.dumps(held).encode(), PICK_TTL_SECONDS)
     return PortalChoice(token, nonce, portals)
+
+
+def held_login(identity: Identity, claims: Claims, target: str | None) -> dict:
+    """What must be kept (JSON) to finish a login later: the picker, the flow tester's continue button."""
+    instant = identity.authn_instant.isoformat() if identity.authn_instant else None
+    return {
+        "identity": {**asdict(identity), "attributes": {}, "authn_instant": instant},
+        "claims": asdict(claims),
+        "target": target,
+    }
+
+
+def restore_login(held: dict) -> tuple[Identity, Claims, str | None]:
+    identity_data = dict(held["identity"])
+    instant = identity_data.pop("authn_instant")
+    identity = Identity(**identity_data, authn_instant=datetime.fromisoformat(instant) if instant else None)
+    claims_data = held["claims"]
+    claims = Claims(**{**claims_data, "groups": tuple(claims_data["groups"]),
+                       "extra": {k: tuple(v) for k, v in claims_data["extra"].items()}})  # fmt: skip
+    return identity, claims, held["target"]
 
 
 def choose_portal(
@@ -254,14 +303,9 @@ def choose_portal(
         raise LoginRefused(
             f"portal {portal!r} was not offered", public_message="That portal was not offered to you."
         )
-    identity_data = held["identity"]
-    instant = identity_data.pop("authn_instant")
-    identity = Identity(**identity_data, authn_instant=datetime.fromisoformat(instant) if instant else None)
-    claims_data = held["claims"]
-    claims = Claims(**{**claims_data, "groups": tuple(claims_data["groups"]),
-                       "extra": {k: tuple(v) for k, v in claims_data["extra"].items()}})  # fmt: skip
+    identity, claims, target = restore_login(held)
     trace("routing", f"{portal}: chosen on the portal picker")
-    return finish_login(rt, portal, identity, claims, held["target"], trace)
+    return finish_login(rt, portal, identity, claims, target, trace)
 
 
 # --- the last two steps ---------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ class PendingLogin:
     portal: str | None
     target: str | None
     created: float
-    test_mode: bool = False
+    purpose: str = "login"  # "login"; "test": the admin flow tester; "admin": an administrator signing in
 
 
 @dataclass(frozen=True)

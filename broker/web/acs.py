@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from fnmatch import fnmatchcase
 
-from broker.errors import SamlRejected
-from broker.login import PortalChoice, complete_login
+from flask import Blueprint, redirect, request, url_for
+
+from broker.errors import LoginRefused, SamlRejected
+from broker.login import PortalChoice, complete_login, find_pending, receive
+from broker.tester import run_test
+from broker.web.admin import sign_in_admin
 from broker.web.login import PICK_COOKIE
 from broker.web.pages import autopost_page, page, runtime, secure_cookies
 
@@ -18,10 +22,32 @@ def acs():
     saml_response = request.form.get("SAMLResponse")
     if not saml_response:
         raise SamlRejected("xml", "no SAMLResponse field in the POST")
-    outcome = complete_login(runtime(), saml_response, request.form.get("RelayState"))
+    rt, relay_state = runtime(), request.form.get("RelayState")
+    pending = find_pending(rt, relay_state)
+    if pending is not None and pending.purpose == "test":
+        report = run_test(rt, saml_response, relay_state, pending)
+        return redirect(url_for("admin.trace", report_id=report.id), code=303)
+    if pending is not None and pending.purpose == "admin":
+        return admin_sign_in(saml_response, relay_state, pending)
+    outcome = complete_login(rt, saml_response, relay_state, pending=pending)
     if isinstance(outcome, PortalChoice):
         return picker_page(outcome)
     return autopost_page(outcome)
+
+
+def admin_sign_in(saml_response: str, relay_state: str | None, pending):
+    rt = runtime()
+    received = receive(rt, saml_response, relay_state, pending=pending)
+    groups = [g.lower() for g in received.claims.groups]
+    patterns = [p.lower() for p in rt.config.admin.groups]
+    if not any(fnmatchcase(g, p) for g in groups for p in patterns):
+        raise LoginRefused(
+            f"{received.claims.email} is not in an admin group {rt.config.admin.groups}",
+            public_message="Your account is not allowed to administer this broker.",
+            status_code=403,
+        )
+    sign_in_admin(received.claims.email, received.identity.upstream)
+    return redirect(url_for("admin.index"), code=303)
 
 
 def picker_page(choice: PortalChoice):

@@ -5,30 +5,43 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, redirect, request, session
+from flask import Blueprint, current_app, redirect, request
+from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import BadRequest
 
 from broker.login import UnknownPortal, choose_portal, start_login
 from broker.routing import portal_for_host, upstreams_for
-from broker.web.pages import autopost_page, page, runtime
+from broker.web.pages import autopost_page, page, runtime, secure_cookies
 
 bp = Blueprint("login", __name__)
 
 PICK_COOKIE = "broker_pick"
+IDP_COOKIE = "broker_idp"
+IDP_COOKIE_DAYS = 90
 
 
-def _upstream_choice(portal: str | None, offered: list[str]) -> str | None:
-    """?idp= hint, else the remembered choice, else the only one; None: ask the user."""
+def _idp_cookie() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.secret_key, salt="remembered-idp")
+
+
+def _remembered_idp() -> str | None:
+    try:
+        return _idp_cookie().loads(request.cookies.get(IDP_COOKIE, ""))
+    except BadSignature:
+        return None
+
+
+def _upstream_choice(offered: list[str]) -> tuple[str | None, bool]:
+    """?idp= hint, else the remembered choice, else the only one; None: ask the user. Second value: remember."""
     hint = request.args.get("idp")
     if hint is not None:
         if hint not in offered:
             raise BadRequest("That sign-in option is not offered here.")
-        session["idp"] = hint  # remembered in the signed session cookie
-        return hint
-    remembered = session.get("idp")
+        return hint, True
+    remembered = _remembered_idp()
     if remembered in offered:
-        return remembered
-    return offered[0] if len(offered) == 1 else None
+        return remembered, False
+    return (offered[0] if len(offered) == 1 else None), False
 
 
 @bp.get("/login")
@@ -39,12 +52,17 @@ def login(portal: str | None = None):
         raise UnknownPortal(f"unknown portal {portal!r}")
     portal = portal or portal_for_host(rt.config, request.host)
     offered = upstreams_for(rt.config, portal)
-    upstream = _upstream_choice(portal, offered)
+    upstream, remember = _upstream_choice(offered)
     if upstream is None:
         return discovery_page(portal, offered)
     url = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"))
     response = redirect(url, code=302)
     response.headers["Cache-Control"] = "no-store"
+    if remember and len(offered) > 1:
+        response.set_cookie(
+            IDP_COOKIE, _idp_cookie().dumps(upstream), max_age=IDP_COOKIE_DAYS * 86400, httponly=True,
+            secure=secure_cookies(), samesite="Lax",
+        )  # fmt: skip
     return response
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -49,7 +50,8 @@ def submit_form(session: requests.Session, page: requests.Response, **extra: str
     fields = {k: html.unescape(v) for k, v in re.findall(r'name="(\w+)" value="([^"]*)"', page.text)}
     fields.update(extra)
     action = re.search(r'<form method="post"(?: action="([^"]*)")?', page.text)[1]
-    return session.post(html.unescape(action) if action else page.url, data=fields, timeout=10)
+    target = urljoin(page.url, html.unescape(action)) if action else page.url
+    return session.post(target, data=fields, timeout=10)
 
 
 def sign_in(urls: DemoUrls, portal: str, email: str, target: str | None = None, idp: str = "entra"):

@@ -1,0 +1,133 @@
+"""/admin: sign-in (through an upstream IdP and an admin group, or a bootstrap token), the portal list,
+the flow tester and its trace pages. Every form carries a CSRF token bound to the signed session."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import secrets
+import time
+
+from flask import Blueprint, abort, redirect, request, session, url_for
+from werkzeug.exceptions import Forbidden
+
+from broker.audit import audit
+from broker.routing import upstreams_for
+from broker.tester import continue_to_portal, load, start_test
+from broker.web.pages import autopost_page, page, runtime
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(24)
+    return session["csrf"]
+
+
+@bp.before_request
+def _check_csrf():
+    if request.method == "POST":
+        sent = request.form.get("csrf", "")
+        if not hmac.compare_digest(sent, session.get("csrf", "\0")):
+            raise Forbidden("The form has expired. Reload the page and try again.")
+
+
+def current_admin() -> str | None:
+    admin = session.get("admin")
+    if not admin or admin.get("expires", 0) < time.time():
+        return None
+    return admin["email"]
+
+
+def sign_in_admin(email: str, via: str) -> None:
+    session.clear()
+    session.permanent = True
+    minutes = runtime().config.admin.session_minutes
+    session["admin"] = {"email": email, "via": via, "expires": time.time() + minutes * 60}
+    audit("admin.signed_in", admin=email, via=via)
+
+
+def _require_admin() -> str:
+    email = current_admin()
+    if email is None:
+        abort(redirect(url_for("admin.index")))
+    return email
+
+
+def _admin_upstreams() -> list[str]:
+    config = runtime().config
+    return config.admin.upstreams or list(config.upstreams)
+
+
+@bp.get("/")
+def index():
+    rt = runtime()
+    email = current_admin()
+    if email is None:
+        options = [{"name": n, "label": rt.config.upstreams[n].display_name or n} for n in _admin_upstreams()]
+        return page("admin_login.html", options=options, csrf=csrf_token(),
+                    token_enabled=bool(os.environ.get(rt.config.admin.bootstrap_token_env)))  # fmt: skip
+    portals = [
+        {"name": name, "label": p.display_name or name, "upstreams": upstreams_for(rt.config, name)}
+        for name, p in rt.config.portals.items()
+    ]
+    return page("admin_index.html", admin=email, portals=portals, csrf=csrf_token())
+
+
+@bp.get("/login")
+def login_via_idp():
+    from broker.login import start_login
+
+    upstream = request.args.get("idp", "")
+    if upstream not in _admin_upstreams():
+        abort(400, "That sign-in option is not offered for administrators.")
+    return redirect(start_login(runtime(), None, upstream, purpose="admin"))
+
+
+@bp.post("/login/token")
+def login_with_token():
+    expected = os.environ.get(runtime().config.admin.bootstrap_token_env)
+    if not expected or not hmac.compare_digest(request.form.get("token", ""), expected):
+        audit("admin.token_refused", remote=request.remote_addr)
+        raise Forbidden("That token is not valid.")
+    sign_in_admin("bootstrap-token", "token")
+    return redirect(url_for("admin.index"), code=303)
+
+
+@bp.post("/logout")
+def logout():
+    audit("admin.signed_out", admin=current_admin())
+    session.clear()
+    return redirect(url_for("admin.index"), code=303)
+
+
+@bp.get("/test/<portal>")
+def test(portal: str):
+    admin = _require_admin()
+    rt = runtime()
+    if portal not in rt.config.portals:
+        abort(404)
+    offered = upstreams_for(rt.config, portal)
+    upstream = request.args.get("idp") or offered[0]
+    if upstream not in offered:
+        abort(400, "That upstream is not offered for this portal.")
+    audit("admin.test_started", admin=admin, portal=portal, upstream=upstream)
+    return redirect(start_test(rt, portal, upstream))
+
+
+@bp.get("/trace/<report_id>")
+def trace(report_id: str):
+    _require_admin()
+    report = load(runtime(), report_id)
+    if report is None:
+        abort(404, "This trace has expired.")
+    return page("trace.html", report=report, csrf=csrf_token())
+
+
+@bp.post("/trace/<report_id>/continue")
+def continue_(report_id: str):
+    admin = _require_admin()
+    outgoing = continue_to_portal(runtime(), report_id)
+    audit("admin.test_continued", admin=admin, portal=outgoing.portal)
+    return autopost_page(outgoing)
