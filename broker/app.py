@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
+import signal
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, request
 
 from broker.config import Config, load_config
+from broker.observability import request_id
+from broker.reload import Reloader
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
 from broker.web import acs, admin, health, login, metadata, pages
 
 log = logging.getLogger("broker.app")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def _secret_key(config: Config) -> bytes:
@@ -37,6 +43,7 @@ def create_app(
     *,
     store: Store | None = None,
     clock: Callable[[], datetime] | None = None,
+    install_sighup: bool = False,
 ) -> Flask:
     if not isinstance(config, Config):
         config = load_config(config)
@@ -53,8 +60,25 @@ def create_app(
         SESSION_COOKIE_SECURE=not config.broker.demo,
         PERMANENT_SESSION_LIFETIME=60 * config.admin.session_minutes,
     )
+    runtime.metrics.attach(lambda: app.extensions["broker"])
+    reloader = Reloader(app)
+    app.extensions["broker_reloader"] = reloader
+
+    @app.before_request
+    def _start_request() -> None:
+        incoming = request.headers.get("X-Request-ID", "")
+        request_id.set(incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8))
+        reloader.maybe_reload()
+
+    @app.after_request
+    def _tag_response(response):
+        response.headers["X-Request-ID"] = request_id.get()
+        return response
+
     pages.register(app)
     for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp):
         app.register_blueprint(blueprint)
     logging.getLogger("broker").setLevel(logging.INFO)
+    if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread() and install_sighup:
+        signal.signal(signal.SIGHUP, lambda *_: reloader.reload("SIGHUP"))
     return app

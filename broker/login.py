@@ -19,12 +19,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
+from functools import wraps
 
+from broker.audit import audit
 from broker.claims.groups import resolve_groups
 from broker.claims.presets import groups_overage_signalled, is_email, map_claims
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
+from broker.observability import request_id
 from broker.provisioning.sync import SyncOutcome, sync_user
 from broker.routing import route, target_allowed
 from broker.runtime import Runtime
@@ -61,6 +64,20 @@ class PortalChoice:
 
 def _no_trace(check: str, detail: str) -> None:
     return None
+
+
+def timed(step: str):
+    """Record a step's duration in the per-step latency histogram (the step's first argument is the runtime)."""
+
+    def decorate(function):
+        @wraps(function)
+        def run(rt: Runtime, *args, **kwargs):
+            with rt.metrics.step(step):
+                return function(rt, *args, **kwargs)
+
+        return run
+
+    return decorate
 
 
 def _pending_key(relay_state: str) -> str:
@@ -106,6 +123,7 @@ def start_login(
     if login_hint and rt.config.upstreams[upstream].preset == "entra" and is_email(login_hint):
         extra = {"login_hint": login_hint}  # Entra pre-fills the account; a SAML Subject is not allowed
     signing_key = rt.broker_keys if idp.want_authn_requests_signed else None
+    rt.metrics.logins_started.labels(portal or "-", upstream).inc()
     return redirect_url(idp.sso_url, request, relay_state, signing_key=signing_key, extra_params=extra)
 
 
@@ -170,10 +188,12 @@ def complete_login(
 def finish_login(
     rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None, trace: Trace = _no_trace
 ) -> OutgoingLogin:
-    provision(rt, portal, claims, trace)
+    outcome = provision(rt, portal, claims, trace)
     outgoing = issue(rt, portal, identity, claims, target)
-    log.info("login completed", extra={"portal": portal, "upstream": identity.upstream,
-                                       "assertion_id": outgoing.assertion_id})  # fmt: skip
+    rt.metrics.logins_completed.labels(portal, identity.upstream).inc()
+    audit("login", upstream=identity.upstream, portal=portal, email=claims.email, groups=list(outgoing.groups_sent),
+          provisioning=outcome.status if outcome else "off", assertion_id=outgoing.assertion_id,
+          reference=request_id.get())  # fmt: skip
     return outgoing
 
 
@@ -204,6 +224,7 @@ def unsolicited_login(rt: Runtime, saml_response: str, relay_state: str | None) 
     return PendingLogin(None, upstream, portal, None, time.time())
 
 
+@timed("validate")
 def validate(
     rt: Runtime, saml_response: str, pending: PendingLogin, trace: Trace = _no_trace
 ) -> ValidatedResponse:
@@ -222,16 +243,19 @@ def validate(
     return validate_response(saml_response, expectations, trace)
 
 
+@timed("consume")
 def consume(rt: Runtime, validated: ValidatedResponse, relay_state: str | None) -> None:
     """Record the assertion ID (replay cache, shared by replicas) and delete the pending request: once only."""
     identity = validated.identity
     ttl = max(1, int((validated.replay_until - rt.clock()).total_seconds()) + 1)
     if not rt.store.add(f"assertion:{identity.issuer}:{identity.assertion_id}", b"1", ttl):
+        rt.metrics.replay_rejections.inc()
         raise SamlRejected("replay", "this assertion was already used", got=identity.assertion_id)
     if relay_state is not None and rt.store.take(_pending_key(relay_state)) is None:
         raise SamlRejected("in_response_to", "the pending request was consumed by another response")
 
 
+@timed("groups")
 def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: Trace = _no_trace) -> Claims:
     """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
     settings = rt.config.upstreams[identity.upstream].groups
@@ -244,6 +268,7 @@ def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: 
         graph_client=rt.group_directories.get(identity.upstream),
     )
     for record in result.records:
+        rt.metrics.group_names.labels(record.source).inc()
         trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
     return replace(claims, groups=result.names)
 
@@ -311,6 +336,7 @@ def choose_portal(
 # --- the last two steps ---------------------------------------------------------------------------------------
 
 
+@timed("provision")
 def provision(rt: Runtime, portal: str, claims: Claims, trace: Trace = _no_trace) -> SyncOutcome | None:
     """Create or update the user and their groups in LearnUpon before the assertion lands (when enabled).
     Under the portal's `block` policy a failure stops the login; under `continue` LearnUpon's JIT takes over."""
@@ -318,25 +344,31 @@ def provision(rt: Runtime, portal: str, claims: Claims, trace: Trace = _no_trace
     if client is None:
         return None
     outcome = sync_user(portal, claims, rt.config.portals[portal].provisioning, client, rt.store)
+    rt.metrics.provisioning.labels(portal, outcome.status).inc()
     trace(
         "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"
     )
     return outcome
 
 
+@timed("issue")
 def issue(rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None) -> OutgoingLogin:
     settings = rt.config.portals[portal]
     if target is not None and not target_allowed(settings, target):
         log.info("deep link %r not allowed for portal %s: sending the landing path", target, portal)
         target = None
     trust = rt.portal_trust[portal]
+    attributes = outgoing_attributes(claims, settings)
     issued = issue_response(
         trust,
         claims.email,
-        outgoing_attributes(claims, settings),
+        attributes,
         now=rt.clock(),
         authn_instant=identity.authn_instant,
         session_index=identity.session_index,
     )
     relay_state = target or settings.landing_path
-    return OutgoingLogin(portal, trust.acs_url, issued.saml_response, relay_state, issued.assertion_id)
+    groups_sent = attributes.get(settings.attributes.groups or "", ())
+    return OutgoingLogin(
+        portal, trust.acs_url, issued.saml_response, relay_state, issued.assertion_id, groups_sent
+    )

@@ -57,3 +57,4 @@ class OutgoingLogin:
     saml_response: str  # base64 of the signed Response
     relay_state: str | None
     assertion_id: str
+    groups_sent: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ from broker.claims.profile import CANONICAL_FIELDS
 from broker.config import Config, UpstreamSettings
 from broker.errors import ConfigError
 from broker.keys import KeyPair, load_certificate_text, load_key_pair
+from broker.observability import Metrics
 from broker.provisioning.client import LearnUponClient
 from broker.provisioning.sync import build_client
 from broker.saml.assertion import PortalTrust
@@ -43,6 +44,7 @@ class Runtime:
     group_directories: dict[str, GroupDirectory | None] = field(default_factory=dict)
     learnupon_clients: dict[str, LearnUponClient] = field(default_factory=dict)
     next_certificates: dict[str, x509.Certificate] = field(default_factory=dict)  # published before rollover
+    metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], datetime] = field(default=_now)
 
     @property
@@ -91,7 +93,11 @@ def load_upstream(name: str, settings: UpstreamSettings, source: str = "<config>
 
 
 def build_runtime(
-    config: Config, *, store: Store | None = None, clock: Callable[[], datetime] = _now
+    config: Config,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], datetime] = _now,
+    metrics: Metrics | None = None,
 ) -> Runtime:
     source = str(config.source or "<config>")
     broker_keys = load_key_pair(config.broker.signing.key, config.broker.signing.cert)
@@ -151,5 +157,6 @@ def build_runtime(
         group_directories=group_directories,
         learnupon_clients=learnupon_clients,
         next_certificates=next_certificates,
+        metrics=metrics or Metrics(),
         clock=clock,
     )

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatchcase
 
 from flask import Blueprint, redirect, request, url_for
 
+from broker.audit import audit
 from broker.errors import LoginRefused, SamlRejected
 from broker.login import PortalChoice, complete_login, find_pending, receive
 from broker.tester import run_test
@@ -29,7 +31,18 @@ def acs():
         return redirect(url_for("admin.trace", report_id=report.id), code=303)
     if pending is not None and pending.purpose == "admin":
         return admin_sign_in(saml_response, relay_state, pending)
-    outcome = complete_login(rt, saml_response, relay_state, pending=pending)
+    try:
+        outcome = complete_login(rt, saml_response, relay_state, pending=pending)
+    except LoginRefused as exc:
+        reason = (
+            exc.check
+            if isinstance(exc, SamlRejected)
+            else re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+        )
+        portal, upstream = (pending.portal or "-", pending.upstream) if pending else ("-", "-")
+        rt.metrics.logins_rejected.labels(portal, upstream, reason).inc()
+        audit("login.rejected", portal=portal, upstream=upstream, reason=reason, reference=exc.reference)
+        raise
     if isinstance(outcome, PortalChoice):
         return picker_page(outcome)
     return autopost_page(outcome)

@@ -8,7 +8,7 @@ import os
 import secrets
 import time
 
-from flask import Blueprint, abort, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden
 
 from broker.audit import audit
@@ -100,6 +100,20 @@ def logout():
     audit("admin.signed_out", admin=current_admin())
     session.clear()
     return redirect(url_for("admin.index"), code=303)
+
+
+@bp.post("/reload")
+def reload():
+    admin = _require_admin()
+    reloader = current_app.extensions["broker_reloader"]
+    result = reloader.reload(f"asked by {admin}")
+    if result.ok:
+        reloader.announce()
+    audit("admin.reload", admin=admin, ok=result.ok, message=result.message)
+    status = 200 if result.ok else 422
+    return page(
+        "admin_message.html", status, title="Configuration reload", ok=result.ok, message=result.message
+    )
 
 
 @bp.get("/test/<portal>")

@@ -1,12 +1,59 @@
-"""GET /healthz: the process is up and serving."""
+"""Health and metrics: /healthz (the process is up), /readyz (ready for logins), /metrics (Prometheus)."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import hmac
+import os
+from datetime import UTC, datetime
+
+from flask import Blueprint, Response, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from werkzeug.exceptions import Forbidden
+
+from broker.saml.metadata import is_expired
+from broker.web.pages import runtime
 
 bp = Blueprint("health", __name__)
+
+METRICS_TOKEN_ENV = "BROKER_METRICS_TOKEN"  # noqa: S105 (a variable name)
+LOOPBACK = ("127.0.0.1", "::1")
 
 
 @bp.get("/healthz")
 def healthz():
     return {"status": "ok"}
+
+
+@bp.get("/readyz")
+def readyz():
+    rt = runtime()
+    now = datetime.now(UTC)
+    checks = {
+        "config": True,
+        "keys": bool(rt.portal_trust) and rt.broker_keys is not None,
+        "store": rt.store.ping(),
+        "upstream_metadata": all(not is_expired(upstream, now) for upstream in rt.upstreams.values()),
+    }
+    ready = all(checks.values())
+    return {"ready": ready, "checks": checks}, 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    """Bearer token when BROKER_METRICS_TOKEN is set; otherwise only scrapers on this host."""
+    token = os.environ.get(METRICS_TOKEN_ENV)
+    if token:
+        sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(sent, token):
+            raise Forbidden("metrics need the bearer token")
+    elif request.remote_addr not in LOOPBACK:
+        raise Forbidden("metrics are served to this host only (set BROKER_METRICS_TOKEN to scrape remotely)")
+    registry = runtime().metrics.registry
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # gunicorn with several workers: add every worker's counters to this worker's runtime gauges
+        from prometheus_client import multiprocess
+
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)
+        return Response(generate_latest(combined) + generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
