@@ -19,7 +19,7 @@ from broker.observability import request_id
 from broker.reload import Reloader
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
-from broker.web import acs, admin, health, login, metadata, pages
+from broker.web import acs, admin, health, login, metadata, pages, ratelimit
 
 log = logging.getLogger("broker.app")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -76,6 +76,7 @@ def create_app(
         return response
 
     pages.register(app)
+    ratelimit.register(app)
     for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp):
         app.register_blueprint(blueprint)
     logging.getLogger("broker").setLevel(logging.INFO)

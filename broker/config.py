@@ -199,6 +199,14 @@ class RoutingSettings(_Model):
     )
 
 
+class RateLimitSettings(_Model):
+    """Per client IP, shared by all replicas through the store. 0 turns a limit off."""
+
+    login_per_minute: int = Field(60, ge=0)
+    acs_per_minute: int = Field(60, ge=0)
+    trusted_proxies: int = Field(0, ge=0, le=5, description="proxies in front that set X-Forwarded-For")
+
+
 class AdminSettings(_Model):
     """Who may use /admin: members of these groups (after group resolution) signing in through these
     upstreams, or, for first setup, whoever holds the bootstrap token from the environment."""
@@ -212,6 +220,7 @@ class AdminSettings(_Model):
 class Config(_Model):
     broker: BrokerSettings
     admin: AdminSettings = AdminSettings()
+    rate_limits: RateLimitSettings = RateLimitSettings()
     store: StoreSettings = StoreSettings()
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]

@@ -57,6 +57,8 @@ def base_config(keys: Keys, **overrides: object) -> dict:
         "broker": {"base_url": BASE_URL, "signing": {"key": keys.path("broker", "key"),
                                                      "cert": keys.path("broker", "crt")}},
         "store": {"url": "memory://"},
+        # Off here (tests post many logins from 127.0.0.1); tests/web/test_rate_limits.py turns them on.
+        "rate_limits": {"login_per_minute": 0, "acs_per_minute": 0},
         "upstreams": {
             "entra": {"preset": "entra", "entity_id": IDP_ENTITY, "sso_url": IDP_SSO,
                       "certificates": [keys.path("idp", "crt")]},

@@ -25,6 +25,9 @@ class Store(Protocol):
     def delete(self, key: str) -> None:
         """Remove `key` if present."""
 
+    def incr(self, key: str, ttl: int) -> int:
+        """Add one to a counter that starts at 0 and expires `ttl` seconds after its first increment."""
+
     def ping(self) -> bool:
         """True when the store answers."""
 

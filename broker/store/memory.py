@@ -68,6 +68,18 @@ class MemoryStore:
         with self._lock:
             self._data.pop(key, None)
 
+    def incr(self, key: str, ttl: int) -> int:
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            entry = self._data.get(key)
+            if entry is None or entry[0] <= now:
+                self._set(key, b"1", ttl, now)
+                return 1
+            count = int(entry[1]) + 1
+            self._data[key] = (entry[0], str(count).encode())
+            return count
+
     def ping(self) -> bool:
         return True
 

@@ -42,6 +42,17 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self._call("delete", self._ns + key)
 
+    def incr(self, key: str, ttl: int) -> int:
+        # INCR and EXPIRE NX in one round trip: the window starts at the first hit and is never extended.
+        try:
+            pipe = self._redis.pipeline(transaction=True)
+            pipe.incr(self._ns + key)
+            pipe.expire(self._ns + key, ttl, nx=True)
+            count, _ = pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis incr failed: {exc}") from exc
+        return int(count)
+
     def ping(self) -> bool:
         try:
             return bool(self._redis.ping())

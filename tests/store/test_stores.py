@@ -92,3 +92,9 @@ def test_redis_store_reports_unavailable_rather_than_crashing():
     assert dead.ping() is False
     with pytest.raises(StoreUnavailable):
         dead.get("x")
+
+
+def test_incr_counts_within_a_window_and_expires(store):
+    assert [store.incr("hits", 1) for _ in range(3)] == [1, 2, 3]
+    time.sleep(1.1)
+    assert store.incr("hits", 1) == 1

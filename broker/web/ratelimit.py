@@ -1,0 +1,45 @@
+"""Per-client-IP rate limits on /login and /saml/acs, counted in the shared store (fixed one-minute windows)."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, request
+
+from broker.errors import new_reference
+from broker.web.pages import error_page, runtime
+
+LIMITED = {"login.login": "login_per_minute", "acs.acs": "acs_per_minute"}
+
+
+def _check() -> Response | None:
+    setting = LIMITED.get(request.endpoint or "")
+    if setting is None:
+        return None
+    limits = runtime().config.rate_limits
+    limit = getattr(limits, setting)
+    if limit == 0:
+        return None
+    window = int(time.time() // 60)
+    count = runtime().store.incr(f"rate:{setting}:{request.remote_addr}:{window}", 61)
+    if count <= limit:
+        return None
+    response = error_page(
+        429, "Too many sign-in attempts", "Please wait a minute and try again.", new_reference()
+    )
+    response.headers["Retry-After"] = str(60 - int(time.time()) % 60)
+    return response
+
+
+def register(app: Flask) -> None:
+    trusted = runtime_config_proxies(app)
+    if trusted:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        # The client IP is the one the last `trusted` proxies saw; anything further left is forgeable.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
+    app.before_request(_check)
+
+
+def runtime_config_proxies(app: Flask) -> int:
+    return app.extensions["broker"].config.rate_limits.trusted_proxies
