@@ -1,18 +1,95 @@
-"""The `broker` command."""
+"""The `broker` command: serve, demo, and the admin tools (check, fingerprint, metadata, keygen, simulate,
+provision). Errors end the command with one line on stderr, `broker: <what>`, and a non-zero exit status."""
 
 from __future__ import annotations
 
+import logging
 import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
+import yaml
 
-from broker.errors import ConfigError
+from broker.errors import BrokerError, ConfigError
+
+EXIT_INTERRUPTED = 130
 
 
-@click.group()
+class _Broker(click.Group):
+    """Usage mistakes and the broker's own errors print one line, not click's usage block or a traceback."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:  # fmt: skip
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            exc.show()
+            sys.exit(0)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _fail(f"{exc.format_message().rstrip('.')}{where}", exc.exit_code)
+        except click.ClickException as exc:
+            _fail(exc.format_message(), exc.exit_code)
+        except click.Abort:
+            _fail("interrupted", EXIT_INTERRUPTED)
+        except BrokerError as exc:
+            _fail(str(exc))
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"broker: {message}", err=True)
+    sys.exit(code)
+
+
+@contextmanager
+def _silenced(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    handler = logging.NullHandler()
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def _config(path: Path):
+    from broker.config import load_config
+
+    return load_config(path)  # a ConfigError names file, field and reason: _Broker prints it as is
+
+
+def _portal(config, portal: str) -> str:
+    if portal not in config.portals:
+        raise click.ClickException(f"unknown portal {portal!r} (known: {', '.join(sorted(config.portals))})")
+    return portal
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML config file.",
+)
+
+
+@click.group(cls=_Broker)
 def main() -> None:
     """LearnUpon SAML broker: SP-initiated login in, signed IdP-initiated assertion out."""
+
+
+# ---- serve, demo ---------------------------------------------------------------------------------------------
 
 
 @main.command()
@@ -29,12 +106,14 @@ def main() -> None:
     "--port",
     default=8470,
     show_default=True,
-    help="Broker port; the test IdP and mock LearnUpon use the next two.",
+    help="Broker port; the test IdP, mock LearnUpon and fake Graph use the next three.",
 )
 def demo(demo_dir: Path, host: str, port: int) -> None:
     """Run the whole flow on localhost: broker, test IdP, mock LearnUpon.
 
-    Example: broker demo --port 8470
+    \b
+    Example:
+      broker demo --port 8470
     """
     from broker.demo.run import run_demo
 
@@ -42,24 +121,388 @@ def demo(demo_dir: Path, host: str, port: int) -> None:
 
 
 @main.command()
-@click.option(
-    "--config", "config_path", required=True, type=click.Path(path_type=Path), help="YAML config file."
-)
+@config_option
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
 def serve(config_path: Path, host: str, port: int) -> None:
     """Development server (production: gunicorn 'broker.wsgi:app').
 
-    Example: broker serve --config config/broker.example.yaml --port 8000
+    \b
+    Example:
+      broker serve --config config/broker.example.yaml --port 8000
     """
     from broker.app import create_app
 
     try:
         app = create_app(config_path)
     except ConfigError as exc:
-        click.echo(f"broker: {exc}", err=True)
-        sys.exit(1)
+        _fail(str(exc))
     app.run(host=host, port=port)
+
+
+# ---- check ----------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option("--online", is_flag=True, help="Also make one harmless call to Graph and each LearnUpon API.")
+def check(config_path: Path, online: bool) -> None:
+    """Check a deployment: config, keys, certificate expiry, upstream metadata, store, credentials.
+
+    One line per check: OK, WARN or FAIL. Exit status 1 when anything FAILs.
+
+    \b
+    Example:
+      broker check --config config/broker.yaml --online
+    """
+    from broker.checks import run_checks, worst
+
+    results = run_checks(config_path, online=online)
+    for result in results:
+        first, *rest = result.line().splitlines()
+        click.echo(first)
+        for line in rest:
+            click.echo(f"      {line}")
+    counts = Counter(r.status for r in results)
+    click.echo(f"{counts['OK']} OK, {counts['WARN']} WARN, {counts['FAIL']} FAIL")
+    if worst(results) == "FAIL":
+        sys.exit(1)
+
+
+# ---- fingerprint, metadata, keygen -------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("portal")
+@config_option
+def fingerprint(portal: str, config_path: Path) -> None:
+    """Certificate fingerprints to paste into LearnUpon (SAML settings → Manage finger prints).
+
+    SHA-1 and SHA-256, colon-separated upper-case hex, for the current and the next certificate.
+
+    \b
+    Example:
+      broker fingerprint academy --config config/broker.yaml
+    """
+    from broker.simulate import tools_runtime
+    from broker.web.metadata import portal_setup
+
+    config = _config(config_path)
+    setup = portal_setup(tools_runtime(config, offline=True).rt, _portal(config, portal))
+    signing = config.portal_signing(portal)
+    click.echo(f"portal {portal}: certificate {signing.cert}")
+    for label, cert in (("current", setup), ("next", setup["next"])):
+        if cert is None:
+            click.echo(f"{label:<8} none (set portals.{portal}.next_certificate before a key rollover)")
+            continue
+        click.echo(f"{label:<8} valid until {cert['not_after']}")
+        click.echo(f"  SHA-1    {cert['sha1']}")
+        click.echo(f"  SHA-256  {cert['sha256']}")
+
+
+@main.command()
+@click.argument("which", metavar="sp|PORTAL")
+@config_option
+def metadata(which: str, config_path: Path) -> None:
+    """Print SAML metadata: `sp` for the broker as SP (register it at the IdP), or a portal's name for the
+    broker as that portal's IdP. The same XML as /saml/metadata and /portals/<portal>/metadata.
+
+    \b
+    Example:
+      broker metadata academy --config config/broker.yaml > academy-idp.xml
+    """
+    from broker.saml.metadata import idp_metadata, sp_metadata
+    from broker.simulate import tools_runtime
+    from broker.web.metadata import portal_setup
+
+    config = _config(config_path)
+    rt = tools_runtime(config, offline=True).rt
+    # the composition below mirrors broker/web/metadata.py's two views (see the report: move it to one place)
+    if which == "sp":
+        sign = any(u.want_authn_requests_signed for u in rt.upstreams.values())
+        xml = sp_metadata(config.broker.sp_entity, config.broker.acs_url, rt.broker_keys, sign_requests=sign)
+    else:
+        portal = _portal(config, which)
+        setup = portal_setup(rt, portal)
+        published = [rt.portal_trust[portal].key_pair]
+        if portal in rt.next_certificates:
+            published.append(rt.next_certificates[portal])
+        xml = idp_metadata(setup["idp_entity_id"], setup["login_url"], published)
+    click.echo(xml.decode("utf-8"), nl=False)
+
+
+@main.command()
+@click.option("--portal", help="Portal the key signs for; without it, the broker's own key (broker.signing).")
+@click.option(
+    "--out",
+    "out_dir",
+    default="certs",
+    show_default=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder for NAME.key and NAME.crt.",
+)
+@click.option("--years", default=3, show_default=True, type=click.IntRange(1, 30), help="Validity.")
+@click.option("--bits", default="2048", show_default=True, type=click.Choice(["2048", "3072", "4096"]))
+@click.option("--force", is_flag=True, help="Replace existing files (LearnUpon must then trust the new one).")
+def keygen(portal: str | None, out_dir: Path, years: int, bits: str, force: bool) -> None:
+    """Generate an RSA signing key (mode 600) and a self-signed certificate.
+
+    Prints the paths, both fingerprints and the YAML to add to the config.
+
+    \b
+    Example:
+      broker keygen --portal academy --out certs --years 3 --bits 3072
+    """
+    from broker.config import PORTAL_NAME
+    from broker.keys import generate_key_pair
+
+    if portal is not None and not PORTAL_NAME.match(portal):
+        raise click.ClickException(f"{portal!r} is not a portal name (lower-case letters, digits and '-')")
+    stem = portal or "broker"
+    key_path, cert_path = (out_dir / f"{stem}.key").absolute(), (out_dir / f"{stem}.crt").absolute()
+    existing = [str(p) for p in (key_path, cert_path) if p.exists()]
+    if existing and not force:
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise click.ClickException(f"{' and '.join(existing)} already {verb}; --force replaces them")
+    try:
+        pair = generate_key_pair(
+            key_path, cert_path, f"{stem} SAML signing (LearnUpon broker)", years=years, key_size=int(bits)
+        )
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or out_dir}: cannot write: {exc.strerror}") from None
+    signing = {"signing": {"key": str(key_path), "cert": str(cert_path)}}
+    snippet = {"portals": {portal: signing}} if portal else {"broker": signing}
+    click.echo(f"key      {key_path} (RSA {bits}, mode 600)")
+    click.echo(f"cert     {cert_path} (valid until {pair.certificate.not_valid_after_utc.date()})")
+    click.echo(f"SHA-1    {pair.sha1_fingerprint}")
+    click.echo(f"SHA-256  {pair.sha256_fingerprint}")
+    where = f"portals.{portal}.signing" if portal else "broker.signing"
+    click.echo(f"\nAdd to the config under {where} (or, for a rollover, publish the certificate first as")
+    click.echo(f"{where.rsplit('.', 1)[0]}.next_certificate):\n")
+    click.echo(yaml.safe_dump(snippet, sort_keys=False).rstrip())
+
+
+# ---- simulate ---------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@config_option
+@click.option("--portal", help="Portal asked for (as /login/PORTAL); without it, the routing rules decide.")
+@click.option(
+    "--claims",
+    "claims_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help='JSON: {"name_id": ..., "attributes": {"<claim name>": ["value", ...]}} or canonical fields '
+    '{"email": ..., "first_name": ..., "groups": [...]}.',
+)
+@click.option("--upstream", help="Upstream IdP the claims come from (needed when the portal has several).")
+@click.option(
+    "--offline", is_flag=True, help="Ask neither LearnUpon nor Graph; plan against an empty portal."
+)
+def simulate(
+    config_path: Path, portal: str | None, claims_path: Path, upstream: str | None, offline: bool
+) -> None:
+    """Run the login pipeline offline from a claims file: claims, groups (and where each name came from),
+    routing, outgoing attributes, the provisioning plan (dry run) and the signed assertion.
+
+    Exit status 1 when the login would be refused.
+
+    \b
+    Example:
+      broker simulate --config config/broker.yaml --portal academy --claims alex.json --offline
+    """
+    from broker.simulate import (
+        SimulationInputError,
+        format_simulation,
+        read_claims_file,
+        run_simulation,
+        tools_runtime,
+    )
+
+    config = _config(config_path)
+    try:
+        document = read_claims_file(claims_path)
+        tools = tools_runtime(config, offline=offline)
+        sim = run_simulation(tools.rt, document, portal=portal, upstream=upstream, offline=offline)
+    except SimulationInputError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_simulation(sim, tools.notes), nl=False)
+    if sim.refused is not None:
+        _fail(f"the login would be refused at {sim.refused[0]}: {sim.refused[1]}")
+
+
+# ---- provision ---------------------------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("portal")
+@config_option
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path, dir_okay=False), help="email,first_name,last_name,groups (;-separated), other columns as custom data.")  # fmt: skip
+@click.option("--from-group", "group", metavar="NAME", help="Members of this Entra group (name or object ID), from Microsoft Graph.")  # fmt: skip
+@click.option(
+    "--upstream", help="The upstream whose Graph settings --from-group uses (when several have them)."
+)
+@click.option("--dry-run", is_flag=True, help="Read LearnUpon and report what would change; change nothing.")
+@click.option("--progress", "progress_path", type=click.Path(path_type=Path, dir_okay=False), help="Resume file (default: <csv>.progress, or <portal>-<group>.progress); removed when every row is done.")  # fmt: skip
+@click.option("--budget", default=90.0, show_default=True, type=click.FloatRange(1, 600), help="Seconds one row may take, waiting out rate limits included.")  # fmt: skip
+def provision(
+    portal: str,
+    config_path: Path,
+    csv_path: Path | None,
+    group: str | None,
+    upstream: str | None,
+    dry_run: bool,
+    progress_path: Path | None,
+    budget: float,
+) -> None:
+    """Create or update LearnUpon users ahead of their first login, from a CSV file or an Entra group.
+
+    Each row is synced as a login would sync it (user, groups, enrollments). Rows done are written to the
+    progress file, so an interrupted or failed run continues where it stopped when run again. --from-group
+    only adds: it removes no membership and changes no user type (the group is one of the user's many).
+
+    \b
+    Example:
+      broker provision academy --config config/broker.yaml --csv users.csv --dry-run
+    """
+    from broker.provisioning.bulk import read_rows
+    from broker.provisioning.sync import build_client
+    from broker.store import open_store
+
+    if (csv_path is None) == (group is None):
+        raise click.UsageError("give either --csv FILE or --from-group NAME")
+    config = _config(config_path)
+    settings = config.portals[_portal(config, portal)].provisioning
+    if not (settings.username_env and settings.password_env):
+        raise click.ClickException(
+            f"portals.{portal}.provisioning: set username_env and password_env (the API key pair) to provision"
+        )
+    with tempfile.TemporaryDirectory(prefix="broker-provision-") as scratch:
+        if group is not None:
+            settings = settings.model_copy(
+                update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": []}
+            )
+            csv_path, default_progress = _members_csv(config, portal, group, upstream, Path(scratch))
+        else:
+            assert csv_path is not None
+            default_progress = csv_path.with_name(csv_path.name + ".progress")
+        progress_path = progress_path or default_progress
+        try:
+            rows = sum(1 for _ in read_rows(csv_path))
+        except OSError as exc:
+            raise click.ClickException(f"{csv_path}: cannot read: {exc.strerror}") from None
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+        client = build_client(portal, settings, max_retry_after=60)
+        store = open_store(config.store.url)
+        _run_provisioning(portal, settings, client, store, csv_path, rows, progress_path, dry_run, budget)
+
+
+def _members_csv(config, portal: str, group: str, upstream: str | None, scratch: Path) -> tuple[Path, Path]:
+    """Members of an Entra group written as provisioning rows; the default progress file's path."""
+    import csv
+    import re
+
+    from broker.claims.groups import graph_client_for
+    from broker.provisioning.from_group import group_members
+
+    with_graph = [u for u in config.portals[portal].upstream_names if config.upstreams[u].groups.graph]
+    if upstream is not None:
+        if upstream not in with_graph:
+            raise click.ClickException(f"upstreams.{upstream}: no groups.graph settings for portal {portal}")
+        with_graph = [upstream]
+    if not with_graph:
+        raise click.ClickException(
+            f"--from-group needs Microsoft Graph: portal {portal}'s upstream has no groups.graph"
+        )
+    if len(with_graph) > 1:
+        raise click.ClickException(
+            f"several upstreams have Graph ({', '.join(with_graph)}): choose with --upstream"
+        )
+    resolution = config.upstreams[with_graph[0]].groups
+    with graph_client_for(resolution.graph, budget=60.0) as client:
+        found = group_members(client, group, resolution.static_map)
+    path = scratch / "members.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "first_name", "last_name", "groups"])
+        for member in found.members:
+            writer.writerow([member.email, member.first_name, member.last_name, ";".join(member.groups)])
+    click.echo(f"Entra group {found.name} ({found.group_id}): {len(found.members)} members with an email")
+    if found.skipped:
+        click.echo(
+            f"  left out, no email: {', '.join(found.skipped[:10])}{' …' if len(found.skipped) > 10 else ''}"
+        )
+    slug = re.sub(r"[^a-z0-9]+", "-", found.name.lower()).strip("-") or found.group_id
+    return path, Path(f"{portal}-{slug}.progress")
+
+
+def _run_provisioning(portal, settings, client, store, csv_path: Path, rows: int, progress_path: Path,
+                      dry_run: bool, budget: float) -> None:  # fmt: skip
+    from broker.provisioning.bulk import provision_csv
+    from broker.provisioning.sync import SyncOutcome, SyncPlan
+
+    counts: Counter[str] = Counter()
+
+    def tally(email: str, result: SyncOutcome | SyncPlan | str) -> str:
+        if isinstance(result, str):  # "skipped", or why the row is invalid (no email) or failed (dry run)
+            return "skipped" if result == "skipped" else "failed" if email else "invalid"
+        if isinstance(result, SyncOutcome) and not result.ok:
+            return "failed"
+        ops = {call.op for call in result.calls}
+        return "created" if "create_user" in ops else "updated" if ops else "unchanged"
+
+    started = time.monotonic()
+    label = f"{'Planning' if dry_run else 'Provisioning'} {portal}"
+    summary = None
+    # each failed row is listed in the summary; the warning logged for it would repeat it on stderr
+    try:
+        with _silenced("broker"), click.progressbar(length=rows, label=label, file=sys.stderr) as bar:
+
+            def on_row(line: int, email: str, result: object) -> None:
+                counts[tally(email, result)] += 1
+                bar.update(1)
+
+            summary = provision_csv(
+                csv_path, portal, settings, client, store, progress_path=progress_path, dry=dry_run,
+                budget_seconds=budget, on_row=on_row,
+            )  # fmt: skip
+    except KeyboardInterrupt:
+        done = counts["created"] + counts["updated"] + counts["unchanged"]
+        _fail(
+            f"interrupted after {sum(counts.values())} rows ({done} done); run the same command again to "
+            f"continue (progress in {progress_path})",
+            EXIT_INTERRUPTED,
+        )
+    finally:
+        client.session.close()
+    assert summary is not None
+    elapsed = time.monotonic() - started
+    processed = sum(counts[k] for k in ("created", "updated", "unchanged", "failed"))
+    would = "would be " if dry_run else ""
+    click.echo(f"{'Dry run: ' if dry_run else ''}{portal}, {summary.total} rows from {csv_path.name}")
+    for key, meaning in (
+        ("created", f"users {would}created"),
+        ("updated", f"users {would}updated"),
+        ("unchanged", "already as wanted"),
+        ("failed", "failed: run again to retry" if not dry_run else "could not be read"),
+        ("skipped", f"done in an earlier run ({progress_path})"),
+        ("invalid", "not usable (fix the CSV)"),
+    ):
+        click.echo(f"  {key:<10} {counts[key]:>7}   {meaning}")
+    rate = processed / elapsed if elapsed > 0 else 0.0
+    click.echo(f"  {'total':<10} {summary.total:>7}   in {elapsed:.1f} s ({rate:.0f} rows/s)")
+    problems = summary.failures + summary.invalid
+    for line, email, reason in problems[:10]:
+        click.echo(f"  line {line}: {email + ': ' if email else ''}{reason}")
+    if len(problems) > 10:
+        click.echo(f"  … and {len(problems) - 10} more")
+    if not dry_run and summary.failed == 0 and progress_path.exists():
+        progress_path.unlink()  # every row is done: the next run is a fresh sync
+    if summary.failed:
+        rows_failed = "1 row" if summary.failed == 1 else f"{summary.failed} rows"
+        _fail(f"{rows_failed} failed; run the same command again to retry only those")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,398 @@
+"""`broker simulate`: the login pipeline run offline from a claims file, with no IdP and no browser.
+
+map claims → resolve groups → route → outgoing attributes → provisioning plan (dry run) → signed assertion,
+each step the pipeline's own function (broker.login and the modules it calls), each result shown.
+`tools_runtime` is the Runtime the admin commands share: secrets that are missing leave their client out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from broker.claims.graph import GraphUnavailable
+from broker.claims.groups import graph_client_for
+from broker.claims.presets import map_claims
+from broker.claims.profile import outgoing_attributes
+from broker.config import Config
+from broker.errors import ConfigError, LoginRefused
+from broker.login import resolve_group_names
+from broker.model import Claims, Identity
+from broker.provisioning.client import LearnUponError
+from broker.provisioning.sync import (
+    ApiCall,
+    CurrentState,
+    DesiredState,
+    build_client,
+    desired_state,
+    dry_run,
+    plan,
+)
+from broker.routing import RoutingDecision, route
+from broker.runtime import Runtime, build_runtime
+from broker.saml.assertion import IssuedResponse, issue_response
+from broker.saml.xml import parse_untrusted
+from broker.store.memory import MemoryStore
+
+CLAIM_FIELDS = (
+    "email",
+    "first_name",
+    "last_name",
+    "display_name",
+    "groups",
+    "object_id",
+    "department",
+    "upn",
+)
+
+
+class SimulationInputError(ValueError):
+    """The claims file cannot be used; the message says why."""
+
+
+# ---- a runtime for the admin tools -----------------------------------------------------------------------------
+
+
+class _GraphNotAvailable:
+    """Stands in for Graph when its secret is missing or the run is offline: every lookup fails the way an
+    unreachable Graph does, so group resolution follows the upstream's `on_unresolved` policy."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def names_by_ids(self, ids: Iterable[str], *, budget: float | None = None) -> dict[str, str]:
+        raise GraphUnavailable(self.reason)
+
+    def user_groups(self, object_id: str, *, budget: float | None = None) -> dict[str, str]:
+        raise GraphUnavailable(self.reason)
+
+
+@dataclass
+class ToolsRuntime:
+    rt: Runtime
+    notes: list[str] = field(default_factory=list)  # clients left out, and why
+
+
+def tools_runtime(
+    config: Config, *, env: Mapping[str, str] | None = None, offline: bool = False
+) -> ToolsRuntime:
+    """Keys, upstream metadata and portal trust as the broker loads them (a broken one raises ConfigError),
+    with an in-memory store. A Graph or LearnUpon client whose secret is not in the environment (or every
+    one, when `offline`) is left out and noted, instead of failing as `build_runtime` does at startup."""
+    env = os.environ if env is None else env
+    without_clients = config.model_copy(
+        update={
+            "upstreams": {
+                name: u.model_copy(update={"groups": u.groups.model_copy(update={"graph": None})})
+                for name, u in config.upstreams.items()
+            },
+            "portals": {
+                name: p.model_copy(
+                    update={"provisioning": p.provisioning.model_copy(update={"enabled": False})}
+                )
+                for name, p in config.portals.items()
+            },
+        }
+    )
+    rt = build_runtime(without_clients, store=MemoryStore())
+    rt.config = config
+    notes = []
+    for name, upstream in config.upstreams.items():
+        graph = upstream.groups.graph
+        if graph is None:
+            continue
+        reason = "offline: Microsoft Graph not asked" if offline else None
+        if reason is None:
+            try:
+                rt.group_directories[name] = graph_client_for(
+                    graph, env=env, budget=upstream.groups.budget_seconds
+                )
+                continue
+            except ConfigError as exc:
+                reason = f"Graph not available: {exc}"
+        rt.group_directories[name] = _GraphNotAvailable(reason)
+        notes.append(f"upstreams.{name}: {reason}")
+    for name, portal in config.portals.items():
+        if not portal.provisioning.enabled or offline:
+            continue
+        try:
+            rt.learnupon_clients[name] = build_client(name, portal.provisioning, env)
+        except ConfigError as exc:
+            notes.append(f"portals.{name}: LearnUpon API not available: {exc}")
+    return ToolsRuntime(rt, notes)
+
+
+# ---- the input ---------------------------------------------------------------------------------------------------
+
+
+def read_claims_file(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise SimulationInputError(f"{path}: cannot read: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise SimulationInputError(f"{path}: not JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise SimulationInputError(f"{path}: must hold a JSON object")
+    return data
+
+
+def _strings(value: object, where: str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise SimulationInputError(f"{where}: must be a string or a list of strings")
+
+
+def identity_from_document(rt: Runtime, upstream: str, document: Mapping[str, Any]) -> Identity:
+    """Either what the upstream IdP sends (`{"name_id": …, "attributes": {"<claim name>": [..]}}`), or
+    canonical fields (`{"email": …, "first_name": …, "groups": [..]}`), written under the names the
+    upstream's preset reads, so both go through the same claim mapping."""
+    if "attributes" in document or "name_id" in document:
+        unknown = set(document) - {"name_id", "name_id_format", "attributes"}
+        attributes = document.get("attributes", {})
+        if not isinstance(attributes, dict):
+            raise SimulationInputError("attributes: must be an object of claim name → values")
+        values = {str(k): _strings(v, f"attributes.{k}") for k, v in attributes.items()}
+        name_id = document.get("name_id", "")
+    else:
+        unknown = set(document) - set(CLAIM_FIELDS) - {"subject"}
+        names = rt.claim_names[upstream]
+        values = {}
+        for name in CLAIM_FIELDS:
+            if name in document and getattr(names, name):
+                values[getattr(names, name)[0]] = _strings(document[name], name)
+        name_id = document.get("subject") or document.get("email", "")
+    if unknown:
+        raise SimulationInputError(
+            f"unknown key(s) {', '.join(sorted(unknown))}: give name_id and attributes (as the IdP sends them) "
+            f"or canonical fields ({', '.join(CLAIM_FIELDS)})"
+        )
+    if not isinstance(name_id, str):
+        raise SimulationInputError("name_id: must be a string")
+    return Identity(
+        upstream=upstream,
+        issuer=rt.upstreams[upstream].entity_id,
+        assertion_id="_simulated",
+        name_id=name_id,
+        name_id_format=document.get("name_id_format"),
+        attributes=values,
+        authn_instant=rt.clock(),
+    )
+
+
+def choose_upstream(config: Config, portal: str | None, upstream: str | None) -> str:
+    offered = config.portals[portal].upstream_names if portal else list(config.upstreams)
+    if portal is None and config.routing.default_upstream and upstream is None:
+        return config.routing.default_upstream
+    if upstream is not None:
+        if upstream not in offered:
+            where = f"portal {portal}" if portal else "this config"
+            raise SimulationInputError(f"{where} has no upstream {upstream!r} (known: {', '.join(offered)})")
+        return upstream
+    if len(offered) > 1:
+        raise SimulationInputError(f"several upstreams ({', '.join(offered)}): choose one with --upstream")
+    return offered[0]
+
+
+# ---- the run -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ProvisioningPreview:
+    desired: DesiredState
+    calls: tuple[ApiCall, ...] | None  # None: no plan (the API could not be read)
+    against: str  # what the plan was made against
+    problem: str | None = None
+    cached: bool = False
+
+
+@dataclass
+class Simulation:
+    upstream: str
+    identity: Identity
+    claims: Claims | None = None  # after group resolution
+    group_records: list[str] = field(default_factory=list)
+    decision: RoutingDecision | None = None
+    portal: str | None = None
+    attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    provisioning: ProvisioningPreview | None = None
+    issued: IssuedResponse | None = None
+    relay_state: str | None = None
+    refused: tuple[str, str] | None = None  # (step, reason)
+    warnings: list[str] = field(default_factory=list)  # what the pipeline logged
+
+
+def run_simulation(
+    rt: Runtime,
+    document: Mapping[str, Any],
+    *,
+    portal: str | None = None,
+    upstream: str | None = None,
+    offline: bool = False,
+) -> Simulation:
+    """Run the pipeline after validation. A refusal (no email, groups unresolved under `fail`, no access)
+    ends the run at that step, as it would end the login."""
+    if portal is not None and portal not in rt.config.portals:
+        raise SimulationInputError(f"unknown portal {portal!r} (known: {', '.join(rt.config.portals)})")
+    upstream = choose_upstream(rt.config, portal, upstream)
+    identity = identity_from_document(rt, upstream, document)
+    sim = Simulation(upstream, identity)
+    step = "claims"
+    with _logged_warnings(sim.warnings):
+        try:
+            claims = map_claims(identity, rt.claim_names[upstream])
+            step = "groups"
+
+            def trace(kind: str, detail: str) -> None:
+                if kind == "groups":
+                    sim.group_records.append(detail)
+
+            claims = resolve_group_names(rt, identity, claims, trace)
+            sim.claims = claims
+            step = "routing"
+            sim.decision = route(rt.config, portal, upstream, claims)
+        except LoginRefused as exc:
+            sim.refused = (step, exc.reason)
+            return sim
+        sim.portal = chosen = sim.decision.portals[0]
+        settings = rt.config.portals[chosen]
+        sim.attributes = outgoing_attributes(claims, settings)
+        if settings.provisioning.enabled:
+            sim.provisioning = preview_provisioning(rt, chosen, claims, offline=offline)
+        # as broker.login.issue, keeping the XML it does not return
+        sim.issued = issue_response(
+            rt.portal_trust[chosen],
+            claims.email,
+            sim.attributes,
+            now=rt.clock(),
+            authn_instant=identity.authn_instant,
+            session_index=identity.session_index,
+        )
+        sim.relay_state = settings.landing_path
+    return sim
+
+
+def preview_provisioning(rt: Runtime, portal: str, claims: Claims, *, offline: bool) -> ProvisioningPreview:
+    settings = rt.config.portals[portal].provisioning
+    desired = desired_state(claims, settings)
+    if offline:
+        calls = tuple(plan(desired, CurrentState(user=None)))
+        return ProvisioningPreview(desired, calls, "an empty portal (--offline)")
+    client = rt.learnupon_clients.get(portal)
+    if client is None:
+        problem = "no LearnUpon API client (its credentials are not in the environment)"
+        return ProvisioningPreview(desired, None, "", problem)
+    try:
+        result = dry_run(portal, claims, settings, client, rt.store)
+    except LearnUponError as exc:
+        return ProvisioningPreview(desired, None, "", str(exc))
+    return ProvisioningPreview(
+        desired,
+        result.calls,
+        f"LearnUpon as it is now ({result.requests} GET requests)",
+        cached=result.cached,
+    )
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]):
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@contextmanager
+def _logged_warnings(into: list[str]) -> Iterator[None]:
+    """What the pipeline logs (e.g. "dropping 2 group IDs without a name") becomes part of the report."""
+    logger = logging.getLogger("broker")
+    handler = _Collect(into)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+# ---- the report ------------------------------------------------------------------------------------------------------
+
+
+def format_simulation(sim: Simulation, notes: Iterable[str] = ()) -> str:
+    out: list[str] = []
+    identity = sim.identity
+    out.append(f"Upstream   {sim.upstream} ({identity.issuer})")
+    out.append(f"NameID     {identity.name_id or '(none)'}")
+    for note in notes:
+        out.append(f"Note       {note}")
+    if sim.claims is not None:
+        out += ["", "Claims"]
+        for f in fields(Claims):
+            value = getattr(sim.claims, f.name)
+            if f.name == "extra":
+                for name, values in value.items():
+                    out.append(f"  {name:<13} {'; '.join(values)}")
+            else:
+                shown = "; ".join(value) if isinstance(value, tuple) else value
+                out.append(f"  {f.name:<13} {shown if shown else '-'}")
+    if sim.group_records:
+        out += ["", "Groups (value → name [source])"]
+        out += [f"  {record}" for record in sim.group_records]
+    if sim.warnings:
+        out += ["", "Logged"] + [f"  {w}" for w in sim.warnings]
+    if sim.refused is not None:
+        step, reason = sim.refused
+        out += ["", f"REFUSED at {step}: {reason}"]
+        return "\n".join(out) + "\n"
+    assert sim.decision is not None and sim.issued is not None
+    out += ["", f"Routing    {', '.join(sim.decision.portals)} ({sim.decision.reason})"]
+    if len(sim.decision.portals) > 1:
+        out.append(f"           the user would pick on the portal picker; showing {sim.portal}")
+    out += ["", f"Outgoing attributes ({sim.portal})"]
+    out += [f"  {name} = {'; '.join(values)}" for name, values in sim.attributes.items()]
+    if sim.provisioning is not None:
+        out += ["", *_format_provisioning(sim.provisioning)]
+    out += [
+        "",
+        f"Assertion  ID {sim.issued.assertion_id}, RelayState {sim.relay_state or '(none)'}",
+        "           (pretty-printed for reading: the added whitespace breaks the signature)",
+        _pretty(sim.issued.xml),
+    ]
+    return "\n".join(out) + "\n"
+
+
+def _format_provisioning(preview: ProvisioningPreview) -> list[str]:
+    desired = preview.desired
+    out = [
+        "Provisioning (dry run)",
+        f"  desired    {desired.email}, {desired.first_name or '-'} {desired.last_name or '-'}, "
+        f"user_type {desired.user_type or '(unchanged)'}, membership {desired.membership_type or '-'}",
+        f"  groups     {'; '.join(desired.groups) or '-'}",
+        f"  courses    {', '.join(map(str, desired.course_ids)) or '-'}",
+    ]
+    if preview.calls is None:
+        out.append(f"  plan       needs the LearnUpon API: {preview.problem}")
+        out.append("             (--offline plans against an empty portal)")
+        return out
+    out.append(f"  plan       against {preview.against}: {len(preview.calls)} change(s)")
+    if preview.cached:
+        out.append("             the store says this state was synced already: a login would make no call")
+    out += [f"    {call.describe()}" for call in preview.calls]
+    return out
+
+
+def _pretty(xml: bytes) -> str:
+    root = parse_untrusted(xml)
+    return etree.tostring(root, pretty_print=True, encoding="unicode").rstrip()
