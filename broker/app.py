@@ -61,6 +61,8 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=60 * config.admin.session_minutes,
     )
     runtime.metrics.attach(lambda: app.extensions["broker"])
+    if runtime.metadata_refresher is not None:
+        runtime.metadata_refresher.start()
     reloader = Reloader(app)
     app.extensions["broker_reloader"] = reloader
 

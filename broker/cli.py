@@ -184,8 +184,8 @@ def fingerprint(portal: str, config_path: Path) -> None:
     Example:
       broker fingerprint academy --config config/broker.yaml
     """
+    from broker.portal_setup import portal_setup
     from broker.simulate import tools_runtime
-    from broker.web.metadata import portal_setup
 
     config = _config(config_path)
     setup = portal_setup(tools_runtime(config, offline=True).rt, _portal(config, portal))
@@ -211,23 +211,12 @@ def metadata(which: str, config_path: Path) -> None:
     Example:
       broker metadata academy --config config/broker.yaml > academy-idp.xml
     """
-    from broker.saml.metadata import idp_metadata, sp_metadata
+    from broker.portal_setup import portal_metadata_xml, sp_metadata_xml
     from broker.simulate import tools_runtime
-    from broker.web.metadata import portal_setup
 
     config = _config(config_path)
     rt = tools_runtime(config, offline=True).rt
-    # the composition below mirrors broker/web/metadata.py's two views (see the report: move it to one place)
-    if which == "sp":
-        sign = any(u.want_authn_requests_signed for u in rt.upstreams.values())
-        xml = sp_metadata(config.broker.sp_entity, config.broker.acs_url, rt.broker_keys, sign_requests=sign)
-    else:
-        portal = _portal(config, which)
-        setup = portal_setup(rt, portal)
-        published = [rt.portal_trust[portal].key_pair]
-        if portal in rt.next_certificates:
-            published.append(rt.next_certificates[portal])
-        xml = idp_metadata(setup["idp_entity_id"], setup["login_url"], published)
+    xml = sp_metadata_xml(rt) if which == "sp" else portal_metadata_xml(rt, _portal(config, which))
     click.echo(xml.decode("utf-8"), nl=False)
 
 

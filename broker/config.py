@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.claims.groups import GroupResolution
 from broker.errors import ConfigError
 from broker.provisioning.sync import ProvisioningSettings
+from broker.upstream_metadata import MetadataRefreshSettings
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -107,6 +108,7 @@ class UpstreamSettings(_Model):
     display_name: str | None = None
     # IdP-initiated logins (a tile in Entra My Apps POSTs an unsolicited response): refused unless allowed.
     allow_unsolicited: bool = False
+    metadata_refresh: MetadataRefreshSettings = MetadataRefreshSettings()
     default_portal: str | None = Field(None, description="portal for unsolicited logins with no RelayState")
 
     @model_validator(mode="after")
@@ -294,7 +296,7 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("key", "cert", "metadata_file", "next_certificate"):
+                if key in ("key", "cert", "metadata_file", "next_certificate", "signing_certificate"):
                     node[key] = fix(value)
                 elif key == "certificates" and isinstance(value, list):
                     node[key] = [fix(v) for v in value]

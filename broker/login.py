@@ -44,11 +44,13 @@ PICK_TTL_SECONDS = 300
 
 class UnknownPortal(LoginRefused):
     status_code = 404
+    check = "unknown_portal"
     public_message = "This sign-in link does not match any learning portal. Please check the address."
 
 
 class LoginExpired(LoginRefused):
     status_code = 400
+    check = "expired"
     public_message = "This sign-in has expired or was already used. Please start again from your bookmark."
 
 

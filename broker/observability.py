@@ -29,6 +29,9 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # gauges computed at scrape time from the current runtime (kept apart: with several gunicorn workers
+        # the counters come from the multiprocess collector, the gauges from the worker answering the scrape)
+        self.runtime_registry = CollectorRegistry(auto_describe=False)
         r = self.registry
         self.logins_started = Counter("broker_logins_started", "Logins sent to an upstream IdP",
                                       ["portal", "upstream"], registry=r)  # fmt: skip
@@ -56,7 +59,7 @@ class Metrics:
 
     def attach(self, runtime_of: Callable[[], Runtime]) -> None:
         """Gauges read at scrape time from the current runtime: certificate expiry, API call counters."""
-        self.registry.register(_RuntimeCollector(runtime_of))
+        self.runtime_registry.register(_RuntimeCollector(runtime_of))
 
 
 class _RuntimeCollector:
@@ -91,6 +94,18 @@ class _RuntimeCollector:
             for outcome, count in dict(client.counters).items():
                 api.add_metric([portal, str(outcome)], count)
         yield api
+        refresher = rt.metadata_refresher
+        if refresher is not None:
+            success = GaugeMetricFamily("broker_upstream_metadata_last_success_timestamp",
+                                        "When the upstream's metadata was last fetched", labels=["upstream"])  # fmt: skip
+            failures = GaugeMetricFamily("broker_upstream_metadata_consecutive_failures",
+                                         "Failed metadata refreshes since the last success", labels=["upstream"])  # fmt: skip
+            for name, status in refresher.status().items():
+                if status.last_success is not None:
+                    success.add_metric([name], status.last_success.timestamp())
+                failures.add_metric([name], status.consecutive_failures)
+            yield success
+            yield failures
 
 
 class RequestIdFilter(logging.Filter):

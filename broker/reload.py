@@ -69,6 +69,11 @@ class Reloader:
             log.error("configuration reload refused (%s), keeping the running configuration: %s", reason, exc)
             return ReloadResult(False, str(exc))
         self.app.extensions["broker"] = new
+        # the old refresher updates the old upstreams dict, which nothing reads any more
+        if old.metadata_refresher is not None:
+            old.metadata_refresher.stop()
+        if new.metadata_refresher is not None:
+            new.metadata_refresher.start()
         self._mtime = self._file_mtime()
         audit("config.reloaded", reason=reason, source=str(config.source))
         return ReloadResult(True, f"configuration reloaded from {config.source}")

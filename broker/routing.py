@@ -18,6 +18,7 @@ class NoAccess(LoginRefused):
     """The user signed in but may enter no portal (or not the one they asked for)."""
 
     status_code = 403
+    check = "no_access"
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import requests
 from cryptography import x509
 
 from broker.claims.groups import GroupDirectory, graph_client_for
@@ -25,8 +24,7 @@ from broker.provisioning.sync import build_client
 from broker.saml.assertion import PortalTrust
 from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
 from broker.store import Store, open_store
-
-METADATA_FETCH_TIMEOUT = (5, 15)
+from broker.upstream_metadata import MetadataRefresher, fetch_upstream, refresh_targets
 
 
 def _now() -> datetime:
@@ -45,28 +43,12 @@ class Runtime:
     learnupon_clients: dict[str, LearnUponClient] = field(default_factory=dict)
     next_certificates: dict[str, x509.Certificate] = field(default_factory=dict)  # published before rollover
     metrics: Metrics = field(default_factory=Metrics)
+    metadata_refresher: MetadataRefresher | None = None  # started by the app, for metadata_url upstreams
     clock: Callable[[], datetime] = field(default=_now)
 
     @property
     def skew(self) -> timedelta:
         return timedelta(seconds=self.config.broker.clock_skew_seconds)
-
-
-def _read_metadata(name: str, settings: UpstreamSettings, source: str) -> bytes:
-    if settings.metadata_file is not None:
-        try:
-            return Path(settings.metadata_file).read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"{source}: upstreams.{name}.metadata_file: cannot read: {exc.strerror}"
-            ) from None
-    assert settings.metadata_url is not None
-    try:
-        reply = requests.get(settings.metadata_url, timeout=METADATA_FETCH_TIMEOUT)
-        reply.raise_for_status()
-    except requests.RequestException as exc:
-        raise ConfigError(f"{source}: upstreams.{name}.metadata_url: cannot fetch: {exc}") from None
-    return reply.content
 
 
 def load_upstream(name: str, settings: UpstreamSettings, source: str = "<config>") -> UpstreamIdp:
@@ -82,7 +64,18 @@ def load_upstream(name: str, settings: UpstreamSettings, source: str = "<config>
             settings.entity_id or "", settings.sso_url, tuple(certs), settings.sign_authn_requests
         )
     try:
-        upstream = parse_idp_metadata(_read_metadata(name, settings, source), entity_id=settings.entity_id)
+        if settings.metadata_url is not None:
+            # the same fetch as the scheduled refresh: size cap, optional signature check, expiry
+            upstream = fetch_upstream(
+                settings.metadata_url, settings.metadata_refresh, entity_id=settings.entity_id
+            )
+        else:
+            assert settings.metadata_file is not None
+            upstream = parse_idp_metadata(
+                Path(settings.metadata_file).read_bytes(), entity_id=settings.entity_id
+            )
+    except OSError as exc:
+        raise ConfigError(f"{source}: upstreams.{name}.metadata_file: cannot read: {exc.strerror}") from None
     except MetadataError as exc:
         raise ConfigError(f"{source}: upstreams.{name}: {exc}") from None
     if settings.sign_authn_requests and not upstream.want_authn_requests_signed:
@@ -158,5 +151,6 @@ def build_runtime(
         learnupon_clients=learnupon_clients,
         next_certificates=next_certificates,
         metrics=metrics or Metrics(),
+        metadata_refresher=MetadataRefresher(upstreams, refresh_targets(config)),
         clock=clock,
     )

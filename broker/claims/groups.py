@@ -125,6 +125,8 @@ class GroupResult:
 class GroupResolutionFailed(LoginRefused):
     """Group names could not be resolved and the upstream says `on_unresolved: fail`."""
 
+    check = "groups"
+
     public_message = (
         "We could not look up your groups, so we cannot sign you in to the learning portal. "
         "Please try again in a few minutes, or contact your IT administrator."

@@ -64,6 +64,7 @@ PRESETS: dict[str, ClaimNames] = {
 
 
 class NoUsableEmail(LoginRefused):
+    check = "email"
     public_message = (
         "Your identity provider did not send an email address, so we cannot sign you in to the learning "
         "portal. Please contact your IT administrator."

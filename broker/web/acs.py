@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from fnmatch import fnmatchcase
 
 from flask import Blueprint, redirect, request, url_for
@@ -34,11 +33,7 @@ def acs():
     try:
         outcome = complete_login(rt, saml_response, relay_state, pending=pending)
     except LoginRefused as exc:
-        reason = (
-            exc.check
-            if isinstance(exc, SamlRejected)
-            else re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
-        )
+        reason = exc.check
         portal, upstream = (pending.portal or "-", pending.upstream) if pending else ("-", "-")
         rt.metrics.logins_rejected.labels(portal, upstream, reason).inc()
         audit("login.rejected", portal=portal, upstream=upstream, reason=reason, reference=exc.reference)

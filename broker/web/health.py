@@ -48,12 +48,14 @@ def metrics():
             raise Forbidden("metrics need the bearer token")
     elif request.remote_addr not in LOOPBACK:
         raise Forbidden("metrics are served to this host only (set BROKER_METRICS_TOKEN to scrape remotely)")
-    registry = runtime().metrics.registry
+    metrics = runtime().metrics
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # gunicorn with several workers: add every worker's counters to this worker's runtime gauges
+        # gunicorn with several workers: every worker's counters, plus this worker's scrape-time gauges
         from prometheus_client import multiprocess
 
-        combined = CollectorRegistry()
-        multiprocess.MultiProcessCollector(combined)
-        return Response(generate_latest(combined) + generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        counters = CollectorRegistry()
+        multiprocess.MultiProcessCollector(counters)
+    else:
+        counters = metrics.registry
+    body = generate_latest(counters) + generate_latest(metrics.runtime_registry)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST)

@@ -7,7 +7,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from broker.errors import LoginRefused, SamlRejected, StoreUnavailable, new_reference
 from broker.model import OutgoingLogin
@@ -67,16 +67,15 @@ def error_page(status: int, title: str, message: str, reference: str) -> Respons
 
 
 def _login_refused(exc: LoginRefused) -> Response:
-    if isinstance(exc, SamlRejected):
-        log.warning(
-            "SAML response rejected [%s] check=%s reason=%s",
-            exc.reference,
-            exc.check,
-            exc.reason,
-            extra={"reference": exc.reference, "check": exc.check, "path": request.path},
-        )
-    else:
-        log.warning("login refused [%s] %s", exc.reference, exc.reason, extra={"reference": exc.reference})
+    what = "SAML response rejected" if isinstance(exc, SamlRejected) else "login refused"
+    log.warning(
+        "%s [%s] check=%s reason=%s",
+        what,
+        exc.reference,
+        exc.check,
+        exc.reason,
+        extra={"reference": exc.reference, "check": exc.check, "path": request.path},
+    )
     return error_page(exc.status_code, "Sign-in failed", exc.public_message, exc.reference)
 
 
@@ -86,6 +85,13 @@ def _store_unavailable(exc: StoreUnavailable) -> Response:
     response = error_page(503, "Sign-in is briefly unavailable", "Please try again in a minute.", reference)
     response.headers["Retry-After"] = "60"
     return response
+
+
+def _too_large(exc: RequestEntityTooLarge) -> Response:
+    reference = new_reference()
+    log.warning("request refused [%s] check=size reason=body larger than %s bytes on %s", reference,
+                current_app.config.get("MAX_CONTENT_LENGTH"), request.path)  # fmt: skip
+    return error_page(413, "Request too large", "The sign-in response was too large to accept.", reference)
 
 
 def _http_error(exc: HTTPException) -> Response:
@@ -114,6 +120,7 @@ def _security_headers(response: Response) -> Response:
 def register(app: Flask) -> None:
     app.register_error_handler(LoginRefused, _login_refused)
     app.register_error_handler(StoreUnavailable, _store_unavailable)
+    app.register_error_handler(RequestEntityTooLarge, _too_large)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     app.after_request(_security_headers)

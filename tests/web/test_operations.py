@@ -128,7 +128,7 @@ def test_logs_are_json_lines_with_request_ids_and_audit_events_without_secrets(k
     assert login["audit"]["portal"] == "academy" and login["audit"]["upstream"] == "entra"
     assert login["audit"]["reference"] == ok.headers["X-Request-ID"] == login["request_id"]
     rejected = next(line for line in audit if line["message"] == "login.rejected")
-    assert rejected["audit"]["reason"] == "login_expired"  # the pending login was consumed by the first post
+    assert rejected["audit"]["reason"] == "expired"  # the pending login was consumed by the first post
     assert rejected["request_id"] == refused.headers["X-Request-ID"]
     text = stream.getvalue()
     outgoing = re.search(r'name="SAMLResponse" value="([^"]+)"', ok.get_data(as_text=True))[1]
