@@ -5,18 +5,21 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import yaml
 
 from broker.errors import BrokerError, ConfigError
+
+if TYPE_CHECKING:
+    from broker.provisioning.bulk import Row
+    from broker.provisioning.from_group import GroupMembers
 
 EXIT_INTERRUPTED = 130
 
@@ -367,30 +370,33 @@ def provision(
         raise click.ClickException(
             f"portals.{portal}.provisioning: set username_env and password_env (the API key pair) to provision"
         )
-    with tempfile.TemporaryDirectory(prefix="broker-provision-") as scratch:
-        if group is not None:
-            settings = settings.model_copy(
-                update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": []}
-            )
-            csv_path, default_progress = _members_csv(config, portal, group, upstream, Path(scratch))
-        else:
-            assert csv_path is not None
-            default_progress = csv_path.with_name(csv_path.name + ".progress")
-        progress_path = progress_path or default_progress
+    rows: list[Row]
+    if group is not None:
+        settings = settings.model_copy(
+            update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": []}
+        )
+        found, default_progress = _group_members(config, portal, group, upstream)
+        rows, source, row_label = list(enumerate(found.members, 1)), f"Entra group {found.name}", "member"
+    else:
+        assert csv_path is not None
         try:
-            rows = sum(1 for _ in read_rows(csv_path))
+            rows = list(read_rows(csv_path))
         except OSError as exc:
             raise click.ClickException(f"{csv_path}: cannot read: {exc.strerror}") from None
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
-        client = build_client(portal, settings, max_retry_after=60)
-        store = open_store(config.store.url)
-        _run_provisioning(portal, settings, client, store, csv_path, rows, progress_path, dry_run, budget)
+        source, row_label = csv_path.name, "line"
+        default_progress = csv_path.with_name(csv_path.name + ".progress")
+    progress_path = progress_path or default_progress
+    client = build_client(portal, settings, max_retry_after=60)
+    store = open_store(config.store.url)
+    _run_provisioning(
+        portal, settings, client, store, rows, source, row_label, progress_path, dry_run, budget
+    )
 
 
-def _members_csv(config, portal: str, group: str, upstream: str | None, scratch: Path) -> tuple[Path, Path]:
-    """Members of an Entra group written as provisioning rows; the default progress file's path."""
-    import csv
+def _group_members(config, portal: str, group: str, upstream: str | None) -> tuple[GroupMembers, Path]:
+    """The members of an Entra group, read from Graph; the default progress file's path."""
     import re
 
     from broker.claims.groups import graph_client_for
@@ -412,24 +418,18 @@ def _members_csv(config, portal: str, group: str, upstream: str | None, scratch:
     resolution = config.upstreams[with_graph[0]].groups
     with graph_client_for(resolution.graph, budget=60.0) as client:
         found = group_members(client, group, resolution.static_map)
-    path = scratch / "members.csv"
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "first_name", "last_name", "groups"])
-        for member in found.members:
-            writer.writerow([member.email, member.first_name, member.last_name, ";".join(member.groups)])
     click.echo(f"Entra group {found.name} ({found.group_id}): {len(found.members)} members with an email")
     if found.skipped:
         click.echo(
             f"  left out, no email: {', '.join(found.skipped[:10])}{' …' if len(found.skipped) > 10 else ''}"
         )
     slug = re.sub(r"[^a-z0-9]+", "-", found.name.lower()).strip("-") or found.group_id
-    return path, Path(f"{portal}-{slug}.progress")
+    return found, Path(f"{portal}-{slug}.progress")
 
 
-def _run_provisioning(portal, settings, client, store, csv_path: Path, rows: int, progress_path: Path,
-                      dry_run: bool, budget: float) -> None:  # fmt: skip
-    from broker.provisioning.bulk import provision_csv
+def _run_provisioning(portal, settings, client, store, rows: list[Row], source: str, row_label: str,
+                      progress_path: Path, dry_run: bool, budget: float) -> None:  # fmt: skip
+    from broker.provisioning.bulk import provision_rows
     from broker.provisioning.sync import SyncOutcome, SyncPlan
 
     counts: Counter[str] = Counter()
@@ -447,14 +447,14 @@ def _run_provisioning(portal, settings, client, store, csv_path: Path, rows: int
     summary = None
     # each failed row is listed in the summary; the warning logged for it would repeat it on stderr
     try:
-        with _silenced("broker"), click.progressbar(length=rows, label=label, file=sys.stderr) as bar:
+        with _silenced("broker"), click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar:
 
             def on_row(line: int, email: str, result: object) -> None:
                 counts[tally(email, result)] += 1
                 bar.update(1)
 
-            summary = provision_csv(
-                csv_path, portal, settings, client, store, progress_path=progress_path, dry=dry_run,
+            summary = provision_rows(
+                rows, portal, settings, client, store, progress_path=progress_path, dry=dry_run,
                 budget_seconds=budget, on_row=on_row,
             )  # fmt: skip
     except KeyboardInterrupt:
@@ -470,7 +470,7 @@ def _run_provisioning(portal, settings, client, store, csv_path: Path, rows: int
     elapsed = time.monotonic() - started
     processed = sum(counts[k] for k in ("created", "updated", "unchanged", "failed"))
     would = "would be " if dry_run else ""
-    click.echo(f"{'Dry run: ' if dry_run else ''}{portal}, {summary.total} rows from {csv_path.name}")
+    click.echo(f"{'Dry run: ' if dry_run else ''}{portal}, {summary.total} rows from {source}")
     for key, meaning in (
         ("created", f"users {would}created"),
         ("updated", f"users {would}updated"),
@@ -484,7 +484,7 @@ def _run_provisioning(portal, settings, client, store, csv_path: Path, rows: int
     click.echo(f"  {'total':<10} {summary.total:>7}   in {elapsed:.1f} s ({rate:.0f} rows/s)")
     problems = summary.failures + summary.invalid
     for line, email, reason in problems[:10]:
-        click.echo(f"  line {line}: {email + ': ' if email else ''}{reason}")
+        click.echo(f"  {row_label} {line}: {email + ': ' if email else ''}{reason}")
     if len(problems) > 10:
         click.echo(f"  … and {len(problems) - 10} more")
     if not dry_run and summary.failed == 0 and progress_path.exists():

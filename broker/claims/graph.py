@@ -1,4 +1,5 @@
-"""Microsoft Graph client for group names: app-only token, getByIds, $batch and transitiveMemberOf.
+"""Microsoft Graph client for group names: app-only token, getByIds, $batch and transitiveMemberOf, and plain
+GETs (one object, or every page of a listing) for other reads such as a group's members.
 
 Every public call runs within a budget (seconds): retries on throttling (429 + Retry-After), 5xx and timeouts
 never run past it, so a slow Graph delays a login by at most the budget.
@@ -29,7 +30,7 @@ GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 GET_BY_IDS_MAX = 1000  # Graph's limit for directoryObjects/getByIds
 BATCH_MAX = 20  # Graph's limit for requests in one $batch
 PAGE_SIZE = 999  # the maximum $top for transitiveMemberOf (default would be 100)
-MAX_PAGES = 100
+MAX_PAGES = 100  # of one listing, unless the caller allows more
 TOKEN_EARLY_REFRESH = 300.0  # renew this long before expiry, so a token never dies mid-call
 
 GraphMode = Literal["getByIds", "batch"]
@@ -147,7 +148,34 @@ class GraphClient:
         call = _Budget.start(self.default_budget if budget is None else budget)
         return self._redacting(self._user_groups, object_id.lower(), call)
 
-    # ---- the three Graph operations -----------------------------------------------------------------
+    def get_json(
+        self, url: str, *, what: str, permission: str, budget: float | None = None
+    ) -> dict[str, Any]:
+        """The JSON object of one GET: `url` is a path under graph_base (`/v1.0/groups/{id}`) or a full URL
+        there. Retried within the budget like every call; `what` names the call in errors, and a 401/403 is
+        a GraphAuthError naming the application `permission` it needs."""
+        call = _Budget.start(self.default_budget if budget is None else budget)
+        return self._redacting(
+            self._graph_json, "GET", self._graph_url(url), call, what=what, permission=permission
+        )
+
+    def get_all(
+        self,
+        url: str,
+        *,
+        what: str,
+        permission: str,
+        budget: float | None = None,
+        max_pages: int = MAX_PAGES,
+    ) -> list[dict[str, Any]]:
+        """Every object of a listing (`value`), following `@odata.nextLink` page after page, all pages within
+        one budget. `url`, `what` and `permission` as for `get_json`."""
+        call = _Budget.start(self.default_budget if budget is None else budget)
+        return self._redacting(
+            self._all_pages, self._graph_url(url), call, what=what, permission=permission, max_pages=max_pages
+        )
+
+    # ---- the Graph operations -----------------------------------------------------------------------
 
     def _names_by_get_by_ids(self, wanted: list[str], call: _Budget) -> dict[str, str]:
         names: dict[str, str] = {}
@@ -240,32 +268,20 @@ class GraphClient:
         return names
 
     def _user_groups(self, object_id: str, call: _Budget) -> dict[str, str]:
-        url: str | None = (
+        url = (
             f"{self.graph_base}/v1.0/users/{object_id}/transitiveMemberOf/microsoft.graph.group"
             f"?$select=id,displayName&$top={PAGE_SIZE}"
         )
         groups: dict[str, str] = {}
         nameless = 0
-        for _page in range(MAX_PAGES):
-            body = self._graph_json(
-                "GET", url, call, what="transitiveMemberOf", permission="GroupMember.Read.All"
-            )
-            for obj in _values(body, "transitiveMemberOf"):
-                gid, name = _id_and_name(obj)
-                if gid is None:
-                    continue
-                if name is None:
-                    nameless += 1  # Graph hides names it is not allowed to show (only User.Read.All)
-                    continue
-                groups[gid] = name
-            url = body.get("@odata.nextLink")
-            if url is None:
-                break
-            # the link carries our token to wherever it points: follow it only to Graph itself
-            if not isinstance(url, str) or not url.startswith(self.graph_base + "/"):
-                raise GraphError("transitiveMemberOf: refusing a nextLink that does not point at graph_base")
-        else:
-            raise GraphError(f"transitiveMemberOf: more than {MAX_PAGES} pages of groups; giving up")
+        for obj in self._all_pages(url, call, what="transitiveMemberOf", permission="GroupMember.Read.All"):
+            gid, name = _id_and_name(obj)
+            if gid is None:
+                continue
+            if name is None:
+                nameless += 1  # Graph hides names it is not allowed to show (only User.Read.All)
+                continue
+            groups[gid] = name
         if nameless:
             log.warning(
                 "graph transitiveMemberOf: %d groups came without a displayName; "
@@ -274,7 +290,31 @@ class GraphClient:
             )
         return groups
 
+    def _all_pages(
+        self, url: str, call: _Budget, *, what: str, permission: str, max_pages: int = MAX_PAGES
+    ) -> list[dict[str, Any]]:
+        objects: list[dict[str, Any]] = []
+        for _page in range(max_pages):
+            body = self._graph_json("GET", url, call, what=what, permission=permission)
+            objects.extend(_values(body, what))
+            next_link = body.get("@odata.nextLink")
+            if next_link is None:
+                return objects
+            # the link carries our token to wherever it points: follow it only to Graph itself
+            if not isinstance(next_link, str) or not next_link.startswith(self.graph_base + "/"):
+                raise GraphError(f"{what}: refusing a nextLink that does not point at graph_base")
+            url = next_link
+        raise GraphError(f"{what}: more than {max_pages} pages; giving up")
+
     # ---- HTTP: token, errors, retries within the budget ---------------------------------------------
+
+    def _graph_url(self, url: str) -> str:
+        if url.startswith("/"):
+            return self.graph_base + url
+        # the request carries our token: send it only to Graph itself
+        if not url.startswith(self.graph_base + "/"):
+            raise ValueError(f"not a URL under graph_base {self.graph_base}: {url!r}")
+        return url
 
     def _graph_json(
         self, method: str, url: str, call: _Budget, *, what: str, permission: str, json: Any = None
@@ -395,10 +435,10 @@ class GraphClient:
         log.info("graph %s: %s; retry %d in %.2f s", what, problem, attempt, wait)
         return wait
 
-    def _redacting(self, fn: Any, *args: Any) -> dict[str, str]:
+    def _redacting(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """Run `fn`; make sure no error message carries the client secret or the access token."""
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except GraphError as exc:
             secrets = [self._secret] + ([self._cached_token[0]] if self._cached_token else [])
             message = str(exc)

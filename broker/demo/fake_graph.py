@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 import secrets
 import threading
 import uuid
@@ -27,7 +28,16 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 999
 
 # endpoint names used by the counters and by fault filters
-ENDPOINTS = ("token", "getByIds", "group", "batch", "batch.group", "transitiveMemberOf")
+ENDPOINTS = (
+    "token",
+    "getByIds",
+    "group",
+    "groups",
+    "groupMembers",
+    "batch",
+    "batch.group",
+    "transitiveMemberOf",
+)
 
 _ERROR_CODES = {
     400: "BadRequest",
@@ -134,16 +144,20 @@ def create_fake_graph(
     groups: dict[str, str],
     memberships: dict[str, list[str]] | None = None,
     *,
+    users: dict[str, dict[str, str | None]] | None = None,
     control: FakeGraphControl | None = None,
 ) -> Flask:
     """A WSGI app answering like Entra's token endpoint and Graph v1.0 for `groups` ({GUID: displayName}).
 
-    `memberships` maps a user's object ID to the group IDs returned by transitiveMemberOf. The control object
+    `memberships` maps a user's object ID to the group IDs returned by transitiveMemberOf; read backwards, it
+    gives each group's transitiveMembers. `users` maps a user's object ID to what Graph shows of them (`mail`,
+    `givenName`, `surname`, `userPrincipalName`); a member not in it shows only its ID. The control object
     is `control` or a new one, reachable as `app.extensions["fake_graph"]`.
     """
     control = control or FakeGraphControl()
     directory = {gid.lower(): name for gid, name in groups.items()}
     members = {uid.lower(): [g.lower() for g in gids] for uid, gids in (memberships or {}).items()}
+    people = {uid.lower(): user for uid, user in (users or {}).items()}
     app = Flask(__name__)
     app.extensions["fake_graph"] = control
 
@@ -251,37 +265,34 @@ def create_fake_graph(
         responses = [_batch_item(item, directory, control) for item in items]
         return jsonify({"responses": list(reversed(responses))})
 
+    @app.get("/v1.0/groups", endpoint="groups")
+    def groups_by_name() -> Response | tuple[Response, int]:
+        # only what the broker asks: every group, or `displayName eq '…'` (quotes doubled inside the literal)
+        expression = request.args.get("$filter")
+        found = list(directory)
+        if expression is not None:
+            match = re.fullmatch(r"displayName eq '((?:[^']|'')*)'", expression.strip())
+            if match is None:
+                return _graph_error(400, "Request_UnsupportedQuery", "Unsupported query.")
+            wanted = match[1].replace("''", "'")
+            found = [gid for gid in directory if directory[gid] == wanted]
+        return _page([_group_object(gid, directory[gid]) for gid in found], "group", "groups", control)
+
+    @app.get("/v1.0/groups/<group_id>/transitiveMembers/microsoft.graph.user", endpoint="groupMembers")
+    def group_members(group_id: str) -> Response | tuple[Response, int]:
+        gid = group_id.lower()
+        if gid not in directory:
+            return _graph_error(404, "Request_ResourceNotFound", _not_found_message(group_id))
+        found = [uid for uid, gids in members.items() if gid in gids]
+        return _page([_user_object(uid, people.get(uid, {})) for uid in found], "user", "users", control)
+
     @app.get("/v1.0/users/<user_id>/transitiveMemberOf/microsoft.graph.group", endpoint="transitiveMemberOf")
     def transitive_member_of(user_id: str) -> Response | tuple[Response, int]:
         if user_id.lower() not in members:
             return _graph_error(404, "Request_ResourceNotFound", _not_found_message(user_id))
-        top = request.args.get("$top", str(DEFAULT_PAGE_SIZE))
-        if not top.isdigit() or not 1 <= int(top) <= MAX_PAGE_SIZE:
-            return _graph_error(
-                400,
-                "Request_BadRequest",
-                f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.",
-            )
-        page_size = min(int(top), control.max_page_size)
-        offset = _offset(request.args.get("$skiptoken"))
         gids = [g for g in members[user_id.lower()] if g in directory]
-        select = request.args.get("$select")
-        value = []
-        for gid in gids[offset : offset + page_size]:
-            obj = _group_object(gid, None if control.hide_names else directory[gid])
-            value.append(
-                _selected(obj, select) if select else {"@odata.type": "#microsoft.graph.group", **obj}
-            )
-        body: dict[str, Any] = {
-            "@odata.context": _context(f"groups({select})" if select else "groups"),
-            "value": value,
-        }
-        if offset + page_size < len(gids):
-            query = [f"$top={top}", f"$skiptoken={_skiptoken(offset + page_size)}"]
-            if select:
-                query.insert(0, f"$select={quote(select, safe=',')}")
-            body["@odata.nextLink"] = f"{request.base_url}?{'&'.join(query)}"
-        return jsonify(body)
+        objects = [_group_object(gid, None if control.hide_names else directory[gid]) for gid in gids]
+        return _page(objects, "group", "groups", control)
 
     @app.errorhandler(404)
     @app.errorhandler(405)
@@ -294,6 +305,38 @@ def create_fake_graph(
 def fake_graph_control(app: Flask) -> FakeGraphControl:
     """The control object of an app made by `create_fake_graph`."""
     return app.extensions["fake_graph"]
+
+
+def _page(
+    objects: list[dict[str, Any]], odata_type: str, entity_set: str, control: FakeGraphControl
+) -> Response | tuple[Response, int]:
+    """One page of a listing as Graph answers it: `$select`, `$top` (cut to `control.max_page_size`),
+    `$skiptoken`, and an `@odata.nextLink` carrying the request's other query options while more are left."""
+    top = request.args.get("$top", str(DEFAULT_PAGE_SIZE))
+    if not top.isdigit() or not 1 <= int(top) <= MAX_PAGE_SIZE:
+        return _graph_error(
+            400,
+            "Request_BadRequest",
+            f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.",
+        )
+    page_size = min(int(top), control.max_page_size)
+    offset = _offset(request.args.get("$skiptoken"))
+    select = request.args.get("$select")
+    value = [
+        _selected(obj, select) if select else {"@odata.type": f"#microsoft.graph.{odata_type}", **obj}
+        for obj in objects[offset : offset + page_size]
+    ]
+    body: dict[str, Any] = {
+        "@odata.context": _context(f"{entity_set}({select})" if select else entity_set),
+        "value": value,
+    }
+    if offset + page_size < len(objects):
+        kept = [
+            f"{k}={quote(v, safe=',')}" for k, v in request.args.items() if k not in ("$top", "$skiptoken")
+        ]
+        query = [*kept, f"$top={top}", f"$skiptoken={_skiptoken(offset + page_size)}"]
+        body["@odata.nextLink"] = f"{request.base_url}?{'&'.join(query)}"
+    return jsonify(body)
 
 
 def _batch_item(item: dict[str, Any], directory: dict[str, str], control: FakeGraphControl) -> dict[str, Any]:
@@ -349,6 +392,18 @@ def _group_object(gid: str, name: str | None) -> dict[str, Any]:
         "groupTypes": [],
         "mailEnabled": False,
         "securityEnabled": True,
+    }
+
+
+def _user_object(uid: str, user: dict[str, str | None]) -> dict[str, Any]:
+    given, surname = user.get("givenName"), user.get("surname")
+    return {
+        "id": uid,
+        "displayName": " ".join(p for p in (given, surname) if p) or None,
+        "givenName": given,
+        "surname": surname,
+        "mail": user.get("mail"),
+        "userPrincipalName": user.get("userPrincipalName"),
     }
 
 

@@ -174,7 +174,20 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
         )
     learnupon = create_mock_learnupon(list(states.values()), mock_settings)
     graph = create_fake_graph(
-        TENANT_ID, GRAPH_CLIENT_ID, DEMO_SECRETS["DEMO_GRAPH_CLIENT_SECRET"], GRAPH_GROUPS, GRAPH_MEMBERSHIPS
+        TENANT_ID,
+        GRAPH_CLIENT_ID,
+        DEMO_SECRETS["DEMO_GRAPH_CLIENT_SECRET"],
+        GRAPH_GROUPS,
+        GRAPH_MEMBERSHIPS,
+        users={
+            u.object_id: {
+                "mail": u.email,
+                "givenName": u.first_name,
+                "surname": u.last_name,
+                "userPrincipalName": u.email,
+            }
+            for u in DEMO_USERS
+        },
     )
     for variable, value in DEMO_SECRETS.items():
         os.environ.setdefault(variable, value)

@@ -1,6 +1,7 @@
-"""Bulk pre-provisioning from a CSV file (`broker provision`): each row is one `sync_user`.
+"""Bulk pre-provisioning (`broker provision`) from a CSV file or from rows made elsewhere (an Entra group's
+members): each row is one `sync_user`.
 
-Columns: `email` (required), `first_name`, `last_name`, `groups` (names joined by `;`); other columns go to
+CSV columns: `email` (required), `first_name`, `last_name`, `groups` (names joined by `;`); other columns go to
 `Claims.extra`. A progress file lists the emails done, one a line, so an interrupted run resumes where it
 stopped and a rerun retries only the rows that failed. A dry run reads LearnUpon and reports the plan.
 """
@@ -8,7 +9,7 @@ stopped and a rerun retries only the rows that failed. A dry run reads LearnUpon
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,13 @@ from broker.store import Store
 
 KNOWN_COLUMNS = {"email", "first_name", "last_name", "groups"}
 
+# (line number or position, the user's claims, or why the row cannot be used)
+Row = tuple[int, Claims | str]
+
 
 @dataclass
 class BulkSummary:
-    """Counts of a run; `failures` and `invalid` hold (CSV line, email or text, reason)."""
+    """Counts of a run; `failures` and `invalid` hold (row's line or position, email or text, reason)."""
 
     total: int = 0
     synced: int = 0
@@ -38,7 +42,7 @@ class BulkSummary:
         return not self.failures and not self.invalid
 
 
-def read_rows(path: Path, *, group_separator: str = ";") -> Iterator[tuple[int, Claims | str]]:
+def read_rows(path: Path, *, group_separator: str = ";") -> Iterator[Row]:
     """(line number, claims) per row, or (line, reason) for a row that cannot be used."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -85,6 +89,32 @@ def provision_csv(
     group_separator: str = ";",
     on_row: Callable[[int, str, SyncOutcome | SyncPlan | str], None] | None = None,
 ) -> BulkSummary:
+    """`provision_rows` for the rows of a CSV file."""
+    return provision_rows(
+        read_rows(csv_path, group_separator=group_separator),
+        portal,
+        settings,
+        client,
+        store,
+        progress_path=progress_path,
+        dry=dry,
+        budget_seconds=budget_seconds,
+        on_row=on_row,
+    )
+
+
+def provision_rows(
+    rows: Iterable[Row],
+    portal: str,
+    settings: ProvisioningSettings,
+    client: LearnUponClient,
+    store: Store,
+    *,
+    progress_path: Path | None = None,
+    dry: bool = False,
+    budget_seconds: float | None = None,
+    on_row: Callable[[int, str, SyncOutcome | SyncPlan | str], None] | None = None,
+) -> BulkSummary:
     """Sync every row; never stops at a failed row (the policy is `continue` whatever the portal says).
 
     `budget_seconds` replaces the per-login budget (a bulk run can afford to wait out rate limits).
@@ -98,7 +128,7 @@ def provision_csv(
     summary = BulkSummary()
     progress = progress_path.open("a", encoding="utf-8") if progress_path and not dry else None
     try:
-        for line, item in read_rows(csv_path, group_separator=group_separator):
+        for line, item in rows:
             summary.total += 1
             if isinstance(item, str):
                 summary.invalid.append((line, "", item))

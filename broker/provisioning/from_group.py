@@ -1,17 +1,16 @@
 """The members of one Entra group, read from Microsoft Graph, as provisioning rows (`broker provision
---from-group`): the group's name → its object ID → its users, nested groups included.
-
-GraphClient has no call for a group's members, so this module adds the two Graph reads it needs, sent through
-the client's own token, retry and budget handling.
+--from-group`): the group's name → its object ID → its users, nested groups included. The reads go through
+GraphClient's `get_json` and `get_all`, so its token, retry and budget handling apply.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from broker.claims.graph import GUID_RE, GraphClient, GraphError, _Budget
+from broker.claims.graph import GUID_RE, GraphClient, GraphError
 from broker.claims.presets import is_email
 from broker.model import Claims
 
@@ -43,8 +42,8 @@ def find_group_id(
             return gid.lower(), mapped
     literal = name.replace("'", "''")  # OData string literals double their quotes
     expression = quote(f"displayName eq '{literal}'", safe="")
-    url = f"{client.graph_base}/v1.0/groups?$filter={expression}&$select=id,displayName"
-    body = client._graph_json("GET", url, _Budget.start(budget), what="groups", permission="Group.Read.All")
+    url = f"/v1.0/groups?$filter={expression}&$select=id,displayName"
+    body = client.get_json(url, what="groups", permission="Group.Read.All", budget=budget)
     found = [g for g in body.get("value", []) if isinstance(g, dict) and isinstance(g.get("id"), str)]
     if not found:
         raise GraphError(f"groups: Graph knows no group named {name!r}")
@@ -56,10 +55,8 @@ def find_group_id(
 
 
 def _display_name(client: GraphClient, gid: str, budget: float) -> str:
-    url = f"{client.graph_base}/v1.0/groups/{gid}?$select=id,displayName"
-    body = client._graph_json(
-        "GET", url, _Budget.start(budget), what="group", permission="GroupMember.Read.All"
-    )
+    url = f"/v1.0/groups/{gid}?$select=id,displayName"
+    body = client.get_json(url, what="group", permission="GroupMember.Read.All", budget=budget)
     name = body.get("displayName")
     if not isinstance(name, str) or not name:
         raise GraphError(f"group: Graph shows no displayName for {gid}")
@@ -69,44 +66,34 @@ def _display_name(client: GraphClient, gid: str, budget: float) -> str:
 def group_members(
     client: GraphClient, name: str, static_map: Mapping[str, str], *, budget: float = 120.0
 ) -> GroupMembers:
-    """Every user in the group, directly or through nested groups, each in that one group."""
-    call = _Budget.start(budget)
+    """Every user in the group, directly or through nested groups, each in that one group; the whole look-up
+    within `budget` seconds."""
+    started = time.monotonic()
     gid, title = find_group_id(client, name, static_map, budget=budget)
-    url: str | None = (
-        f"{client.graph_base}/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user"
-        f"?$select={USER_FIELDS}&$top={PAGE_SIZE}"
+    users = client.get_all(
+        f"/v1.0/groups/{gid}/transitiveMembers/microsoft.graph.user?$select={USER_FIELDS}&$top={PAGE_SIZE}",
+        what="transitiveMembers",
+        permission="GroupMember.Read.All and User.Read.All",
+        budget=max(0.0, budget - (time.monotonic() - started)),
+        max_pages=MAX_PAGES,
     )
     members: dict[str, Claims] = {}
     skipped: list[str] = []
-    for _page in range(MAX_PAGES):
-        body = client._graph_json(
-            "GET", url, call, what="transitiveMembers", permission="GroupMember.Read.All and User.Read.All"
+    for user in users:
+        email = _email_of(user)
+        if email is None:
+            skipped.append(str(user.get("userPrincipalName") or user.get("id") or "?"))
+            continue
+        members.setdefault(
+            email.lower(),
+            Claims(
+                email=email,
+                first_name=str(user.get("givenName") or ""),
+                last_name=str(user.get("surname") or ""),
+                groups=(title,),
+                object_id=str(user.get("id") or ""),
+            ),
         )
-        for user in body.get("value", []):
-            if not isinstance(user, dict):
-                continue
-            email = _email_of(user)
-            if email is None:
-                skipped.append(str(user.get("userPrincipalName") or user.get("id") or "?"))
-                continue
-            members.setdefault(
-                email.lower(),
-                Claims(
-                    email=email,
-                    first_name=str(user.get("givenName") or ""),
-                    last_name=str(user.get("surname") or ""),
-                    groups=(title,),
-                    object_id=str(user.get("id") or ""),
-                ),
-            )
-        url = body.get("@odata.nextLink")
-        if url is None:
-            break
-        # the link carries our token to wherever it points: follow it only to Graph itself
-        if not isinstance(url, str) or not url.startswith(client.graph_base + "/"):
-            raise GraphError("transitiveMembers: refusing a nextLink that does not point at graph_base")
-    else:
-        raise GraphError(f"transitiveMembers: more than {MAX_PAGES} pages of members; giving up")
     return GroupMembers(title, gid, tuple(members.values()), tuple(skipped))
 
 

@@ -237,3 +237,33 @@ def test_fake_refuses_what_graph_refuses(graph_url, make_client, fake):
     anonymous = requests.get(f"{graph_url}/v1.0/groups/{GROUP_IDS[0]}", timeout=5)
     assert anonymous.status_code == 401
     assert anonymous.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_get_all_reads_every_page_of_a_listing(make_client, fake):
+    fake.max_page_size = 500
+    groups = make_client().get_all(
+        "/v1.0/groups?$select=id,displayName&$top=999", what="groups", permission="Group.Read.All"
+    )
+    assert fake.counts["groups"] == 4
+    assert {g["id"]: g["displayName"] for g in groups} == GROUPS
+
+
+def test_get_json_finds_a_group_by_name_and_names_the_permission_it_lacks(make_client, fake):
+    client = make_client()
+    found = client.get_json(
+        "/v1.0/groups?$filter=displayName%20eq%20'Group%200007'", what="groups", permission="Group.Read.All"
+    )
+    assert [g["id"] for g in found["value"]] == [GROUP_IDS[7]]
+    fake.deny("groupMembers")
+    with pytest.raises(GraphAuthError, match="GroupMember.Read.All"):
+        client.get_all(
+            f"/v1.0/groups/{GROUP_IDS[0]}/transitiveMembers/microsoft.graph.user",
+            what="transitiveMembers",
+            permission="GroupMember.Read.All",
+        )
+
+
+def test_get_json_sends_the_token_only_to_graph_base(make_client, fake):
+    with pytest.raises(ValueError, match="graph_base"):
+        make_client().get_json("http://127.0.0.2:9/v1.0/steal", what="steal", permission="none")
+    assert fake.total == 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import yaml
@@ -14,7 +13,6 @@ from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from flask import jsonify, request
 
 from broker.cli import main
 from broker.demo.fake_graph import FakeGraphControl, create_fake_graph
@@ -33,10 +31,12 @@ ENGINEERING = "3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d"  # only Graph knows it
 GRAPH_GROUPS = {SALES_TEAM: "Sales Team", ENGINEERING: "Engineering"}
 # Entra users (object ID → what Graph shows) and their groups
 GRAPH_USERS = {
-    "0b6f1c84-2e3a-4a59-9d1e-5c7f8a2b3d41": {"mail": "alex@contoso.example", "givenName": "Alex", "surname": "Morgan"},
+    "0b6f1c84-2e3a-4a59-9d1e-5c7f8a2b3d41": {"mail": "alex@contoso.example", "givenName": "Alex", "surname": "Morgan",
+                                             "userPrincipalName": "alex@contoso.example"},
     "9d2e4f61-7a8b-4c3d-8e9f-1a2b3c4d5e6f": {"mail": None, "givenName": "Sam", "surname": "Lee",
                                              "userPrincipalName": "sam@contoso.example"},
-    "4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f": {"mail": "priya@contoso.example", "givenName": "Priya", "surname": "Shah"},
+    "4c5d6e7f-8a9b-4c0d-9e1f-2a3b4c5d6e7f": {"mail": "priya@contoso.example", "givenName": "Priya", "surname": "Shah",
+                                             "userPrincipalName": "priya@contoso.example"},
     "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b": {"mail": None, "givenName": "Guest", "surname": "User",
                                              "userPrincipalName": "guest_fabrikam.example#EXT#@contoso.example"},
 }  # fmt: skip
@@ -134,65 +134,18 @@ def lu_provisioning(_lu_server: tuple[LearnUponState, BackgroundServer], lu: Lea
 # ---- the fake Graph ------------------------------------------------------------------------------------------
 
 
-def _add_member_routes(app, control: FakeGraphControl) -> None:
-    """The two reads `--from-group` makes, which broker/demo/fake_graph.py does not answer yet (see the report).
-    Shaped like Graph v1.0: `GET /groups?$filter=displayName eq '…'` and
-    `GET /groups/{id}/transitiveMembers/microsoft.graph.user` with `$select`, `$top` and `@odata.nextLink`."""
-    if "groupMembers" in app.view_functions:
-        return
-
-    def authorised() -> bool:
-        auth = request.headers.get("Authorization", "")
-        return auth.startswith("Bearer ") and auth[7:] in control.tokens
-
-    def error(status: int, code: str, message: str):
-        return jsonify({"error": {"code": code, "message": message}}), status
-
-    @app.get("/v1.0/groups", endpoint="groupsByName")
-    def groups_by_name():
-        if not authorised():
-            return error(401, "InvalidAuthenticationToken", "Access token validation failure.")
-        expression = request.args.get("$filter", "")
-        prefix = "displayName eq '"
-        if not (expression.startswith(prefix) and expression.endswith("'")):
-            return error(400, "Request_UnsupportedQuery", "Unsupported query.")
-        wanted = expression[len(prefix) : -1].replace("''", "'")
-        value = [{"id": gid, "displayName": name} for gid, name in GRAPH_GROUPS.items() if name == wanted]
-        return jsonify(
-            {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#groups", "value": value}
-        )
-
-    @app.get("/v1.0/groups/<group_id>/transitiveMembers/microsoft.graph.user", endpoint="groupMembers")
-    def group_members(group_id: str):
-        if not authorised():
-            return error(401, "InvalidAuthenticationToken", "Access token validation failure.")
-        if group_id.lower() not in GRAPH_GROUPS:
-            return error(404, "Request_ResourceNotFound", f"Resource '{group_id}' does not exist.")
-        top = int(request.args.get("$top", "100"))
-        page_size = min(top, 2)  # small pages, so paging is exercised
-        offset = int(request.args.get("$skiptoken", "0"))
-        members = [uid for uid, gids in GRAPH_MEMBERSHIPS.items() if group_id.lower() in gids]
-        fields = request.args.get("$select", "id").split(",")
-        value = []
-        for uid in members[offset : offset + page_size]:
-            user = {"id": uid, "userPrincipalName": GRAPH_USERS[uid].get("mail"), **GRAPH_USERS[uid]}
-            value.append({f: user.get(f) for f in fields})
-        body = {"value": value}
-        if offset + page_size < len(members):
-            select = quote(",".join(fields), safe=",")
-            body["@odata.nextLink"] = (
-                f"{request.base_url}?$select={select}&$top={top}&$skiptoken={offset + page_size}"
-            )
-        return jsonify(body)
-
-
 @pytest.fixture(scope="session")
 def _graph_server() -> Iterator[tuple[str, FakeGraphControl]]:
     control = FakeGraphControl()
     app = create_fake_graph(
-        GRAPH_TENANT, GRAPH_CLIENT, GRAPH_SECRET, GRAPH_GROUPS, GRAPH_MEMBERSHIPS, control=control
+        GRAPH_TENANT,
+        GRAPH_CLIENT,
+        GRAPH_SECRET,
+        GRAPH_GROUPS,
+        GRAPH_MEMBERSHIPS,
+        users=GRAPH_USERS,
+        control=control,
     )
-    _add_member_routes(app, control)
     with BackgroundServer(app) as server:
         yield server.url, control
     control.reset()
@@ -203,6 +156,7 @@ def graph(_graph_server: tuple[str, FakeGraphControl], monkeypatch: pytest.Monke
     """`upstreams__entra__groups=` settings using the fake Graph, its secret in the environment."""
     url, control = _graph_server
     control.reset()
+    control.max_page_size = 2  # small pages, so listings are read through @odata.nextLink
     monkeypatch.setenv(GRAPH_SECRET_ENV, GRAPH_SECRET)
     return {
         "static_map": {SALES_TEAM: "Sales Team"},
