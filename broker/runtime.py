@@ -5,7 +5,8 @@ Views and the login pipeline receive a Runtime; nothing on the login path reads 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -44,6 +45,7 @@ class Runtime:
     next_certificates: dict[str, x509.Certificate] = field(default_factory=dict)  # published before rollover
     metrics: Metrics = field(default_factory=Metrics)
     metadata_refresher: MetadataRefresher | None = None  # started by the app, for metadata_url upstreams
+    left_out: dict[str, str] = field(default_factory=dict)  # "upstreams.X" / "portals.Y" → why no client
     clock: Callable[[], datetime] = field(default=_now)
 
     @property
@@ -91,7 +93,11 @@ def build_runtime(
     store: Store | None = None,
     clock: Callable[[], datetime] = _now,
     metrics: Metrics | None = None,
+    env: Mapping[str, str] = os.environ,
+    require_secrets: bool = True,
 ) -> Runtime:
+    """Load everything a login needs. Without `require_secrets` (the CLI's offline tools) a Graph or LearnUpon
+    client whose secret is missing is left out and listed in `left_out` instead of failing."""
     source = str(config.source or "<config>")
     broker_keys = load_key_pair(config.broker.signing.key, config.broker.signing.cert)
     upstreams = {name: load_upstream(name, settings, source) for name, settings in config.upstreams.items()}
@@ -116,15 +122,19 @@ def build_runtime(
         name: claim_names_for(settings.preset, settings.claims.model_dump(), wanted)
         for name, settings in config.upstreams.items()
     }
-    group_directories = {}
+    group_directories: dict[str, GroupDirectory | None] = {}
+    left_out: dict[str, str] = {}
     for name, settings in config.upstreams.items():
         graph = settings.groups.graph
+        group_directories[name] = None
+        if graph is None:
+            continue
         try:
-            group_directories[name] = (
-                graph_client_for(graph, budget=settings.groups.budget_seconds) if graph else None
-            )
+            group_directories[name] = graph_client_for(graph, env=env, budget=settings.groups.budget_seconds)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
+            if require_secrets:
+                raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
+            left_out[f"upstreams.{name}"] = str(exc)
     next_certificates = {}
     for name, portal in config.portals.items():
         path = portal.next_certificate or (config.broker.next_certificate if portal.signing is None else None)
@@ -137,9 +147,11 @@ def build_runtime(
     for name, portal in config.portals.items():
         if portal.provisioning.enabled:
             try:
-                learnupon_clients[name] = build_client(name, portal.provisioning)
+                learnupon_clients[name] = build_client(name, portal.provisioning, env)
             except ConfigError as exc:
-                raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None
+                if require_secrets:
+                    raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None
+                left_out[f"portals.{name}"] = str(exc)
     return Runtime(
         config=config,
         store=store if store is not None else open_store(config.store.url),
@@ -152,5 +164,6 @@ def build_runtime(
         next_certificates=next_certificates,
         metrics=metrics or Metrics(),
         metadata_refresher=MetadataRefresher(upstreams, refresh_targets(config)),
+        left_out=left_out,
         clock=clock,
     )

@@ -19,11 +19,10 @@ from typing import Any
 from lxml import etree
 
 from broker.claims.graph import GraphUnavailable
-from broker.claims.groups import graph_client_for
 from broker.claims.presets import map_claims
 from broker.claims.profile import outgoing_attributes
 from broker.config import Config
-from broker.errors import ConfigError, LoginRefused
+from broker.errors import LoginRefused
 from broker.login import resolve_group_names
 from broker.model import Claims, Identity
 from broker.provisioning.client import LearnUponError
@@ -31,7 +30,6 @@ from broker.provisioning.sync import (
     ApiCall,
     CurrentState,
     DesiredState,
-    build_client,
     desired_state,
     dry_run,
     plan,
@@ -88,45 +86,17 @@ def tools_runtime(
     with an in-memory store. A Graph or LearnUpon client whose secret is not in the environment (or every
     one, when `offline`) is left out and noted, instead of failing as `build_runtime` does at startup."""
     env = os.environ if env is None else env
-    without_clients = config.model_copy(
-        update={
-            "upstreams": {
-                name: u.model_copy(update={"groups": u.groups.model_copy(update={"graph": None})})
-                for name, u in config.upstreams.items()
-            },
-            "portals": {
-                name: p.model_copy(
-                    update={"provisioning": p.provisioning.model_copy(update={"enabled": False})}
-                )
-                for name, p in config.portals.items()
-            },
-        }
-    )
-    rt = build_runtime(without_clients, store=MemoryStore())
-    rt.config = config
+    # secrets come only from the environment, so an empty one means: no Graph or LearnUpon client at all
+    rt = build_runtime(config, store=MemoryStore(), env={} if offline else env, require_secrets=False)
     notes = []
-    for name, upstream in config.upstreams.items():
-        graph = upstream.groups.graph
-        if graph is None:
-            continue
-        reason = "offline: Microsoft Graph not asked" if offline else None
-        if reason is None:
-            try:
-                rt.group_directories[name] = graph_client_for(
-                    graph, env=env, budget=upstream.groups.budget_seconds
-                )
-                continue
-            except ConfigError as exc:
-                reason = f"Graph not available: {exc}"
-        rt.group_directories[name] = _GraphNotAvailable(reason)
-        notes.append(f"upstreams.{name}: {reason}")
-    for name, portal in config.portals.items():
-        if not portal.provisioning.enabled or offline:
-            continue
-        try:
-            rt.learnupon_clients[name] = build_client(name, portal.provisioning, env)
-        except ConfigError as exc:
-            notes.append(f"portals.{name}: LearnUpon API not available: {exc}")
+    for where, why in rt.left_out.items():
+        kind, name = where.split(".", 1)
+        if kind == "upstreams":
+            reason = "offline: Microsoft Graph not asked" if offline else f"Graph not available: {why}"
+            rt.group_directories[name] = _GraphNotAvailable(reason)
+            notes.append(f"{where}: {reason}")
+        elif not offline:
+            notes.append(f"{where}: LearnUpon API not available: {why}")
     return ToolsRuntime(rt, notes)
 
 
