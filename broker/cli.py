@@ -7,8 +7,6 @@ import logging
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,19 +49,6 @@ class _Broker(click.Group):
 def _fail(message: str, code: int = 1) -> None:
     click.echo(f"broker: {message}", err=True)
     sys.exit(code)
-
-
-@contextmanager
-def _silenced(logger_name: str) -> Iterator[None]:
-    logger = logging.getLogger(logger_name)
-    handler = logging.NullHandler()
-    logger.addHandler(handler)
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
 
 
 def _config(path: Path):
@@ -429,6 +414,7 @@ def _group_members(config, portal: str, group: str, upstream: str | None) -> tup
 
 def _run_provisioning(portal, settings, client, store, rows: list[Row], source: str, row_label: str,
                       progress_path: Path, dry_run: bool, budget: float) -> None:  # fmt: skip
+    from broker.observability import diverted_logs
     from broker.provisioning.bulk import provision_rows
     from broker.provisioning.sync import SyncOutcome, SyncPlan
 
@@ -447,7 +433,10 @@ def _run_provisioning(portal, settings, client, store, rows: list[Row], source: 
     summary = None
     # each failed row is listed in the summary; the warning logged for it would repeat it on stderr
     try:
-        with _silenced("broker"), click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar:
+        with (
+            diverted_logs(logging.NullHandler()),
+            click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar,
+        ):
 
             def on_row(line: int, email: str, result: object) -> None:
                 counts[tally(email, result)] += 1

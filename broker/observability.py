@@ -114,6 +114,19 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+@contextmanager
+def diverted_logs(handler: logging.Handler, logger_name: str = "broker") -> Iterator[None]:
+    """Within the block, what `logger_name` logs goes only to `handler` (not to the usual output)."""
+    logger = logging.getLogger(logger_name)
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def configure_logging(fmt: str | None = None, stream=None, level: int = logging.INFO) -> logging.Handler:
     """JSON lines (production) or text (development); every record carries the request id."""
     fmt = fmt or os.environ.get("BROKER_LOG_FORMAT", "json")

@@ -10,8 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from broker.config import Config
 from broker.errors import LoginRefused
 from broker.login import resolve_group_names
 from broker.model import Claims, Identity
+from broker.observability import diverted_logs
 from broker.provisioning.client import LearnUponError
 from broker.provisioning.sync import (
     ApiCall,
@@ -218,7 +218,8 @@ def run_simulation(
     identity = identity_from_document(rt, upstream, document)
     sim = Simulation(upstream, identity)
     step = "claims"
-    with _logged_warnings(sim.warnings):
+    # what the pipeline logs (e.g. "dropping 2 group IDs without a name") becomes part of the report
+    with diverted_logs(_Collect(sim.warnings)):
         try:
             claims = map_claims(identity, rt.claim_names[upstream])
             step = "groups"
@@ -281,20 +282,6 @@ class _Collect(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.into.append(record.getMessage())
-
-
-@contextmanager
-def _logged_warnings(into: list[str]) -> Iterator[None]:
-    """What the pipeline logs (e.g. "dropping 2 group IDs without a name") becomes part of the report."""
-    logger = logging.getLogger("broker")
-    handler = _Collect(into)
-    logger.addHandler(handler)
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
 
 
 # ---- the report ------------------------------------------------------------------------------------------------------

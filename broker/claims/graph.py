@@ -7,19 +7,25 @@ never run past it, so a slow Graph delays a login by at most the budget.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from broker.errors import BrokerError
+from broker.http_retry import (
+    Budget,
+    GiveUp,
+    RetryPolicy,
+    json_or_none,
+    pooled_session,
+    retry_after_seconds,
+    scrub,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,21 +52,6 @@ class GraphUnavailable(GraphError):
 
 class GraphAuthError(GraphError):
     """The app registration was refused: wrong credentials, or a permission / admin consent is missing."""
-
-
-@dataclass(frozen=True)
-class _Budget:
-    """The deadline of one public call; every request and every wait is cut to what is left of it."""
-
-    seconds: float
-    deadline: float
-
-    @classmethod
-    def start(cls, seconds: float) -> _Budget:
-        return cls(seconds, time.monotonic() + seconds)
-
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
 
 
 class GraphClient:
@@ -103,15 +94,13 @@ class GraphClient:
         self.default_budget = default_budget
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self.max_retries = max_retries
-        self.max_retry_after = max_retry_after
-        self.backoff = backoff
+        self.retry = RetryPolicy(max_retries, backoff, max_retry_after)
         self._secret = client_secret
         self._token_url = f"{self.login_base}/{tenant_id}/oauth2/v2.0/token"
         # (access token, monotonic time to renew it); replaced as a whole so readers need no lock
         self._cached_token: tuple[str, float] | None = None
         self._token_lock = threading.Lock()
-        self._session = session or _pooled_session()
+        self._session = session or pooled_session(16, "learnupon-saml-broker (group names)")
 
     def __repr__(self) -> str:
         return f"GraphClient(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, mode={self.mode!r})"
@@ -136,7 +125,7 @@ class GraphClient:
         wanted = _unique_guids(ids)
         if not wanted:
             return {}
-        call = _Budget.start(self.default_budget if budget is None else budget)
+        call = Budget.start(self.default_budget if budget is None else budget)
         if self.mode == "batch":
             return self._redacting(self._names_by_batch, wanted, call)
         return self._redacting(self._names_by_get_by_ids, wanted, call)
@@ -145,7 +134,7 @@ class GraphClient:
         """All groups the user is a member of, directly or nested ({lower-case GUID: name}), every page."""
         if not GUID_RE.match(object_id):
             raise ValueError("object_id must be the user's object ID (a GUID)")
-        call = _Budget.start(self.default_budget if budget is None else budget)
+        call = Budget.start(self.default_budget if budget is None else budget)
         return self._redacting(self._user_groups, object_id.lower(), call)
 
     def get_json(
@@ -154,7 +143,7 @@ class GraphClient:
         """The JSON object of one GET: `url` is a path under graph_base (`/v1.0/groups/{id}`) or a full URL
         there. Retried within the budget like every call; `what` names the call in errors, and a 401/403 is
         a GraphAuthError naming the application `permission` it needs."""
-        call = _Budget.start(self.default_budget if budget is None else budget)
+        call = Budget.start(self.default_budget if budget is None else budget)
         return self._redacting(
             self._graph_json, "GET", self._graph_url(url), call, what=what, permission=permission
         )
@@ -170,14 +159,14 @@ class GraphClient:
     ) -> list[dict[str, Any]]:
         """Every object of a listing (`value`), following `@odata.nextLink` page after page, all pages within
         one budget. `url`, `what` and `permission` as for `get_json`."""
-        call = _Budget.start(self.default_budget if budget is None else budget)
+        call = Budget.start(self.default_budget if budget is None else budget)
         return self._redacting(
             self._all_pages, self._graph_url(url), call, what=what, permission=permission, max_pages=max_pages
         )
 
     # ---- the Graph operations -----------------------------------------------------------------------
 
-    def _names_by_get_by_ids(self, wanted: list[str], call: _Budget) -> dict[str, str]:
+    def _names_by_get_by_ids(self, wanted: list[str], call: Budget) -> dict[str, str]:
         names: dict[str, str] = {}
         wanted_set = set(wanted)
         for chunk in _chunks(wanted, GET_BY_IDS_MAX):
@@ -197,7 +186,7 @@ class GraphClient:
                     names[gid] = name
         return names
 
-    def _names_by_batch(self, wanted: list[str], call: _Budget) -> dict[str, str]:
+    def _names_by_batch(self, wanted: list[str], call: Budget) -> dict[str, str]:
         names: dict[str, str] = {}
         pending = wanted
         attempt = 0
@@ -236,7 +225,7 @@ class GraphClient:
                         continue  # no such group (deleted, or another tenant's): the caller decides
                     elif status == 429 or (isinstance(status, int) and status >= 500):
                         retry.append(gid)
-                        wait = _retry_after(_header(item, "Retry-After"))
+                        wait = retry_after_seconds(_header(item, "Retry-After"))
                         if wait is not None:
                             retry_after.append(wait)
                     elif status in (401, 403):
@@ -267,7 +256,7 @@ class GraphClient:
             pending = retry
         return names
 
-    def _user_groups(self, object_id: str, call: _Budget) -> dict[str, str]:
+    def _user_groups(self, object_id: str, call: Budget) -> dict[str, str]:
         url = (
             f"{self.graph_base}/v1.0/users/{object_id}/transitiveMemberOf/microsoft.graph.group"
             f"?$select=id,displayName&$top={PAGE_SIZE}"
@@ -291,7 +280,7 @@ class GraphClient:
         return groups
 
     def _all_pages(
-        self, url: str, call: _Budget, *, what: str, permission: str, max_pages: int = MAX_PAGES
+        self, url: str, call: Budget, *, what: str, permission: str, max_pages: int = MAX_PAGES
     ) -> list[dict[str, Any]]:
         objects: list[dict[str, Any]] = []
         for _page in range(max_pages):
@@ -317,12 +306,12 @@ class GraphClient:
         return url
 
     def _graph_json(
-        self, method: str, url: str, call: _Budget, *, what: str, permission: str, json: Any = None
+        self, method: str, url: str, call: Budget, *, what: str, permission: str, json: Any = None
     ) -> dict[str, Any]:
         resp = self._send(method, url, call, what=what, json=json)
         if resp.status_code == 200:
             return _json_object(resp, what)
-        code, message = _error_of(_json_or_none(resp))
+        code, message = _error_of(json_or_none(resp))
         if resp.status_code in (401, 403):
             raise GraphAuthError(
                 f"{what}: Graph refused the request (HTTP {resp.status_code} {code}: {message}); the app "
@@ -330,7 +319,7 @@ class GraphClient:
             )
         raise GraphError(f"{what}: Graph answered HTTP {resp.status_code} {code}: {message}")
 
-    def _access_token(self, call: _Budget) -> str:
+    def _access_token(self, call: Budget) -> str:
         cached = self._cached_token
         if cached is not None and time.monotonic() < cached[1]:
             return cached[0]
@@ -350,7 +339,7 @@ class GraphClient:
         finally:
             self._token_lock.release()
 
-    def _fetch_token(self, call: _Budget) -> tuple[str, float]:
+    def _fetch_token(self, call: Budget) -> tuple[str, float]:
         form = {
             "grant_type": "client_credentials",
             "client_id": self.client_id,
@@ -358,7 +347,7 @@ class GraphClient:
             "scope": self.scope,
         }
         resp = self._send("POST", self._token_url, call, what="token", data=form, auth=False)
-        body = _json_or_none(resp)
+        body = json_or_none(resp)
         if resp.status_code != 200:
             err = body if isinstance(body, dict) else {}
             code = err.get("error") or "no error code"
@@ -380,7 +369,7 @@ class GraphClient:
         return body["access_token"], expires_in
 
     def _send(
-        self, method: str, url: str, call: _Budget, *, what: str, auth: bool = True, **kwargs: Any
+        self, method: str, url: str, call: Budget, *, what: str, auth: bool = True, **kwargs: Any
     ) -> requests.Response:
         """One request with retries; returns any answer that is not 429/5xx (the caller reads errors)."""
         attempt = 0
@@ -389,10 +378,9 @@ class GraphClient:
             headers = {"Accept": "application/json"}
             if auth:
                 headers["Authorization"] = "Bearer " + self._access_token(call)
-            left = call.left()
-            if left <= 0:
+            timeout = call.cut((self.connect_timeout, self.read_timeout))
+            if timeout is None:
                 raise GraphUnavailable(f"{what}: no answer within the {call.seconds:g} s budget")
-            timeout = (min(self.connect_timeout, left), min(self.read_timeout, left))
             retry_after: float | None = None
             try:
                 resp = self._session.request(
@@ -411,27 +399,18 @@ class GraphClient:
                 if resp.status_code != 429 and resp.status_code < 500:
                     return resp
                 problem = f"HTTP {resp.status_code}"
-                retry_after = _retry_after(resp.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(resp.headers.get("Retry-After"))
             attempt += 1
             time.sleep(self._wait_before_retry(what, problem, attempt, retry_after, call))
 
     def _wait_before_retry(
-        self, what: str, problem: str, attempt: int, retry_after: float | None, call: _Budget
+        self, what: str, problem: str, attempt: int, retry_after: float | None, call: Budget
     ) -> float:
         """Seconds to wait before retry number `attempt`, or GraphUnavailable when a retry cannot help."""
-        if attempt > self.max_retries:
-            raise GraphUnavailable(f"{what}: {problem}; gave up after {attempt} attempts")
-        wait = retry_after if retry_after is not None else self.backoff * 2 ** (attempt - 1)
-        if wait > self.max_retry_after:
-            raise GraphUnavailable(
-                f"{what}: {problem}; Graph asks to wait {wait:g} s, more than the {self.max_retry_after:g} s allowed"
-            )
-        left = call.left()
-        if wait >= left:
-            # waiting for the budget to run out and then failing would only delay the login
-            raise GraphUnavailable(
-                f"{what}: {problem}; a retry in {wait:g} s would not fit the {call.seconds:g} s budget"
-            )
+        try:
+            wait = self.retry.wait(attempt, retry_after, call)
+        except GiveUp as exc:
+            raise GraphUnavailable(f"{what}: {problem}; {exc}") from None
         log.info("graph %s: %s; retry %d in %.2f s", what, problem, attempt, wait)
         return wait
 
@@ -440,22 +419,9 @@ class GraphClient:
         try:
             return fn(*args, **kwargs)
         except GraphError as exc:
-            secrets = [self._secret] + ([self._cached_token[0]] if self._cached_token else [])
-            message = str(exc)
-            for secret in secrets:
-                message = message.replace(secret, "[redacted]")
-            exc.args = (message,)
+            token = self._cached_token[0] if self._cached_token else ""
+            exc.args = (scrub(str(exc), (self._secret, token)),)
             raise
-
-
-def _pooled_session() -> requests.Session:
-    session = requests.Session()
-    # no transport-level retries: _send retries within the budget
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    session.headers["User-Agent"] = "learnupon-saml-broker (group names)"
-    return session
 
 
 def _unique_guids(ids: Iterable[str]) -> list[str]:
@@ -497,30 +463,8 @@ def _header(item: dict[str, Any], name: str) -> str | None:
     return None
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Retry-After in seconds (Graph sends a number; an HTTP date is accepted too); None if absent."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def _json_or_none(resp: requests.Response) -> Any:
-    try:
-        return resp.json()
-    except ValueError:
-        return None
-
-
 def _json_object(resp: requests.Response, what: str) -> dict[str, Any]:
-    body = _json_or_none(resp)
+    body = json_or_none(resp)
     if not isinstance(body, dict):
         raise GraphError(f"{what}: the answer is not a JSON object")
     return body

@@ -9,9 +9,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import contextvars
-import email.utils
 import logging
-import random
+import math
 import secrets
 import string
 import threading
@@ -22,9 +21,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from broker.errors import BrokerError
+from broker.http_retry import (
+    Budget,
+    GiveUp,
+    RetryPolicy,
+    json_or_none,
+    pooled_session,
+    retry_after_seconds,
+    scrub,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +87,10 @@ class LearnUponConflict(LearnUponError):
 
 
 @dataclass
-class CallScope:
+class CallScope(Budget):
     """A budget for a series of calls (one login's provisioning). `requests` counts HTTP requests made."""
 
-    deadline: float | None
     requests: int = 0
-
-    def remaining(self, clock: Callable[[], float]) -> float | None:
-        return None if self.deadline is None else self.deadline - clock()
 
 
 _scope: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
@@ -153,20 +156,12 @@ class LearnUponClient:
         token = base64.b64encode(f"{username}:{password}".encode()).decode()
         self._secrets = tuple(s for s in (token, password, username) if s)
         self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.max_retry_after = max_retry_after
+        self.retry = RetryPolicy(max_retries, backoff, max_retry_after, max_backoff, jitter=True)
         self.low_water = low_water
         self.slowdown = slowdown
         self._sleep = sleep
         self._clock = clock
-        if session is None:
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
-            session.mount("https://", adapter)
-            session.mount("http://", adapter)
-        self.session = session
+        self.session = session or pooled_session(pool_size)
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {}
         self.rate_limit_remaining_minute: int | None = None
@@ -180,7 +175,7 @@ class LearnUponClient:
     @contextlib.contextmanager
     def budget(self, seconds: float | None) -> Iterator[CallScope]:
         """Bound every call made in this block (in this thread/context) to `seconds` in total."""
-        scope = CallScope(deadline=None if seconds is None else self._clock() + seconds)
+        scope = CallScope.start(math.inf if seconds is None else seconds, self._clock)
         token = _scope.set(scope)
         try:
             yield scope
@@ -190,11 +185,6 @@ class LearnUponClient:
     def _count(self, outcome: str) -> None:
         with self._lock:
             self.counters[outcome] = self.counters.get(outcome, 0) + 1
-
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     # -- the request loop ------------------------------------------------------------------------------------
 
@@ -212,14 +202,18 @@ class LearnUponClient:
 
         `hide` lists more strings (a generated password) to scrub from error text.
         """
-        scope = _scope.get()
+        scope = _scope.get() or CallScope.start(math.inf, self._clock)
         url = self.base_url + path
-        attempt = 0
+        failures = 0
         while True:
             self._maybe_slow_down(scope)
-            timeout = self._attempt_timeout(scope, method, path)
-            if scope is not None:
-                scope.requests += 1
+            timeout = scope.cut(self.timeout)
+            if timeout is None:
+                self._count("budget_exhausted")
+                raise LearnUponUnavailable(
+                    f"LearnUpon {method} {path}: time budget spent before the call", method=method, path=path
+                )
+            scope.requests += 1
             try:
                 response = self.session.request(
                     method, url, params=params, json=json, auth=self._auth, timeout=timeout
@@ -227,8 +221,9 @@ class LearnUponClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
                 self._count(kind)
+                failures += 1
                 reason = f"{kind.replace('_', ' ')} ({type(exc).__name__})"
-                attempt = self._before_retry(scope, method, path, attempt, reason, None, None)
+                self._before_retry(scope, method, path, failures, reason, None, None)
                 continue
             except requests.RequestException as exc:
                 self._count("error")
@@ -244,69 +239,42 @@ class LearnUponClient:
                 return response
             if status in _RETRY_STATUSES:
                 self._count("rate_limited" if status == 429 else "server_error")
-                retry_after = _parse_retry_after(response.headers.get("Retry-After"))
-                reason = f"HTTP {status}"
-                attempt = self._before_retry(
-                    scope, method, path, attempt, reason, status, retry_after, response
+                failures += 1
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+                self._before_retry(
+                    scope, method, path, failures, f"HTTP {status}", status, retry_after, response
                 )
                 continue
             self._count("auth_error" if status in (401, 403) else "client_error")
             raise self._error_for(response, method, path, hide)
 
-    def _attempt_timeout(self, scope: CallScope | None, method: str, path: str) -> tuple[float, float]:
-        connect, read = self.timeout
-        remaining = scope.remaining(self._clock) if scope else None
-        if remaining is None:
-            return connect, read
-        if remaining <= 0:
-            self._count("budget_exhausted")
-            raise LearnUponUnavailable(
-                f"LearnUpon {method} {path}: time budget spent before the call", method=method, path=path
-            )
-        return min(connect, remaining), min(read, remaining)
-
     def _before_retry(
         self,
-        scope: CallScope | None,
+        scope: CallScope,
         method: str,
         path: str,
-        attempt: int,
+        failures: int,
         reason: str,
         status: int | None,
         retry_after: float | None,
         response: requests.Response | None = None,
-    ) -> int:
+    ) -> None:
         """Sleep before the next attempt, or raise `LearnUponUnavailable` when retries or time are spent."""
-        api_message = self._scrub(_api_message(response)) if response is not None else None
-
-        def give_up(why: str) -> LearnUponUnavailable:
-            return LearnUponUnavailable(
-                f"LearnUpon {method} {path}: {reason}; {why}",
+        try:
+            wait = self.retry.wait(failures, retry_after, scope)
+        except GiveUp as exc:
+            if exc.out_of_time:
+                self._count("budget_exhausted")
+            raise LearnUponUnavailable(
+                f"LearnUpon {method} {path}: {reason}; {exc}",
                 status=status,
-                api_message=api_message,
+                api_message=scrub(_api_message(response), self._secrets) if response is not None else None,
                 method=method,
                 path=path,
-            )
-
-        if attempt >= self.max_retries:
-            raise give_up(f"gave up after {attempt + 1} attempts")
-        if retry_after is not None:
-            if retry_after > self.max_retry_after:
-                raise give_up(
-                    f"Retry-After {retry_after:g}s is longer than we wait ({self.max_retry_after:g}s)"
-                )
-            wait = retry_after
-        else:
-            # Full jitter: replicas retrying together do not hit the API in lockstep.
-            wait = random.uniform(0, min(self.max_backoff, self.backoff * 2**attempt))  # noqa: S311
-        remaining = scope.remaining(self._clock) if scope else None
-        if remaining is not None and wait >= remaining:
-            self._count("budget_exhausted")
-            raise give_up(f"no time left in the budget to wait {wait:.2f}s")
-        log.info("learnupon %s %s: %s, retry %d in %.2fs", method, path, reason, attempt + 1, wait)
+            ) from None
+        log.info("learnupon %s %s: %s, retry %d in %.2fs", method, path, reason, failures, wait)
         self._count("retried")
         self._sleep(wait)
-        return attempt + 1
 
     def _read_rate_headers(self, response: requests.Response) -> None:
         minute = _int_header(response.headers.get("X-LU-Rate-Limit-Remaining-Minute"))
@@ -317,15 +285,13 @@ class LearnUponClient:
             if week is not None:
                 self.rate_limit_remaining_week = week
 
-    def _maybe_slow_down(self, scope: CallScope | None) -> None:
+    def _maybe_slow_down(self, scope: CallScope) -> None:
         remaining_calls = self.rate_limit_remaining_minute
         if remaining_calls is None or remaining_calls > self.low_water:
             return
         # The fewer calls left this minute, the longer the pause (up to `slowdown`).
         pause = self.slowdown * (1 - remaining_calls / (self.low_water + 1))
-        left = scope.remaining(self._clock) if scope else None
-        if left is not None:
-            pause = min(pause, max(0.0, left / 4))
+        pause = min(pause, max(0.0, scope.left() / 4))
         if pause > 0:
             self._count("slowed")
             self._sleep(pause)
@@ -334,9 +300,7 @@ class LearnUponClient:
         self, response: requests.Response, method: str, path: str, hide: tuple[str, ...]
     ) -> LearnUponError:
         status = response.status_code
-        api_message = self._scrub(_api_message(response))
-        for secret in hide:
-            api_message = api_message.replace(secret, "***")
+        api_message = scrub(_api_message(response), self._secrets + hide)
         text = f"LearnUpon {method} {path}: HTTP {status}" + (f": {api_message}" if api_message else "")
         kwargs = {"status": status, "api_message": api_message, "method": method, "path": path}
         if status in (401, 403):
@@ -453,21 +417,6 @@ class LearnUponClient:
 # ---- helpers -----------------------------------------------------------------------------------------------
 
 
-def _parse_retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
 def _int_header(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -475,13 +424,10 @@ def _int_header(value: str | None) -> int | None:
         return None
 
 
-def _api_message(response: requests.Response | None) -> str:
+def _api_message(response: requests.Response) -> str:
     """What the API said, short: `message` / `error` / `errors` of a JSON body, else the start of the text."""
-    if response is None:
-        return ""
-    try:
-        data = response.json()
-    except ValueError:
+    data = json_or_none(response)
+    if data is None:
         return response.text[:200].strip()
     if isinstance(data, dict):
         for key in ("message", "error", "errors", "Message"):
