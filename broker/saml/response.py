@@ -24,6 +24,7 @@ from broker.saml.xml import (
     STATUS_SUCCESS,
     UnsafeXml,
     decode_base64,
+    is_xml_id,
     parse_instant,
     parse_untrusted,
     qname,
@@ -133,8 +134,8 @@ def _check_envelope(response: etree._Element, exp: Expectations, trace: Trace) -
     """Response-level facts: version, destination, status, issuer, InResponseTo."""
     if response.get("Version") != "2.0":
         raise _reject("xml", "Response Version must be 2.0", expected="2.0", got=response.get("Version"))
-    if not response.get("ID"):
-        raise _reject("xml", "Response has no ID")
+    if not is_xml_id(response.get("ID")):
+        raise _reject("structure", "Response ID is missing or not a valid XML ID", got=response.get("ID"))
     _instant(response.get("IssueInstant"), "Response IssueInstant")
     destination = response.get("Destination")
     if destination != exp.acs_url:
@@ -312,8 +313,8 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
     trace("xml", "well-formed, no DOCTYPE, entities or processing instructions")
     _check_envelope(response, exp, trace)
     assertion = _signed_assertion(response, exp, trace)
-    if assertion.get("Version") != "2.0" or not assertion.get("ID"):
-        raise _reject("xml", "Assertion must have Version 2.0 and an ID")
+    if assertion.get("Version") != "2.0" or not is_xml_id(assertion.get("ID")):
+        raise _reject("xml", "Assertion must have Version 2.0 and a valid XML ID")
     issue_instant = _instant(assertion.get("IssueInstant"), "Assertion IssueInstant")
     if issue_instant > exp.now + exp.skew:
         raise _reject("time", "Assertion was issued in the future", got=assertion.get("IssueInstant"))

@@ -70,12 +70,19 @@ def parse_untrusted(document: bytes) -> etree._Element:
             f"{'processing instruction' if isinstance(node, etree._ProcessingInstruction) else 'entity'}"
             " not allowed"
         )
-    sibling = root.getprevious()
-    while sibling is not None:
-        if isinstance(sibling, etree._ProcessingInstruction):
-            raise UnsafeXml("processing instruction not allowed")
-        sibling = sibling.getprevious()
+    for siblings in (root.itersiblings(preceding=True), root.itersiblings()):
+        for sibling in siblings:
+            if isinstance(sibling, etree._ProcessingInstruction):
+                raise UnsafeXml("processing instruction not allowed")
     return root
+
+
+# xs:ID values are NCNames; the broker takes the ASCII subset every IdP uses (e.g. "_" + hex, "id-…").
+_XML_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,255}$")
+
+
+def is_xml_id(value: str | None) -> bool:
+    return value is not None and bool(_XML_ID.match(value))
 
 
 def decode_base64(value: str, *, max_bytes: int) -> bytes:
@@ -91,6 +98,9 @@ def decode_base64(value: str, *, max_bytes: int) -> bytes:
 
 def text_of(element: etree._Element) -> str:
     """The whole text of a leaf element. Child elements are refused rather than flattened."""
+    if not len(element):
+        # No child nodes at all (comments and PIs are children too): the text is the one text node.
+        return element.text or ""
     for child in element:
         if not isinstance(child, etree._Comment):
             raise UnsafeXml(f"unexpected child element in {etree.QName(element).localname}")

@@ -146,3 +146,32 @@ def test_authn_request_is_signed_when_the_upstream_asks(keys):
     keys.broker.certificate.public_key().verify(
         base64.b64decode(params[3][1]), signed, padding.PKCS1v15(), hashes.SHA256()
     )
+
+
+@pytest.mark.parametrize("algorithm", ["rsa-sha256", "rsa-sha1"])
+def test_our_signer_writes_exactly_what_plain_signxml_writes(keys, algorithm):
+    """broker.saml.xmldsig trims signxml's per-call copying; the signature it produces must not change."""
+    from datetime import UTC, datetime
+
+    from signxml import XMLSigner
+
+    from broker.saml.assertion import PortalTrust, build_assertion
+    from broker.saml.xmldsig import EXC_C14N, OUTGOING_ALGORITHMS, sign_enveloped
+
+    class PlainSigner(XMLSigner):
+        def check_deprecated_methods(self) -> None:  # SHA-1 allowed, as for the portal leg
+            return None
+
+    trust = PortalTrust(
+        "https://broker.test/idp", "https://p.test/saml/consumer", "https://p.test", keys.broker
+    )
+    assertion = build_assertion(trust, "a@b.test", {"groups": ("A & B", "<c>")}, now=datetime.now(UTC),
+                                authn_instant=None)  # fmt: skip
+    method, digest = OUTGOING_ALGORITHMS[algorithm]
+    plain = PlainSigner(signature_algorithm=method, digest_algorithm=digest, c14n_algorithm=EXC_C14N).sign(
+        etree.fromstring(etree.tostring(assertion)),
+        key=keys.broker.private_key,
+        cert=[keys.broker.certificate],
+    )
+    ours = sign_enveloped(assertion, keys.broker, algorithm)
+    assert etree.tostring(ours) == etree.tostring(plain)

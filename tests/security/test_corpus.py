@@ -32,25 +32,10 @@ SPLIT_VALUES = [v for v in VECTORS if v.accepted is not None]
 
 # Real bugs found by the corpus: vector id → reason. Each is xfail(strict=True) until the broker is fixed; then
 # the test passes, pytest reports XPASS(strict) as a failure, and the entry must be removed.
-_NOT_NCNAME = (
-    "BUG: accepted. Response/Assertion IDs are never checked to be xs:ID (NCName); an IdP-signed ID with quotes "
-    "passes. Not exploitable today (signxml binds the ID as an XPath variable, and the signature covers the "
-    "element), but it is the classic XPath-injection shape and reaches the replay-cache key and logs"
-)
-KNOWN_BUGS: dict[str, str] = {
-    "assertion:id_with_quotes": _NOT_NCNAME,
-    "response:id_with_quotes": _NOT_NCNAME,
-    "assertion:processing_instruction_after_root": (
-        "BUG: accepted. broker.saml.xml.parse_untrusted refuses PIs inside the root and before it, but never "
-        "looks at the root's following siblings; harmless to the signed content, but the documented rule "
-        "(and the trace line) says processing instructions are refused"
-    ),
-    "assertion:signature_value_emptied": (
-        "BUG: HTTP 500. <ds:SignatureValue/> makes signxml call b64decode(None) → TypeError, which "
-        "verify_enveloped does not catch (it catches ValueError and signxml's own errors): anyone can start a "
-        "login (GET /login/<portal>) and POST this to get a 500 and a stack trace in the log"
-    ),
-}
+KNOWN_BUGS: dict[
+    str, str
+] = {}  # fixed: IDs must be xs:ID, PIs after the root, empty SignatureValue (was a 500)
+
 
 REFERENCE = re.compile(r'class="ref">([0-9a-f]{12})<')
 
