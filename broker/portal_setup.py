@@ -11,7 +11,9 @@ from broker.saml.metadata import idp_metadata, sp_metadata
 
 def sp_metadata_xml(rt: Runtime) -> bytes:
     sign = any(upstream.want_authn_requests_signed for upstream in rt.upstreams.values())
-    return sp_metadata(rt.config.broker.sp_entity, rt.config.broker.acs_url, rt.broker_keys, sign_requests=sign)
+    return sp_metadata(
+        rt.config.broker.sp_entity, rt.config.broker.acs_url, rt.broker_keys, sign_requests=sign
+    )
 
 
 def portal_setup(rt: Runtime, portal: str) -> dict:

@@ -60,9 +60,7 @@ def test_unknown_upstream_reference(tmp_path, keys):
 
     data = base_config(keys)
     data["portals"]["academy"]["upstream"] = "okta"
-    with pytest.raises(
-        ConfigError, match=r"portals\.academy: unknown upstream 'okta' \(known: entra\)"
-    ):
+    with pytest.raises(ConfigError, match=r"portals\.academy: unknown upstream 'okta' \(known: entra\)"):
         load_config(write(tmp_path, yaml.safe_dump(data)))
 
 

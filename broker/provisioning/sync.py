@@ -245,6 +245,7 @@ class SyncPlan:
 
 class ProvisioningError(LoginRefused):
     """Pre-provisioning failed and the portal's policy is `on_failure: block`."""
+
     check = "provisioning"
 
     status_code = 503
