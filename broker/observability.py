@@ -94,6 +94,13 @@ class _RuntimeCollector:
             for outcome, count in dict(client.counters).items():
                 api.add_metric([portal, str(outcome)], count)
         yield api
+        graph = GaugeMetricFamily("broker_graph_requests", "Microsoft Graph requests by call and outcome (since start)",
+                                  labels=["upstream", "call", "outcome"])  # fmt: skip
+        for upstream, directory in rt.group_directories.items():
+            for key, count in dict(getattr(directory, "counters", {})).items():
+                call, _, outcome = key.partition(" ")
+                graph.add_metric([upstream, call, outcome], count)
+        yield graph
         refresher = rt.metadata_refresher
         if refresher is not None:
             success = GaugeMetricFamily("broker_upstream_metadata_last_success_timestamp",

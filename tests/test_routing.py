@@ -111,3 +111,36 @@ def test_key_rollover_publishes_both_certificates(keys):
     )
     assert keys.broker.sha1_fingerprint in page and keys.idp_next.sha1_fingerprint in page
     assert keys.idp_next.sha256_fingerprint in page
+
+
+def test_key_rollover_end_to_end_with_a_portal_trusting_fingerprints(keys):
+    """The LearnUpon procedure: add the next fingerprint, switch the broker's key, then drop the old one."""
+    import re
+
+    from broker.demo.learnupon_portal import MockPortalSettings, PortalRejected, consume_assertion
+
+    acs, audience = "https://academy.learnupon.com/saml/consumer", "https://academy.learnupon.com"
+
+    def issued_by(harness: Harness) -> str:
+        pending = harness.login()
+        body = harness.post(harness.valid_response(pending), pending.relay_state).get_data(as_text=True)
+        return re.search(r'name="SAMLResponse" value="([^"]+)"', body)[1]
+
+    before = Harness(
+        keys, config_overrides={"portals__academy__next_certificate": keys.path("portal", "crt")}
+    )
+    after = Harness(keys, config_overrides={"portals__academy__signing": {"key": keys.path("portal", "key"),
+                                                                          "cert": keys.path("portal", "crt")}})  # fmt: skip
+    both = MockPortalSettings([keys.broker.sha1_fingerprint, keys.portal.sha1_fingerprint], audience)
+    old_only = MockPortalSettings([keys.broker.sha1_fingerprint], audience)
+    new_only = MockPortalSettings([keys.portal.sha256_fingerprint], audience)
+
+    assert consume_assertion(issued_by(before), acs, both)[0] == "alex@contoso.example"  # step 1: both listed
+    assert consume_assertion(issued_by(after), acs, both)[0] == "alex@contoso.example"  # step 2: key switched
+    assert (
+        consume_assertion(issued_by(after), acs, new_only)[0] == "alex@contoso.example"
+    )  # step 3: old removed
+    with pytest.raises(PortalRejected, match="fingerprint"):
+        consume_assertion(
+            issued_by(after), acs, old_only
+        )  # switching before adding the fingerprint breaks logins

@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any, Literal
 
@@ -101,6 +102,8 @@ class GraphClient:
         self._cached_token: tuple[str, float] | None = None
         self._token_lock = threading.Lock()
         self._session = session or pooled_session(16, "learnupon-saml-broker (group names)")
+        # requests by call and outcome ("getByIds ok", "token http_401", "batch timeout"), for the metrics
+        self.counters: Counter[str] = Counter()
 
     def __repr__(self) -> str:
         return f"GraphClient(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, mode={self.mode!r})"
@@ -387,10 +390,13 @@ class GraphClient:
                     method, url, headers=headers, timeout=timeout, allow_redirects=False, **kwargs
                 )
             except requests.Timeout:
+                self.counters[f"{what} timeout"] += 1
                 problem = f"no answer within {timeout[1]:.2f} s"
             except requests.RequestException as exc:
+                self.counters[f"{what} error"] += 1
                 problem = f"request failed ({type(exc).__name__})"
             else:
+                self.counters[f"{what} {'ok' if resp.status_code < 400 else f'http_{resp.status_code}'}"] += 1
                 if resp.status_code == 401 and auth and not token_renewed:
                     # a cached token can be revoked before it expires: renew it once, then trust the 401
                     self._cached_token = None

@@ -20,7 +20,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%Y%m%d")
 
 
 def select_groups(groups: tuple[str, ...], profile: GroupProfile) -> tuple[str, ...]:
-    """Allow-list (case-insensitive names or patterns), then prefix stripping, then renaming."""
+    """Allow-list (names or patterns), then prefix stripping (both case-insensitive), then renaming."""
     allowed = [
         g
         for g in groups
@@ -29,7 +29,7 @@ def select_groups(groups: tuple[str, ...], profile: GroupProfile) -> tuple[str, 
     result = []
     for name in allowed:
         for prefix in profile.strip_prefixes:
-            if name.startswith(prefix) and len(name) > len(prefix):
+            if name.lower().startswith(prefix.lower()) and len(name) > len(prefix):
                 name = name[len(prefix) :]
                 break
         result.append(profile.rename.get(name, name))

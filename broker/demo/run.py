@@ -225,7 +225,8 @@ LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
 
   What a LearnUpon admin pastes:       {urls.broker}/portals/academy/metadata
   Broker SP metadata (for Entra):      {urls.broker}/saml/metadata
-  Test IdP (Entra-shaped):             {urls.idp}/federationmetadata.xml
+  Admin flow tester:                   {urls.broker}/admin/   (sign in as Alex Morgan)
+  Test IdPs' metadata:                 {urls.idp}/entra/federationmetadata.xml   {urls.idp}/okta/federationmetadata.xml
   Mock LearnUpon portals:              {urls.learnupon}/academy/   {urls.learnupon}/sales/
   Fake Microsoft Graph:                {urls.graph}
 
