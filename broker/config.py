@@ -202,10 +202,11 @@ class RoutingSettings(_Model):
 
 
 class RateLimitSettings(_Model):
-    """Per client IP, shared by all replicas through the store. 0 turns a limit off."""
+    """Per client IP, shared by all replicas through the store. 0 turns a limit off. A whole office behind one
+    NAT address shares its limit: size it for the busiest office's Monday-morning rush, not for one person."""
 
-    login_per_minute: int = Field(60, ge=0)
-    acs_per_minute: int = Field(60, ge=0)
+    login_per_minute: int = Field(600, ge=0)
+    acs_per_minute: int = Field(600, ge=0)
     trusted_proxies: int = Field(0, ge=0, le=5, description="proxies in front that set X-Forwarded-For")
 
 
