@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -269,8 +270,9 @@ def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: 
         store=rt.store,
         graph_client=rt.group_directories.get(identity.upstream),
     )
+    for source, count in Counter(record.source for record in result.records).items():
+        rt.metrics.group_names.labels(source).inc(count)
     for record in result.records:
-        rt.metrics.group_names.labels(record.source).inc()
         trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
     return replace(claims, groups=result.names)
 

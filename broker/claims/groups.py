@@ -172,25 +172,31 @@ def resolve_groups(
     records: dict[str, GroupRecord] = {}  # by GUID (lower case) or by name
     missing: list[str] = []  # GUIDs to ask Graph about
 
-    # the cache-hit path: one store.get per GUID (a Redis round trip each: the Store protocol has no MGET)
+    uncached: dict[str, str] = {}  # GUID (lower case) → the value as sent, for GUIDs the static map lacks
     for value in values:
         if not GUID_RE.match(value):
             records.setdefault(value, GroupRecord(value, value, "passthrough"))
             continue
         gid = value.lower()
-        if gid in records:
+        if gid in records or gid in uncached:
             continue
         name = settings.static_map.get(gid)
         if name is not None:
             records[gid] = GroupRecord(value, name, "static")
-            continue
-        cached = store.get(cache_prefix + gid) if cache_prefix is not None else None
+        else:
+            uncached[gid] = value
+            records[gid] = GroupRecord(value, None, "unresolved")  # keeps the order; filled in below
+
+    # the cache-hit path: one multi-get for every GUID the static map does not name (one Redis round trip)
+    if uncached and cache_prefix is not None:
+        cached_names = store.get_many([cache_prefix + gid for gid in uncached])
+    else:
+        cached_names = [None] * len(uncached)
+    for (gid, value), cached in zip(uncached.items(), cached_names, strict=True):
         if cached is None:
             missing.append(gid)
         elif cached != _NOT_FOUND:  # _NOT_FOUND: Graph recently said it has no such group
             records[gid] = GroupRecord(value, cached.decode(), "cache")
-            continue
-        records[gid] = GroupRecord(value, None, "unresolved")
 
     problem: str | None = None
     wants_overage = overage_signalled and graph is not None and graph.overage

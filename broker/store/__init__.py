@@ -19,6 +19,9 @@ class Store(Protocol):
     def get(self, key: str) -> bytes | None:
         """The value, or None when absent or expired."""
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """Values for several keys in one round trip (None where absent or expired)."""
+
     def take(self, key: str) -> bytes | None:
         """Atomically read and delete; None when absent or expired."""
 

@@ -57,6 +57,11 @@ class MemoryStore:
         with self._lock:
             return self._live(key, self._clock())
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        with self._lock:
+            now = self._clock()
+            return [self._live(key, now) for key in keys]
+
     def take(self, key: str) -> bytes | None:
         with self._lock:
             now = self._clock()

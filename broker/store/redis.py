@@ -36,6 +36,9 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         return self._call("get", self._ns + key)
 
+    def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return self._call("mget", [self._ns + key for key in keys]) if keys else []
+
     def take(self, key: str) -> bytes | None:
         return self._call("getdel", self._ns + key)
 

@@ -98,3 +98,10 @@ def test_incr_counts_within_a_window_and_expires(store):
     assert [store.incr("hits", 1) for _ in range(3)] == [1, 2, 3]
     time.sleep(1.1)
     assert store.incr("hits", 1) == 1
+
+
+def test_get_many_in_one_call(store):
+    store.put("a", b"1", 60)
+    store.put("c", b"3", 60)
+    assert store.get_many(["a", "b", "c"]) == [b"1", None, b"3"]
+    assert store.get_many([]) == []
