@@ -26,14 +26,8 @@ from broker.login import resolve_group_names
 from broker.model import Claims, Identity
 from broker.observability import diverted_logs
 from broker.provisioning.client import LearnUponError
-from broker.provisioning.sync import (
-    ApiCall,
-    CurrentState,
-    DesiredState,
-    desired_state,
-    dry_run,
-    plan,
-)
+from broker.provisioning.plan import ApiCall, CurrentState, DesiredState, desired_state, plan
+from broker.provisioning.sync import dry_run
 from broker.routing import RoutingDecision, route
 from broker.runtime import Runtime, build_runtime
 from broker.saml.assertion import IssuedResponse, issue_response

@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from flask import Blueprint, Flask, Response, redirect, render_template, request
 from lxml import etree
 
-from broker.demo.learnupon_api import LearnUponState, create_app
+from broker.demo.learnupon_api import create_app
+from broker.demo.learnupon_state import LearnUponState
 from broker.keys import fingerprint, normalise_fingerprint
 from broker.saml.xml import DS, SAML, SAMLP, UnsafeXml, parse_instant, parse_untrusted, qname, text_of
 from broker.saml.xmldsig import SignatureRejected, verify_enveloped

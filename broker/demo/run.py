@@ -21,8 +21,8 @@ from broker.app import create_app
 from broker.config import Config, config_from_dict
 from broker.demo.fake_graph import create_fake_graph
 from broker.demo.idp_response import DemoUser
-from broker.demo.learnupon_api import LearnUponState
 from broker.demo.learnupon_portal import MockPortalSettings, create_mock_learnupon
+from broker.demo.learnupon_state import LearnUponState
 from broker.demo.test_idp import TestIdpSettings, create_test_idp
 from broker.keys import KeyPair, generate_key_pair, load_key_pair
 from broker.saml.metadata import idp_metadata

@@ -1,4 +1,4 @@
-"""Pre-provisioning of LearnUpon users through its REST API (client) and desired-state sync (sync)."""
+"""Pre-provisioning of LearnUpon users: the REST API client, what to change (plan) and doing it (sync)."""
 
 from broker.provisioning.client import (
     LearnUponAuthError,
@@ -8,17 +8,13 @@ from broker.provisioning.client import (
     LearnUponNotFound,
     LearnUponUnavailable,
 )
+from broker.provisioning.plan import ApiCall, DesiredState, ProvisioningSettings, desired_state, plan
 from broker.provisioning.sync import (
-    ApiCall,
-    DesiredState,
     ProvisioningError,
-    ProvisioningSettings,
     SyncOutcome,
     SyncPlan,
     build_client,
-    desired_state,
     dry_run,
-    plan,
     sync_user,
 )
 

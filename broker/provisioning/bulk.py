@@ -15,7 +15,8 @@ from pathlib import Path
 
 from broker.model import Claims
 from broker.provisioning.client import LearnUponClient, LearnUponError
-from broker.provisioning.sync import ProvisioningSettings, SyncOutcome, SyncPlan, dry_run, sync_user
+from broker.provisioning.plan import ProvisioningSettings
+from broker.provisioning.sync import SyncOutcome, SyncPlan, dry_run, sync_user
 from broker.store import Store
 
 KNOWN_COLUMNS = {"email", "first_name", "last_name", "groups"}

@@ -1,29 +1,23 @@
 """Pre-provisioning: make the LearnUpon user, groups and enrollments match the login's claims, before the
 assertion lands.
 
-The steps are small and mostly pure: `desired_state` (claims + settings → what LearnUpon should hold),
-`read_current` (GET calls only), `plan` (the difference, as `ApiCall`s) and `apply`. `sync_user` adds what a
-login needs around them: skip when nothing changed since the last sync (a hash in the store), one sync per
-user at a time (a lock in the store), a time budget, and the failure policy. `dry_run` shows the plan.
+The steps: `desired_state` and `plan` (pure, in `plan.py`), `read_current` (GET calls only) and `apply`.
+`sync_user` adds what a login needs around them: skip when nothing changed since the last sync (a hash in the
+store), one sync per user at a time (a lock in the store), a time budget, and the failure policy. `dry_run`
+shows the plan.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
-import json
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from broker.errors import ConfigError, LoginRefused, StoreUnavailable
+from broker.errors import LoginRefused, StoreUnavailable
 from broker.model import Claims
 from broker.provisioning.client import (
     LearnUponAuthError,
@@ -32,99 +26,21 @@ from broker.provisioning.client import (
     LearnUponError,
     LearnUponNotFound,
 )
+from broker.provisioning.plan import (
+    ApiCall,
+    CurrentGroup,
+    CurrentState,
+    DesiredState,
+    ProvisioningSettings,
+    desired_state,
+    plan,
+)
 from broker.store import Store
 
 log = logging.getLogger(__name__)
 
-UserType = Literal["learner", "instructor", "manager", "admin"]
 GROUP_DESCRIPTION = "Created by the SAML broker; members are synced from the identity provider."
 _LOCK_POLL_SECONDS = 0.05
-
-
-# ---- settings ----------------------------------------------------------------------------------------------
-
-
-class UserTypeRule(BaseModel):
-    """Members of `group` get `user_type` (the first matching rule wins)."""
-
-    model_config = ConfigDict(extra="forbid")
-    group: str = Field(min_length=1)
-    user_type: UserType
-
-
-class EnrollmentRule(BaseModel):
-    """Members of `group` are enrolled on `course_ids`."""
-
-    model_config = ConfigDict(extra="forbid")
-    group: str = Field(min_length=1)
-    course_ids: list[int] = Field(min_length=1)
-
-
-class ProvisioningSettings(BaseModel):
-    """One portal's pre-provisioning through the LearnUpon REST API.
-
-    Group names match case-insensitively. `managed_group_patterns` are shell-style wildcards (`fnmatch`:
-    `LU-*`, `Course ?`), matched case-insensitively; a membership is removed only when its group is named in
-    `managed_groups` or matches a pattern. `user_type` is managed only when `user_type_rules` is not empty
-    (new users are learners otherwise), so admins made in LearnUpon are not demoted by a login.
-    """
-
-    # Inputs stay out of error text: a base_url could carry a key. (An enclosing model needs the same flag.)
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
-
-    enabled: bool = False
-    base_url: str | None = None
-    username_env: str | None = None
-    password_env: str | None = None
-    membership_type: str = "Member"
-    managed_groups: list[str] = Field(default_factory=list)
-    managed_group_patterns: list[str] = Field(default_factory=list)
-    user_type_rules: list[UserTypeRule] = Field(default_factory=list)
-    enrollment_rules: list[EnrollmentRule] = Field(default_factory=list)
-    on_failure: Literal["continue", "block"] = "continue"
-    budget_seconds: float = Field(default=5.0, gt=0, le=120)
-    state_ttl_seconds: int = Field(default=86400, ge=0)
-
-    @field_validator("base_url")
-    @classmethod
-    def _check_base_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://PORTAL.learnupon.com/api/v1/")
-        if parts.username or parts.password:
-            raise ValueError(
-                "must not contain credentials; name environment variables in username_env/password_env"
-            )
-        return value if value.endswith("/") else value + "/"
-
-    @field_validator("managed_group_patterns")
-    @classmethod
-    def _check_patterns(cls, value: list[str]) -> list[str]:
-        if any(not p.strip() for p in value):
-            raise ValueError("patterns must not be empty")
-        return value
-
-    @model_validator(mode="after")
-    def _check_credentials_named(self) -> ProvisioningSettings:
-        if self.enabled and not (self.username_env and self.password_env):
-            raise ValueError("username_env and password_env are required when provisioning is enabled")
-        return self
-
-    def api_base_url(self, portal: str) -> str:
-        """`base_url`, or `https://<portal>.learnupon.com/api/v1/`."""
-        return self.base_url or f"https://{portal}.learnupon.com/api/v1/"
-
-    def credentials(self, environ: Mapping[str, str] | None = None) -> tuple[str, str]:
-        """The API key pair from the environment variables named in the settings."""
-        environ = os.environ if environ is None else environ
-        missing = [
-            name for name in (self.username_env, self.password_env) if not name or not environ.get(name)
-        ]
-        if missing:
-            raise ConfigError(f"provisioning: environment variable(s) {', '.join(map(str, missing))} not set")
-        return environ[self.username_env], environ[self.password_env]  # type: ignore[index]
 
 
 def build_client(
@@ -137,78 +53,7 @@ def build_client(
     return LearnUponClient(settings.api_base_url(portal), username, password, **kwargs)
 
 
-# ---- plain data ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DesiredState:
-    """What LearnUpon should hold for one user. `user_type` None: leave it alone on existing users."""
-
-    email: str
-    first_name: str
-    last_name: str
-    user_type: str | None
-    membership_type: str | None
-    groups: tuple[str, ...]
-    course_ids: tuple[int, ...]
-    managed_groups: tuple[str, ...] = ()
-    managed_group_patterns: tuple[str, ...] = ()
-
-    def is_managed(self, title: str) -> bool:
-        lowered = title.lower()
-        return lowered in self.managed_groups or any(
-            fnmatch.fnmatchcase(lowered, pattern) for pattern in self.managed_group_patterns
-        )
-
-    def fingerprint(self) -> str:
-        """A hash of everything here: equal hashes mean nothing to do."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class CurrentGroup:
-    id: int
-    title: str
-
-
-@dataclass(frozen=True)
-class CurrentState:
-    """What LearnUpon holds: the user (None if absent), their groups, the ids of other groups we need
-    (lower-cased title → id; absent ones must be created) and the courses they are enrolled on."""
-
-    user: Mapping[str, Any] | None
-    groups: tuple[CurrentGroup, ...] = ()
-    known_groups: Mapping[str, int] = field(default_factory=dict)
-    course_ids: frozenset[int] = frozenset()
-
-
-ApiOp = Literal["create_user", "update_user", "create_group", "add_membership", "remove_membership", "enroll"]
-
-
-@dataclass(frozen=True)
-class ApiCall:
-    """One change to make. Ids unknown at plan time (a user or group still to create) are resolved when
-    applied, by group title."""
-
-    op: ApiOp
-    fields: Mapping[str, Any] = field(default_factory=dict)
-    group: str | None = None
-    group_id: int | None = None
-    course_id: int | None = None
-
-    def describe(self) -> str:
-        """One line for the admin trace page, e.g. `POST group_memberships group="Sales"`."""
-        shown = " ".join(f"{k}={v!r}" for k, v in self.fields.items())
-        group = f"group={self.group!r}" + (f" (id {self.group_id})" if self.group_id is not None else "")
-        return {
-            "create_user": f"POST users {shown}",
-            "update_user": f"PUT users/{{id}} {shown}",
-            "create_group": f"POST groups title={self.group!r} sso_sync=True",
-            "add_membership": f"POST group_memberships {group}",
-            "remove_membership": f"DELETE group_memberships/0 {group}",
-            "enroll": f"POST enrollments course_id={self.course_id}",
-        }[self.op]
+# ---- results -----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -256,47 +101,7 @@ class ProvisioningError(LoginRefused):
         self.outcome = outcome
 
 
-# ---- the steps ----------------------------------------------------------------------------------------------
-
-
-def _unique(names: Any) -> tuple[str, ...]:
-    """Names without blanks or case-insensitive duplicates, sorted, so the hash does not depend on order."""
-    seen: dict[str, str] = {}
-    for name in names:
-        name = str(name).strip()
-        if name and name.lower() not in seen:
-            seen[name.lower()] = name
-    return tuple(seen[k] for k in sorted(seen))
-
-
-def desired_state(claims: Claims, settings: ProvisioningSettings) -> DesiredState:
-    """Claims + settings → what LearnUpon should hold. Pure."""
-    groups = _unique(claims.groups)
-    member_of = {g.lower() for g in groups}
-    user_type: str | None = None
-    if settings.user_type_rules:
-        user_type = next(
-            (r.user_type for r in settings.user_type_rules if r.group.lower() in member_of), "learner"
-        )
-    course_ids = sorted(
-        {
-            cid
-            for rule in settings.enrollment_rules
-            if rule.group.lower() in member_of
-            for cid in rule.course_ids
-        }
-    )
-    return DesiredState(
-        email=claims.email.strip(),
-        first_name=claims.first_name.strip(),
-        last_name=claims.last_name.strip(),
-        user_type=user_type,
-        membership_type=settings.membership_type or None,
-        groups=groups,
-        course_ids=tuple(course_ids),
-        managed_groups=tuple(sorted({g.strip().lower() for g in settings.managed_groups if g.strip()})),
-        managed_group_patterns=tuple(sorted({p.lower() for p in settings.managed_group_patterns})),
-    )
+# ---- the steps that talk to LearnUpon ----------------------------------------------------------------------
 
 
 def _find_group_id(client: LearnUponClient, title: str) -> int | None:
@@ -331,48 +136,6 @@ def read_current(desired: DesiredState, client: LearnUponClient) -> CurrentState
             if group_id is not None:
                 known[title.lower()] = group_id
     return CurrentState(user=user, groups=groups, known_groups=known, course_ids=course_ids)
-
-
-def _user_fields(desired: DesiredState) -> dict[str, Any]:
-    fields = {
-        "first_name": desired.first_name,
-        "last_name": desired.last_name,
-        "user_type": desired.user_type,
-        "membership_type": desired.membership_type,
-    }
-    # An empty claim never blanks what LearnUpon has.
-    return {k: v for k, v in fields.items() if v}
-
-
-def plan(desired: DesiredState, current: CurrentState) -> list[ApiCall]:
-    """The calls that turn `current` into `desired`. Pure."""
-    calls: list[ApiCall] = []
-    if current.user is None:
-        fields = {"email": desired.email, "user_type": "learner", **_user_fields(desired)}
-        calls.append(ApiCall("create_user", fields=fields))
-    else:
-        # Only fields the record shows can be compared; a field it does not show is left alone.
-        changed = {
-            k: v for k, v in _user_fields(desired).items() if k in current.user and current.user.get(k) != v
-        }
-        if changed:
-            calls.append(ApiCall("update_user", fields=changed))
-    have = {g.title.lower() for g in current.groups}
-    for title in desired.groups:
-        if title.lower() in have:
-            continue
-        group_id = current.known_groups.get(title.lower())
-        if group_id is None:
-            calls.append(ApiCall("create_group", group=title))
-        calls.append(ApiCall("add_membership", group=title, group_id=group_id))
-    wanted = {t.lower() for t in desired.groups}
-    for group in current.groups:
-        if group.title.lower() not in wanted and desired.is_managed(group.title):
-            calls.append(ApiCall("remove_membership", group=group.title, group_id=group.id))
-    for course_id in desired.course_ids:
-        if course_id not in current.course_ids:
-            calls.append(ApiCall("enroll", course_id=course_id))
-    return calls
 
 
 class _UserAppeared(Exception):

@@ -16,7 +16,8 @@ from cryptography.x509.oid import NameOID
 
 from broker.cli import main
 from broker.demo.fake_graph import FakeGraphControl, create_fake_graph
-from broker.demo.learnupon_api import LearnUponState, create_app
+from broker.demo.learnupon_api import create_app
+from broker.demo.learnupon_state import LearnUponState
 from broker.keys import KeyPair
 from broker.webserver import BackgroundServer
 from tests.harness import Keys, base_config

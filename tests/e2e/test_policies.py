@@ -8,7 +8,8 @@ import re
 import pytest
 
 from broker.demo.fake_graph import create_fake_graph
-from broker.demo.learnupon_api import LearnUponState, create_app
+from broker.demo.learnupon_api import create_app
+from broker.demo.learnupon_state import LearnUponState
 from broker.webserver import BackgroundServer
 from tests.harness import ALEX, TENANT, Harness
 

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from broker.demo.learnupon_api import LearnUponState, create_app
+from broker.demo.learnupon_api import create_app
+from broker.demo.learnupon_state import LearnUponState
 from broker.model import Claims
 from broker.provisioning.client import LearnUponClient
-from broker.provisioning.sync import ProvisioningSettings
+from broker.provisioning.plan import ProvisioningSettings
 from broker.store.memory import MemoryStore
 from broker.webserver import BackgroundServer
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from broker.demo.learnupon_api import LearnUponState, create_app
+from broker.demo.learnupon_api import create_app
+from broker.demo.learnupon_state import LearnUponState
 from broker.webserver import BackgroundServer
 
 

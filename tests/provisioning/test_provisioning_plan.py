@@ -7,14 +7,8 @@ from pydantic import ValidationError
 
 from broker.errors import ConfigError
 from broker.model import Claims
-from broker.provisioning.sync import (
-    CurrentGroup,
-    CurrentState,
-    ProvisioningSettings,
-    build_client,
-    desired_state,
-    plan,
-)
+from broker.provisioning.plan import CurrentGroup, CurrentState, ProvisioningSettings, desired_state, plan
+from broker.provisioning.sync import build_client
 
 BASE = {"enabled": True, "username_env": "LU_USER", "password_env": "LU_KEY"}
 
