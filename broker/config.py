@@ -71,8 +71,14 @@ class StoreSettings(_Model):
     @field_validator("url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if not (value.startswith(("memory", "redis://", "rediss://", "unix://"))):
-            raise ValueError("must be memory:// or a redis:// URL")
+        if not (
+            value.startswith(
+                ("memory", "redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+            )
+        ):
+            raise ValueError(
+                "must be memory://, or a redis://, rediss://, unix://, redis+sentinel:// or redis+cluster:// URL"
+            )
         return value
 
 

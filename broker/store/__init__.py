@@ -36,13 +36,15 @@ class Store(Protocol):
 
 
 def open_store(url: str, *, namespace: str = "broker:") -> Store:
-    """A store for `url`: `memory://` (single process) or `redis://…` / `rediss://…` / `unix://…`."""
+    """A store for `url`: `memory://` (single process), or Redis (see broker.store.redis for the URL forms)."""
     if url == "memory://" or url == "memory":
         from broker.store.memory import MemoryStore
 
         return MemoryStore()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")):
         from broker.store.redis import RedisStore
 
         return RedisStore.from_url(url, namespace=namespace)
-    raise ValueError(f"unknown store URL {url!r}: use memory:// or redis://host:port/db")
+    raise ValueError(
+        f"unknown store URL scheme in {url.split('://')[0]!r}: use memory:// or redis://host:port/db"
+    )
