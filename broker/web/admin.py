@@ -12,6 +12,7 @@ from flask import Blueprint, abort, current_app, redirect, request, session, url
 from werkzeug.exceptions import Forbidden
 
 from broker.audit import audit
+from broker.keys import fingerprint
 from broker.routing import upstreams_for
 from broker.tester import continue_to_portal, load, start_test
 from broker.web.pages import autopost_page, page, runtime
@@ -72,7 +73,47 @@ def index():
         {"name": name, "label": p.display_name or name, "upstreams": upstreams_for(rt.config, name)}
         for name, p in rt.config.portals.items()
     ]
-    return page("admin_index.html", admin=email, portals=portals, csrf=csrf_token())
+    return page(
+        "admin_index.html", admin=email, portals=portals, upstreams=upstream_overview(rt), csrf=csrf_token()
+    )
+
+
+def upstream_overview(rt) -> list[dict]:
+    """Each upstream IdP as the broker currently trusts it: where its metadata comes from, its certificates."""
+    statuses = rt.metadata_refresher.status() if rt.metadata_refresher else {}
+    rows = []
+    for name, idp in rt.upstreams.items():
+        settings = rt.config.upstreams[name]
+        status = statuses.get(name)
+        rows.append({
+            "name": name,
+            "label": settings.display_name or name,
+            "entity_id": idp.entity_id,
+            "source": settings.metadata_url or str(settings.metadata_file or "inline certificates"),
+            "refreshable": status is not None,
+            "last_success": status.last_success.isoformat(timespec="seconds") if status and status.last_success else "",
+            "problem": status.last_failure_reason if status and status.consecutive_failures else "",
+            "certificates": [(fingerprint(c, "sha256"), c.not_valid_after_utc.date().isoformat())
+                             for c in idp.certificates],
+        })  # fmt: skip
+    return rows
+
+
+@bp.post("/upstreams/<name>/refresh")
+def refresh_upstream(name: str):
+    admin = _require_admin()
+    refresher = runtime().metadata_refresher
+    if refresher is None or name not in refresher.status():
+        abort(404, "That upstream's metadata does not come from a URL.")
+    ok = refresher.refresh_now(name)
+    status = refresher.status()[name]
+    message = (
+        "metadata fetched and in use"
+        if ok
+        else f"refresh failed, last good copy kept: {status.last_failure_reason}"
+    )
+    audit("admin.metadata_refresh", admin=admin, upstream=name, ok=ok)
+    return page("admin_message.html", 200 if ok else 502, title=f"Metadata of {name}", ok=ok, message=message)
 
 
 @bp.get("/login")

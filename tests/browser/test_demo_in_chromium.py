@@ -99,3 +99,22 @@ def test_admin_test_trace_continue_in_a_browser(demo, page):
     page.wait_for_selector("#signed-in", timeout=15_000)
     shot(page, "07-continued-to-portal")
     assert "Signed in to academy as priya.shah@contoso.example" in page.inner_text("#signed-in")
+
+
+def test_picker_error_and_setup_pages_render(demo, page):
+    page.goto(f"{demo.urls.broker}/login?idp=entra")
+    page.get_by_role("button", name="Alex Morgan").click()
+    page.wait_for_selector("text=Choose a learning portal")
+    shot(page, "08-portal-picker")
+    page.get_by_role("button", name="Sales Enablement").click()
+    page.wait_for_selector("#signed-in", timeout=15_000)
+    assert "Signed in to sales" in page.inner_text("#signed-in")
+
+    page.goto(f"{demo.urls.broker}/login/sales?idp=entra&target=//evil.example")
+    shot(page, "09-error-page")
+    assert "target page is not allowed" in page.inner_text("main")
+    assert page.locator(".ref").count() == 1
+
+    page.goto(f"{demo.urls.broker}/portals/academy/metadata")
+    shot(page, "10-learnupon-settings")
+    assert "Certificate fingerprint (SHA-1)" in page.inner_text("main")

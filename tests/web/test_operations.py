@@ -181,3 +181,44 @@ def test_sighup_reloads_when_installed(keys, tmp_path):
         assert app.extensions["broker"].config.portals["academy"].display_name == "After SIGHUP"
     finally:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def test_admin_shows_upstream_certificates_and_fetches_metadata_on_demand(keys, monkeypatch):
+    from flask import Flask
+
+    from broker.keys import fingerprint
+    from broker.saml.metadata import idp_metadata
+    from broker.webserver import BackgroundServer
+    from tests.harness import IDP_ENTITY, IDP_SSO
+
+    published = {"body": idp_metadata(IDP_ENTITY, IDP_SSO, [keys.idp])}
+    site = Flask("metadata-site")
+    site.get("/metadata.xml")(lambda: published["body"])
+    monkeypatch.setenv("BROKER_ADMIN_TOKEN", "bootstrap-secret")
+    with BackgroundServer(site) as server:
+        harness = Harness(keys, config_overrides={"upstreams__entra": {"preset": "entra",
+                                                                       "metadata_url": server.url + "/metadata.xml"}})  # fmt: skip
+        client = harness.client
+        client.environ_base["wsgi.url_scheme"] = "https"
+        csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/").get_data(as_text=True))[1]
+        client.post("/admin/login/token", data={"csrf": csrf, "token": "bootstrap-secret"})
+        index = client.get("/admin/").get_data(as_text=True)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', index)[1]
+        assert fingerprint(keys.idp.certificate, "sha256") in index
+        assert "last fetched" in index
+
+        published["body"] = idp_metadata(IDP_ENTITY, IDP_SSO, [keys.idp, keys.idp_next])  # rollover begins
+        fetched = client.post("/admin/upstreams/entra/refresh", data={"csrf": csrf})
+        assert fetched.status_code == 200 and "in use" in fetched.get_data(as_text=True)
+        assert fingerprint(keys.idp_next.certificate, "sha256") in client.get("/admin/").get_data(
+            as_text=True
+        )
+
+        published["body"] = b"<not metadata"
+        kept = client.post("/admin/upstreams/entra/refresh", data={"csrf": csrf})
+        assert kept.status_code == 502 and "last good copy kept" in kept.get_data(as_text=True)
+        assert harness.runtime.upstreams["entra"].certificates == (
+            keys.idp.certificate,
+            keys.idp_next.certificate,
+        )
+        harness.runtime.metadata_refresher.stop()
