@@ -82,6 +82,20 @@ def test_tampered_response_shows_the_exact_failing_check(demo):
     assert 'id="continue"' not in trace.text
 
 
+def test_admin_index_lists_portals_upstreams_and_the_reload_button(demo):
+    session = admin_session(demo)
+    index = session.get(f"{demo.urls.broker}/admin/").text
+    assert "<title>Broker administration</title>" in index
+    main = index.split("<main>", 1)[1]
+    for part in (
+        'href="/admin/test/academy?idp=okta"',
+        'id="upstreams"',
+        "Fabrikam partners (Okta)",
+        'id="reload"',
+    ):
+        assert part in main, part
+
+
 def test_admin_forms_need_the_csrf_token(demo):
     session = admin_session(demo)
     assert session.post(f"{demo.urls.broker}/admin/logout", data={}).status_code == 403
