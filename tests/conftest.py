@@ -99,3 +99,12 @@ def redis_url(redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
 
         redis.Redis.from_url(redis_server.url).flushdb()
     return redis_server.url
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory):
+    """The demo's servers, shared by the tests of one module (tests that need a fresh one override this)."""
+    from tests.demo_servers import running_demo
+
+    with running_demo(tmp_path_factory.mktemp("demo")) as running:
+        yield running

@@ -5,18 +5,9 @@ from __future__ import annotations
 import html
 import re
 
-import pytest
 import requests
 
-from tests.e2e.test_login_flow import start_demo, submit_form
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    running = start_demo(tmp_path_factory.mktemp("admin"))
-    yield running
-    for server in running.servers:
-        server.stop()
+from tests.demo_servers import submit_form
 
 
 def admin_session(demo, email: str = "alex.morgan@contoso.example") -> requests.Session:

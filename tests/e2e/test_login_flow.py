@@ -1,86 +1,25 @@
 """The whole login over real HTTP on loopback: bookmark → test IdP → broker ACS → mock LearnUpon.
 
-The three servers are the demo's own apps, served on free ports; the browser is a requests.Session that
-follows redirects and submits the auto-post forms the way a browser without JavaScript would.
+The servers are the demo's own apps on free ports (tests/demo_servers.py); the "browser" follows redirects
+and submits the auto-post forms the way a browser without JavaScript would.
 """
 
 from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
-from urllib.parse import urljoin
 
 import pytest
 import requests
 
-from broker.demo.run import DemoUrls, build_demo
-from broker.store import open_store
-from broker.webserver import BackgroundServer, LateApp
-
-
-@dataclass
-class RunningDemo:
-    urls: DemoUrls
-    apps: object
-    servers: list[BackgroundServer]
-
-
-def start_demo(tmp_path, store_url: str = "memory://") -> RunningDemo:
-    late = [LateApp() for _ in range(4)]
-    servers = [BackgroundServer(app) for app in late]
-    urls = DemoUrls(*(server.url for server in servers))
-    apps = build_demo(tmp_path / "demo", urls, store=open_store(store_url, namespace=f"e2e:{tmp_path.name}:"))
-    for holder, app in zip(late, (apps.broker, apps.idp, apps.learnupon, apps.graph), strict=True):
-        holder.app = app
-    for server in servers:
-        server.start()
-    return RunningDemo(urls, apps, servers)
+from tests.demo_servers import groups_on_page, running_demo, sign_in, submit_form, to_portal_form
 
 
 @pytest.fixture
 def demo(tmp_path):
-    running = start_demo(tmp_path)
-    yield running
-    for server in running.servers:
-        server.stop()
-
-
-def submit_form(session: requests.Session, page: requests.Response, **extra: str) -> requests.Response:
-    fields = {k: html.unescape(v) for k, v in re.findall(r'name="(\w+)" value="([^"]*)"', page.text)}
-    fields.update(extra)
-    action = re.search(r'<form method="post"(?: action="([^"]*)")?', page.text)[1]
-    target = urljoin(page.url, html.unescape(action)) if action else page.url
-    return session.post(target, data=fields, timeout=10)
-
-
-def sign_in(urls: DemoUrls, portal: str, email: str, target: str | None = None, idp: str = "entra"):
-    session = requests.Session()
-    params = {"idp": idp, **({"target": target} if target else {})}
-    login_page = session.get(f"{urls.broker}/login/{portal}", params=params, timeout=10)  # follows the 302
-    assert login_page.url.startswith(urls.idp), login_page.url
-    idp_post = submit_form(session, login_page, email=email)  # the user picks who they are
-    to_broker = submit_form(session, idp_post)  # the test IdP's auto-post form, to the broker's ACS
-    assert to_broker.url == f"{urls.broker}/saml/acs", to_broker.text[:500]
-    assert to_broker.status_code == 200, to_broker.text[:500]
-    return submit_form(session, to_broker)  # the broker's auto-post form, to the portal
-
-
-def to_portal_form(urls: DemoUrls, portal: str, email: str, target: str | None = None, idp: str = "entra"):
-    """Everything up to (not including) the browser's POST to the portal."""
-    session = requests.Session()
-    params = {"idp": idp, **({"target": target} if target else {})}
-    login_page = session.get(f"{urls.broker}/login/{portal}", params=params, timeout=10)
-    assert login_page.url.startswith(urls.idp), login_page.url
-    to_broker = submit_form(session, submit_form(session, login_page, email=email))
-    assert to_broker.url == f"{urls.broker}/saml/acs"
-    assert to_broker.status_code == 200, to_broker.text[:500]
-    return session, to_broker
-
-
-def groups_on_page(page: requests.Response) -> list[str]:
-    block = re.search(r'<ul id="groups">(.*?)</ul>', page.text, re.S)[1]
-    return sorted(html.unescape(g) for g in re.findall(r"<li>(.*?)</li>", block) if g != "none")
+    """A fresh demo per test here: these tests look at first logins."""
+    with running_demo(tmp_path) as running:
+        yield running
 
 
 def test_bookmark_to_portal_with_user_provisioned_before_the_assertion_lands(demo):
@@ -140,10 +79,6 @@ def test_the_mock_portal_refuses_an_assertion_meant_for_another_portal(demo):
 
 @pytest.mark.redis
 def test_whole_flow_with_the_redis_store(tmp_path, redis_url):
-    running = start_demo(tmp_path, redis_url)
-    try:
+    with running_demo(tmp_path, redis_url) as running:
         landed = sign_in(running.urls, "academy", "sam.lee@contoso.example")
         assert "Signed in to academy as sam.lee@contoso.example" in landed.text
-    finally:
-        for server in running.servers:
-            server.stop()

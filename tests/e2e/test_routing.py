@@ -9,15 +9,7 @@ import re
 import pytest
 import requests
 
-from tests.e2e.test_login_flow import groups_on_page, sign_in, start_demo, submit_form
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    running = start_demo(tmp_path_factory.mktemp("routing"))
-    yield running
-    for server in running.servers:
-        server.stop()
+from tests.demo_servers import groups_on_page, sign_in, submit_form
 
 
 def through_idp(
