@@ -1,6 +1,6 @@
 """In-process XML signatures (signxml on lxml + cryptography): sign for portals, verify upstream responses.
 
-No `xmlsec1` process is started. Keys arrive already loaded (see broker.keys), so the per-call cost is the RSA
+No external signing process is started. Keys arrive already loaded (see broker.keys), so the per-call cost is the RSA
 operation plus canonicalisation.
 """
 
