@@ -1,7 +1,7 @@
 """In-process XML signatures (signxml on lxml + cryptography): sign for portals, verify upstream responses.
 
-No external signing process is started. Keys arrive already loaded (see broker.keys), so the per-call cost is the RSA
-operation plus canonicalisation.
+No external signing process is started. Keys arrive already loaded (see broker.keys), so the per-call cost
+is the RSA operation plus canonicalisation.
 """
 
 from __future__ import annotations
