@@ -12,6 +12,7 @@ from fnmatch import fnmatchcase
 from broker.config import Config, PortalSettings, RoutingRule
 from broker.errors import LoginRefused
 from broker.model import Claims
+from broker.names import matches_any
 
 
 class NoAccess(LoginRefused):
@@ -25,11 +26,6 @@ class NoAccess(LoginRefused):
 class RoutingDecision:
     portals: tuple[str, ...]  # one: go; several: the user picks
     reason: str
-
-
-def _matches_any(values: tuple[str, ...] | list[str], patterns: list[str]) -> bool:
-    lowered = [v.lower() for v in values]
-    return any(fnmatchcase(value, pattern.lower()) for pattern in patterns for value in lowered)
 
 
 def portal_for_host(config: Config, host: str) -> str | None:
@@ -50,7 +46,7 @@ def upstreams_for(config: Config, portal: str | None) -> list[str]:
 
 
 def may_enter(portal: PortalSettings, claims: Claims) -> bool:
-    return not portal.required_groups or _matches_any(claims.groups, portal.required_groups)
+    return not portal.required_groups or matches_any(claims.groups, portal.required_groups)
 
 
 def _field_values(claims: Claims, name: str) -> tuple[str, ...]:
@@ -61,13 +57,13 @@ def _field_values(claims: Claims, name: str) -> tuple[str, ...]:
 
 
 def rule_matches(rule: RoutingRule, claims: Claims) -> bool:
-    if rule.groups and not _matches_any(claims.groups, rule.groups):
+    if rule.groups and not matches_any(claims.groups, rule.groups):
         return False
     domain = claims.email.rsplit("@", 1)[-1].lower()
     if rule.email_domains and domain not in (d.lower().lstrip("@") for d in rule.email_domains):
         return False
     for name, allowed in rule.attributes.items():
-        if not _matches_any(_field_values(claims, name), allowed):
+        if not matches_any(_field_values(claims, name), allowed):
             return False
     return True
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from fnmatch import fnmatchcase
 
 from broker.config import CustomDataField, GroupProfile, PortalSettings
 from broker.model import Claims
+from broker.names import matches_any
 
 log = logging.getLogger(__name__)
 
@@ -21,11 +21,7 @@ _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%Y%m%d")
 
 def select_groups(groups: tuple[str, ...], profile: GroupProfile) -> tuple[str, ...]:
     """Allow-list (names or patterns), then prefix stripping (both case-insensitive), then renaming."""
-    allowed = [
-        g
-        for g in groups
-        if not profile.allow or any(fnmatchcase(g.lower(), p.lower()) for p in profile.allow)
-    ]
+    allowed = [g for g in groups if not profile.allow or matches_any([g], profile.allow)]
     result = []
     for name in allowed:
         for prefix in profile.strip_prefixes:

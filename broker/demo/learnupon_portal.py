@@ -19,7 +19,7 @@ from lxml import etree
 
 from broker.demo.learnupon_api import create_app
 from broker.demo.learnupon_state import LearnUponState
-from broker.keys import fingerprint, normalise_fingerprint
+from broker.keys import fingerprint, load_certificate_text, normalise_fingerprint
 from broker.saml.xml import DS, SAML, SAMLP, UnsafeXml, parse_instant, parse_untrusted, qname, text_of
 from broker.saml.xmldsig import SignatureRejected, verify_enveloped
 
@@ -53,8 +53,6 @@ class Landing:
 
 
 def _certificate(signature: etree._Element):
-    from broker.keys import load_certificate_text
-
     node = signature.find(f"{qname(DS, 'KeyInfo')}/{qname(DS, 'X509Data')}/{qname(DS, 'X509Certificate')}")
     if node is None or not node.text:
         raise PortalRejected("no certificate in the signature's KeyInfo")

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from fnmatch import fnmatchcase
-
 from flask import Blueprint, redirect, request, url_for
 
 from broker.audit import audit
 from broker.errors import LoginRefused, SamlRejected
 from broker.login import PortalChoice, complete_login, find_pending, receive
+from broker.names import matches_any
 from broker.tester import run_test
 from broker.web.admin import sign_in_admin
 from broker.web.login import PICK_COOKIE
@@ -46,9 +45,7 @@ def acs():
 def admin_sign_in(saml_response: str, relay_state: str | None, pending):
     rt = runtime()
     received = receive(rt, saml_response, relay_state, pending=pending)
-    groups = [g.lower() for g in received.claims.groups]
-    patterns = [p.lower() for p in rt.config.admin.groups]
-    if not any(fnmatchcase(g, p) for g in groups for p in patterns):
+    if not matches_any(received.claims.groups, rt.config.admin.groups):
         raise LoginRefused(
             f"{received.claims.email} is not in an admin group {rt.config.admin.groups}",
             public_message="Your account is not allowed to administer this broker.",
