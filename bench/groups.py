@@ -40,15 +40,15 @@ from pathlib import Path
 
 from common import IDP_ENTITY, TENANT, config_dict, make_keys, percentile
 
-from broker.claims.graph import BATCH_MAX, GET_BY_IDS_MAX, GUID_RE, GraphClient
 from broker.claims.groups import GraphSettings, GroupResolution, graph_client_for, resolve_groups
+from broker.clients.graph import BATCH_MAX, GET_BY_IDS_MAX, GUID_RE, GraphClient
 from broker.config import config_from_dict
 from broker.demo.fake_graph import FakeGraphControl, create_fake_graph
+from broker.demo.webserver import BackgroundServer
 from broker.login import resolve_group_names
 from broker.model import Claims, Identity
 from broker.runtime import Runtime, build_runtime
 from broker.store.memory import MemoryStore
-from broker.webserver import BackgroundServer
 
 TIME_LIMIT = 50.0  # seconds for the whole run; shapes stop early rather than run over
 BLOCK = 25

@@ -15,8 +15,8 @@ from pathlib import Path
 from flask import Flask, request
 
 from broker.config import Config, load_config
-from broker.observability import request_id
-from broker.reload import Reloader
+from broker.ops.observability import request_id
+from broker.ops.reload import Reloader
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
 from broker.web import acs, admin, health, login, metadata, pages, ratelimit

@@ -143,7 +143,7 @@ def check(config_path: Path, online: bool) -> None:
     Example:
       broker check --config config/broker.yaml --online
     """
-    from broker.checks import run_checks, worst
+    from broker.tools.check import run_checks, worst
 
     results = run_checks(config_path, online=online)
     for result in results:
@@ -172,8 +172,8 @@ def fingerprint(portal: str, config_path: Path) -> None:
     Example:
       broker fingerprint academy --config config/broker.yaml
     """
-    from broker.portal_setup import portal_setup
-    from broker.simulate import tools_runtime
+    from broker.tools.portal_setup import portal_setup
+    from broker.tools.simulate import tools_runtime
 
     config = _config(config_path)
     setup = portal_setup(tools_runtime(config, offline=True).rt, _portal(config, portal))
@@ -199,8 +199,8 @@ def metadata(which: str, config_path: Path) -> None:
     Example:
       broker metadata academy --config config/broker.yaml > academy-idp.xml
     """
-    from broker.portal_setup import portal_metadata_xml, sp_metadata_xml
-    from broker.simulate import tools_runtime
+    from broker.tools.portal_setup import portal_metadata_xml, sp_metadata_xml
+    from broker.tools.simulate import tools_runtime
 
     config = _config(config_path)
     rt = tools_runtime(config, offline=True).rt
@@ -289,7 +289,7 @@ def simulate(
     Example:
       broker simulate --config config/broker.yaml --portal academy --claims alex.json --offline
     """
-    from broker.simulate import (
+    from broker.tools.simulate import (
         SimulationInputError,
         format_simulation,
         read_claims_file,
@@ -414,7 +414,7 @@ def _group_members(config, portal: str, group: str, upstream: str | None) -> tup
 
 def _run_provisioning(portal, settings, client, store, rows: list[Row], source: str, row_label: str,
                       progress_path: Path, dry_run: bool, budget: float) -> None:  # fmt: skip
-    from broker.observability import diverted_logs
+    from broker.ops.observability import diverted_logs
     from broker.provisioning.bulk import provision_rows
     from broker.provisioning.sync import SyncOutcome, SyncPlan
 

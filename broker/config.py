@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.claims.groups import GroupResolution
 from broker.errors import ConfigError
 from broker.provisioning.plan import ProvisioningSettings
-from broker.upstream_metadata import MetadataRefreshSettings
+from broker.saml.upstream_metadata import MetadataRefreshSettings
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 

@@ -22,20 +22,20 @@ from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from functools import wraps
 
-from broker.audit import audit
 from broker.claims.groups import resolve_groups
 from broker.claims.presets import groups_overage_signalled, is_email, map_claims
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
-from broker.observability import request_id
+from broker.ops.audit import audit
+from broker.ops.observability import request_id
 from broker.provisioning.sync import SyncOutcome, sync_user
-from broker.routing import route, target_allowed
+from broker.rules.routing import route, target_allowed
+from broker.rules.targets import safe_target
 from broker.runtime import Runtime
 from broker.saml.assertion import issue_response
 from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
 from broker.saml.response import Expectations, ValidatedResponse, peek, validate_response
-from broker.targets import safe_target
 
 log = logging.getLogger("broker.login")
 

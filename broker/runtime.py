@@ -16,16 +16,16 @@ from cryptography import x509
 from broker.claims.groups import GroupDirectory, graph_client_for
 from broker.claims.presets import ClaimNames, claim_names_for
 from broker.claims.profile import CANONICAL_FIELDS
+from broker.clients.learnupon import LearnUponClient
 from broker.config import Config, UpstreamSettings
 from broker.errors import ConfigError
 from broker.keys import KeyPair, load_certificate_text, load_key_pair
-from broker.observability import Metrics
-from broker.provisioning.client import LearnUponClient
+from broker.ops.observability import Metrics
 from broker.provisioning.sync import build_client
 from broker.saml.assertion import PortalTrust
 from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
+from broker.saml.upstream_metadata import MetadataRefresher, fetch_upstream, refresh_targets
 from broker.store import Store, open_store
-from broker.upstream_metadata import MetadataRefresher, fetch_upstream, refresh_targets
 
 
 def _now() -> datetime:

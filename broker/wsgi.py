@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from broker.app import create_app
-from broker.observability import configure_logging
+from broker.ops.observability import configure_logging
 
 configure_logging()
 app = create_app(os.environ.get("BROKER_CONFIG", "config/broker.yaml"))

@@ -14,8 +14,8 @@ from urllib.parse import urljoin
 import requests
 
 from broker.demo.run import DemoApps, DemoUrls, build_demo
+from broker.demo.webserver import BackgroundServer, LateApp
 from broker.store import open_store
-from broker.webserver import BackgroundServer, LateApp
 
 
 @dataclass

@@ -6,7 +6,7 @@ import pytest
 
 from broker.config import config_from_dict
 from broker.model import Claims
-from broker.routing import NoAccess, portal_for_host, route, target_allowed
+from broker.rules.routing import NoAccess, portal_for_host, route, target_allowed
 from tests.harness import Harness, base_config
 
 

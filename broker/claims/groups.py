@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from broker.claims.graph import (
+from broker.clients.graph import (
     DEFAULT_GRAPH_BASE,
     DEFAULT_LOGIN_BASE,
     GUID_RE,

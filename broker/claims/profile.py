@@ -11,7 +11,7 @@ from datetime import datetime
 
 from broker.config import CustomDataField, GroupProfile, PortalSettings
 from broker.model import Claims
-from broker.names import matches_any
+from broker.rules.names import matches_any
 
 log = logging.getLogger(__name__)
 

@@ -197,7 +197,7 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
 def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
     from werkzeug.serving import make_server
 
-    from broker.webserver import BackgroundServer
+    from broker.demo.webserver import BackgroundServer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

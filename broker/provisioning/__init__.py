@@ -1,6 +1,6 @@
 """Pre-provisioning of LearnUpon users: the REST API client, what to change (plan) and doing it (sync)."""
 
-from broker.provisioning.client import (
+from broker.clients.learnupon import (
     LearnUponAuthError,
     LearnUponClient,
     LearnUponConflict,

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from broker.clients.learnupon import LearnUponClient, LearnUponError
 from broker.model import Claims
-from broker.provisioning.client import LearnUponClient, LearnUponError
 from broker.provisioning.plan import ProvisioningSettings
 from broker.provisioning.sync import SyncOutcome, SyncPlan, dry_run, sync_user
 from broker.store import Store

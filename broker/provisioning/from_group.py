@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from broker.claims.graph import GUID_RE, GraphClient, GraphError
 from broker.claims.presets import is_email
+from broker.clients.graph import GUID_RE, GraphClient, GraphError
 from broker.model import Claims
 
 PAGE_SIZE = 999  # the largest $top Graph allows for member listings

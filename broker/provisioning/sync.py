@@ -17,15 +17,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from broker.errors import LoginRefused, StoreUnavailable
-from broker.model import Claims
-from broker.provisioning.client import (
+from broker.clients.learnupon import (
     LearnUponAuthError,
     LearnUponClient,
     LearnUponConflict,
     LearnUponError,
     LearnUponNotFound,
 )
+from broker.errors import LoginRefused, StoreUnavailable
+from broker.model import Claims
 from broker.provisioning.plan import (
     ApiCall,
     CurrentGroup,

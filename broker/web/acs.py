@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, request, url_for
 
-from broker.audit import audit
 from broker.errors import LoginRefused, SamlRejected
 from broker.login import PortalChoice, complete_login, find_pending, receive
-from broker.names import matches_any
-from broker.tester import run_test
+from broker.ops.audit import audit
+from broker.rules.names import matches_any
+from broker.tools.tester import run_test
 from broker.web.admin import sign_in_admin
 from broker.web.login import PICK_COOKIE
 from broker.web.pages import autopost_page, page, runtime, secure_cookies

@@ -11,10 +11,10 @@ import time
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden
 
-from broker.audit import audit
 from broker.keys import fingerprint
-from broker.routing import upstreams_for
-from broker.tester import continue_to_portal, load, start_test
+from broker.ops.audit import audit
+from broker.rules.routing import upstreams_for
+from broker.tools.tester import continue_to_portal, load, start_test
 from broker.web.pages import autopost_page, page, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")

@@ -10,7 +10,7 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import BadRequest
 
 from broker.login import UnknownPortal, choose_portal, start_login
-from broker.routing import portal_for_host, upstreams_for
+from broker.rules.routing import portal_for_host, upstreams_for
 from broker.web.pages import autopost_page, page, runtime, secure_cookies
 
 bp = Blueprint("login", __name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from broker.login import UnknownPortal
-from broker.portal_setup import portal_metadata_xml, portal_setup, sp_metadata_xml
+from broker.tools.portal_setup import portal_metadata_xml, portal_setup, sp_metadata_xml
 from broker.web.pages import page, runtime
 
 bp = Blueprint("metadata", __name__)

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from broker.claims.graph import GraphClient
+from broker.clients.graph import GraphClient
 from broker.demo.fake_graph import FakeGraphControl, create_fake_graph
+from broker.demo.webserver import BackgroundServer
 from broker.store.memory import MemoryStore
-from broker.webserver import BackgroundServer
 
 TENANT = "9188040d-6c67-4c5b-b112-36a304b66dad"
 CLIENT_ID = "6731de76-14a6-49ae-97bc-6eba6914391e"

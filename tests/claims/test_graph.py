@@ -10,8 +10,8 @@ import pytest
 import requests
 from flask import Flask, request
 
-from broker.claims.graph import GraphAuthError, GraphError, GraphUnavailable
-from broker.webserver import BackgroundServer
+from broker.clients.graph import GraphAuthError, GraphError, GraphUnavailable
+from broker.demo.webserver import BackgroundServer
 
 from .conftest import BIG_USER, GROUP_IDS, GROUPS, SECRET, SMALL_USER, UNKNOWN_GROUP
 

@@ -18,8 +18,8 @@ from broker.cli import main
 from broker.demo.fake_graph import FakeGraphControl, create_fake_graph
 from broker.demo.learnupon_api import create_app
 from broker.demo.learnupon_state import LearnUponState
+from broker.demo.webserver import BackgroundServer
 from broker.keys import KeyPair
-from broker.webserver import BackgroundServer
 from tests.harness import Keys, base_config
 
 LU_USER_ENV, LU_KEY_ENV = "CLI_TEST_LU_USER", "CLI_TEST_LU_KEY"

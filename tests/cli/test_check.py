@@ -8,9 +8,9 @@ from pathlib import Path
 
 from lxml import etree
 
-from broker.checks import run_checks
 from broker.keys import load_certificate_text
 from broker.saml.metadata import idp_metadata
+from broker.tools.check import run_checks
 from tests.cli.conftest import GRAPH_SECRET_ENV, LU_KEY_ENV, make_certificate
 from tests.harness import IDP_SSO
 

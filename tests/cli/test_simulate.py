@@ -10,7 +10,7 @@ from lxml import etree
 from broker.claims.presets import ENTRA_CLAIMS, ENTRA_GROUPS, MS_CLAIMS
 from broker.config import load_config
 from broker.saml.xml import NS
-from broker.simulate import SimulationInputError, run_simulation, tools_runtime
+from broker.tools.simulate import SimulationInputError, run_simulation, tools_runtime
 from tests.cli.conftest import ENGINEERING, SALES_TEAM
 
 ALEX = {

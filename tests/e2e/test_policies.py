@@ -10,7 +10,7 @@ import pytest
 from broker.demo.fake_graph import create_fake_graph
 from broker.demo.learnupon_api import create_app
 from broker.demo.learnupon_state import LearnUponState
-from broker.webserver import BackgroundServer
+from broker.demo.webserver import BackgroundServer
 from tests.harness import ALEX, TENANT, Harness
 
 GRAPH_CLIENT = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"

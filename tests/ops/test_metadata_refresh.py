@@ -11,11 +11,10 @@ import pytest
 from flask import Flask, Response
 from lxml import etree
 
+from broker.demo.webserver import BackgroundServer
 from broker.keys import KeyPair
 from broker.saml.metadata import MetadataError, idp_metadata
-from broker.saml.xml import MD, format_instant, qname
-from broker.saml.xmldsig import sign_enveloped, signature_placeholder, verify_enveloped
-from broker.upstream_metadata import (
+from broker.saml.upstream_metadata import (
     MetadataRefresher,
     MetadataRefreshSettings,
     RefreshTarget,
@@ -23,7 +22,8 @@ from broker.upstream_metadata import (
     parse_duration,
     refresh_targets,
 )
-from broker.webserver import BackgroundServer
+from broker.saml.xml import MD, format_instant, qname
+from broker.saml.xmldsig import sign_enveloped, signature_placeholder, verify_enveloped
 from tests.harness import IDP_ENTITY, IDP_SSO, Harness
 
 BOM = b"\xef\xbb\xbf"

@@ -6,13 +6,13 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from broker.clients.learnupon import LearnUponClient
 from broker.demo.learnupon_api import create_app
 from broker.demo.learnupon_state import LearnUponState
+from broker.demo.webserver import BackgroundServer
 from broker.model import Claims
-from broker.provisioning.client import LearnUponClient
 from broker.provisioning.plan import ProvisioningSettings
 from broker.store.memory import MemoryStore
-from broker.webserver import BackgroundServer
 
 API_USER = "api-user-5d1e0c"
 API_KEY = "api-key-8f3a9b27c4"

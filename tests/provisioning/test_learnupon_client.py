@@ -9,14 +9,14 @@ import time
 import pytest
 from flask import Flask, jsonify, request
 
-from broker.provisioning.client import (
+from broker.clients.learnupon import (
     LearnUponAuthError,
     LearnUponClient,
     LearnUponConflict,
     LearnUponError,
     LearnUponUnavailable,
 )
-from broker.webserver import BackgroundServer
+from broker.demo.webserver import BackgroundServer
 
 
 def test_find_user_is_none_on_404_and_the_user_after_create(client, lu_state):

@@ -7,7 +7,7 @@ import requests
 
 from broker.demo.learnupon_api import create_app
 from broker.demo.learnupon_state import LearnUponState
-from broker.webserver import BackgroundServer
+from broker.demo.webserver import BackgroundServer
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import yaml
 
 from broker.app import create_app
 from broker.config import load_config
-from broker.observability import configure_logging
+from broker.ops.observability import configure_logging
 from broker.store import open_store
 from tests.conftest import RedisServer, start_redis_server
 from tests.harness import Harness, base_config
@@ -122,7 +122,7 @@ def test_logs_are_json_lines_with_request_ids_and_audit_events_without_secrets(k
     finally:
         logging.getLogger().removeHandler(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
-    audit = [line for line in lines if line.get("name") == "broker.audit"]
+    audit = [line for line in lines if line.get("name") == "broker.ops.audit"]
     login = next(line for line in audit if line["message"] == "login")
     assert login["audit"]["email"] == "alex@contoso.example"
     assert login["audit"]["portal"] == "academy" and login["audit"]["upstream"] == "entra"
@@ -186,9 +186,9 @@ def test_sighup_reloads_when_installed(keys, tmp_path):
 def test_admin_shows_upstream_certificates_and_fetches_metadata_on_demand(keys, monkeypatch):
     from flask import Flask
 
+    from broker.demo.webserver import BackgroundServer
     from broker.keys import fingerprint
     from broker.saml.metadata import idp_metadata
-    from broker.webserver import BackgroundServer
     from tests.harness import IDP_ENTITY, IDP_SSO
 
     published = {"body": idp_metadata(IDP_ENTITY, IDP_SSO, [keys.idp])}

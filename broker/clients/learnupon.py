@@ -22,8 +22,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from broker.errors import BrokerError
-from broker.http_retry import (
+from broker.clients.http import (
     Budget,
     GiveUp,
     RetryPolicy,
@@ -32,6 +31,7 @@ from broker.http_retry import (
     retry_after_seconds,
     scrub,
 )
+from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

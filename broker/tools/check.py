@@ -20,12 +20,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from broker.claims.graph import GraphError
 from broker.claims.groups import graph_client_for
+from broker.clients.graph import GraphError
+from broker.clients.learnupon import LearnUponAuthError, LearnUponError
 from broker.config import Config, load_config
 from broker.errors import ConfigError
 from broker.keys import load_certificate_text
-from broker.provisioning.client import LearnUponAuthError, LearnUponError
 from broker.provisioning.sync import build_client
 from broker.runtime import load_upstream
 from broker.store import open_store

@@ -17,18 +17,18 @@ from typing import Any
 
 from lxml import etree
 
-from broker.claims.graph import GraphUnavailable
 from broker.claims.presets import map_claims
 from broker.claims.profile import outgoing_attributes
+from broker.clients.graph import GraphUnavailable
+from broker.clients.learnupon import LearnUponError
 from broker.config import Config
 from broker.errors import LoginRefused
 from broker.login import resolve_group_names
 from broker.model import Claims, Identity
-from broker.observability import diverted_logs
-from broker.provisioning.client import LearnUponError
+from broker.ops.observability import diverted_logs
 from broker.provisioning.plan import ApiCall, CurrentState, DesiredState, desired_state, plan
 from broker.provisioning.sync import dry_run
-from broker.routing import RoutingDecision, route
+from broker.rules.routing import RoutingDecision, route
 from broker.runtime import Runtime, build_runtime
 from broker.saml.assertion import IssuedResponse, issue_response
 from broker.saml.xml import parse_untrusted

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from broker.audit import audit
 from broker.config import load_config
 from broker.errors import BrokerError
+from broker.ops.audit import audit
 from broker.runtime import Runtime, build_runtime
 
-log = logging.getLogger("broker.reload")
+log = logging.getLogger("broker.ops.reload")
 
 CHECK_EVERY_SECONDS = 5.0
 GENERATION_KEY = "config:generation"

@@ -17,7 +17,7 @@ from broker.errors import LoginRefused, SamlRejected
 from broker.login import finish_login, held_login, issue, receive, restore_login, start_login
 from broker.model import OutgoingLogin, PendingLogin
 from broker.provisioning.sync import dry_run
-from broker.routing import route
+from broker.rules.routing import route
 from broker.runtime import Runtime
 from broker.saml.authn_request import decode_redirect_request
 from broker.saml.xml import UnsafeXml, parse_untrusted

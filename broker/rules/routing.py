@@ -12,7 +12,7 @@ from fnmatch import fnmatchcase
 from broker.config import Config, PortalSettings, RoutingRule
 from broker.errors import LoginRefused
 from broker.model import Claims
-from broker.names import matches_any
+from broker.rules.names import matches_any
 
 
 class NoAccess(LoginRefused):

@@ -17,8 +17,7 @@ from typing import Any, Literal
 
 import requests
 
-from broker.errors import BrokerError
-from broker.http_retry import (
+from broker.clients.http import (
     Budget,
     GiveUp,
     RetryPolicy,
@@ -27,6 +26,7 @@ from broker.http_retry import (
     retry_after_seconds,
     scrub,
 )
+from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from broker.saml.xmldsig import SignatureRejected, verify_enveloped
 if TYPE_CHECKING:
     from broker.config import Config
 
-log = logging.getLogger("broker.upstream_metadata")
+log = logging.getLogger("broker.saml.upstream_metadata")
 
 MIN_REFRESH_SECONDS = 60
 BOM = b"\xef\xbb\xbf"

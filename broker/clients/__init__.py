@@ -1,0 +1,1 @@
+"""HTTP clients of the outside services (Microsoft Graph, LearnUpon) on one retry core (`http.py`)."""

@@ -1,0 +1,1 @@
+"""Pure rules the login pipeline applies: routing to portals, deep-link targets, name matching."""
