@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.claims.groups import GroupResolution
 from broker.errors import ConfigError
 from broker.provisioning.plan import ProvisioningSettings
+from broker.review.settings import DirectorySettings, ReviewSettings
 from broker.saml.upstream_metadata import MetadataRefreshSettings
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -116,6 +117,7 @@ class UpstreamSettings(_Model):
     allow_unsolicited: bool = False
     metadata_refresh: MetadataRefreshSettings = MetadataRefreshSettings()
     default_portal: str | None = Field(None, description="portal for unsolicited logins with no RelayState")
+    directory: DirectorySettings | None = Field(None, description="where access reviews read its users")
 
     @model_validator(mode="after")
     def _one_source(self) -> UpstreamSettings:
@@ -176,6 +178,7 @@ class PortalSettings(_Model):
     static_attributes: dict[str, list[str]] = Field(default_factory=dict)
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="after")
     def _some_upstream(self) -> PortalSettings:
