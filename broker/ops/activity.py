@@ -4,9 +4,9 @@ One JSON entry per outcome (signed in, or refused with the failed check), in a c
 expire after the configured retention, so the e-mail addresses in it do not outlive what the operator chose.
 Never an assertion, a token or an attribute value other than the e-mail: who, where, the outcome and why.
 
-The login pipeline tells it what it learns (`note_login`: portal and upstream, then who, once the claims are
-mapped) and the outcome (`record_login`; refusals are recorded where the error page is made,
-`record_refusal`). The web layer starts a fresh attempt per request (`begin_attempt`).
+The login pipeline tells it what it learns (`note_pending`: portal and upstream; `note_user`: who, once the
+claims are mapped from a validated response) and the outcome (`record_login`). Refusals are recorded where
+their error page is made (`record_refusal`). The web layer starts a fresh attempt per request.
 """
 
 from __future__ import annotations
@@ -99,15 +99,18 @@ def begin_attempt() -> None:
     _attempt.set(_Attempt())
 
 
-def note_login(portal: str | None, upstream: str | None, email: str | None = None) -> None:
-    """What the login pipeline has learnt so far: the pending login's portal and upstream, then who it is
-    (claims mapped from a validated response). A refusal later in the request is recorded with these."""
+def note_pending(portal: str | None, upstream: str) -> None:
+    """The login pipeline found the pending login: a refusal later in this request names its portal and upstream."""
     attempt = _attempt.get()
-    if attempt is None:
-        return
-    attempt.portal = portal or attempt.portal
-    attempt.upstream = upstream or attempt.upstream
-    attempt.email = email or attempt.email
+    if attempt is not None:
+        attempt.portal, attempt.upstream = portal or "", upstream
+
+
+def note_user(email: str) -> None:
+    """Claims were mapped from a validated response: a refusal later in this request names the user."""
+    attempt = _attempt.get()
+    if attempt is not None:
+        attempt.email = email
 
 
 def _elapsed_ms() -> float | None:
