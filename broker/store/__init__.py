@@ -7,6 +7,8 @@ needs in one atomic operation: replay entry, pending login and the store epoch.
 The **epoch** is a key written when the store is first used. When it is missing later, the store lost its data
 (a Redis restart without persistence, a flush): a new epoch is set, and IdP-initiated responses issued before
 it are refused, since the replay cache that would have caught them is gone.
+
+A capped log (`log_append`, `log_recent`) keeps the last logins for the admin's activity page.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ class Store(Protocol):
 
     def incr(self, key: str, ttl: int) -> int:
         """Add one to a counter that starts at 0 and expires `ttl` seconds after its first increment."""
+
+    def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
+        """Add `value` to the capped log at `key`: at most `max_entries` are kept (the oldest go first), and
+        each entry is dropped `ttl` seconds after it was added (what an activity log with PII needs)."""
+
+    def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
+        """Up to `count` entries of the log at `key`, newest first, none older than `ttl` seconds (older
+        entries are dropped now, not only hidden)."""
 
     def ping(self) -> bool:
         """True when the store answers."""
