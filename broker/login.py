@@ -37,6 +37,7 @@ from broker.claims.groups import resolve_groups as resolve_group_values
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
+from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
 from broker.ops.observability import request_id
 from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
@@ -151,6 +152,7 @@ def map_claims(run: LoginRun) -> LoginRun:
     """The upstream's attributes → the canonical claims, by the upstream's preset (Entra, Okta, ...)."""
     identity = _required(run.identity, "validate")
     claims = presets.map_claims(identity, run.rt.claim_names[identity.upstream])
+    note_user(claims.email)  # a refusal later in this request names the user on the activity page
     run.trace(
         "claims",
         f"mapped with the {run.rt.config.upstreams[identity.upstream].preset} preset: {claims.email}",
@@ -252,6 +254,7 @@ def issue(run: LoginRun) -> LoginRun:
         provisioned = run.provisioning.status if run.provisioning else "off"
         audit("login", upstream=identity.upstream, portal=portal, email=claims.email, groups=list(groups_sent),
               provisioning=provisioned, assertion_id=issued.assertion_id, reference=request_id.get())  # fmt: skip
+        record_login(rt, portal, identity.upstream, claims.email, run.provisioning)
     return replace(run, issued=issued, outgoing=outgoing)
 
 
@@ -320,6 +323,7 @@ def begin(
 ) -> LoginRun:
     """A run for an upstream response: its pending login, or an IdP-initiated one where that is allowed."""
     pending = pending or find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
+    note_pending(pending.portal, pending.upstream)  # for the activity page, should a step refuse
     return LoginRun(rt, pending, mode, trace, saml_response=saml_response, relay_state=relay_state)
 
 
