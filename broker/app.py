@@ -15,11 +15,12 @@ from pathlib import Path
 from flask import Flask, request
 
 from broker.config import Config, load_config
+from broker.errors import StoreUnavailable
 from broker.ops.observability import request_id
 from broker.ops.reload import Reloader
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
-from broker.web import acs, admin, health, login, metadata, pages, ratelimit
+from broker.web import acs, activity, admin, health, login, metadata, pages, ratelimit
 
 log = logging.getLogger("broker.app")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -48,6 +49,11 @@ def create_app(
     if not isinstance(config, Config):
         config = load_config(config)
     runtime: Runtime = build_runtime(config, store=store, **({"clock": clock} if clock else {}))
+    try:
+        # written on first use; from then on a missing epoch means the store lost its data
+        runtime.store.epoch()
+    except StoreUnavailable as exc:
+        log.warning("state store not reachable at start (logins answer 503 until it is): %s", exc)
     app = Flask(__name__)
     # A SAMLResponse is base64 (4/3 larger) plus RelayState; anything larger is refused with 413 before parsing.
     app.config["MAX_CONTENT_LENGTH"] = config.broker.max_response_bytes * 4 // 3 + 4096
@@ -79,7 +85,7 @@ def create_app(
 
     pages.register(app)
     ratelimit.register(app)
-    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp):
+    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp, activity.bp):
         app.register_blueprint(blueprint)
     logging.getLogger("broker").setLevel(logging.INFO)
     if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread() and install_sighup:

@@ -5,7 +5,11 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+
+from broker.store import ConsumeResult
+from broker.store.durability import Durability
 
 
 class MemoryStore:
@@ -17,6 +21,10 @@ class MemoryStore:
         self._data: dict[str, tuple[float, bytes]] = {}
         self._expiries: list[tuple[float, str]] = []
         self._lock = threading.Lock()
+        # Everything is lost when the process ends, so the epoch is the process's start: an IdP-initiated
+        # response consumed by an earlier process is refused rather than accepted a second time.
+        self._epoch = float(int(time.time()))  # whole seconds, like most IssueInstants
+        self._logs: dict[str, deque[tuple[float, bytes]]] = {}
 
     def _sweep(self, now: float) -> None:
         while self._expiries and self._expiries[0][0] <= now:
@@ -85,8 +93,53 @@ class MemoryStore:
             self._data[key] = (entry[0], str(count).encode())
             return count
 
+    def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
+        with self._lock:
+            now = self._clock()
+            entries = self._logs.setdefault(key, deque())
+            entries.appendleft((now, value))
+            while len(entries) > max_entries:
+                entries.pop()
+            self._trim_log(key, now - ttl)
+
+    def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
+        with self._lock:
+            self._trim_log(key, self._clock() - ttl)
+            return [value for _, value in list(self._logs.get(key, ()))[:count]]
+
+    def _trim_log(self, key: str, cutoff: float) -> None:
+        """Drop the entries added at or before `cutoff` (newest first: the oldest are at the end)."""
+        entries = self._logs.get(key)
+        if entries is None:
+            return
+        while entries and entries[-1][0] <= cutoff:
+            entries.pop()
+        if not entries:
+            del self._logs[key]
+
     def ping(self) -> bool:
         return True
+
+    def consume(
+        self, replay_key: str, ttl: int, *, pending_key: str | None, issued_at: float, wipe_margin: float = 0
+    ) -> ConsumeResult:
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            if self._live(replay_key, now) is not None:
+                return "replay"
+            if pending_key is None and issued_at < self._epoch:
+                return "before_epoch"
+            if pending_key is not None and self._data.pop(pending_key, (0.0, None))[0] <= now:
+                return "pending_gone"
+            self._set(replay_key, b"1", ttl, now)
+            return "ok"
+
+    def epoch(self) -> float:
+        return self._epoch
+
+    def durability(self) -> Durability:
+        return Durability("process", "none")
 
     def __len__(self) -> int:
         with self._lock:

@@ -105,3 +105,106 @@ def test_get_many_in_one_call(store):
     store.put("c", b"3", 60)
     assert store.get_many(["a", "b", "c"]) == [b"1", None, b"3"]
     assert store.get_many([]) == []
+
+
+def test_consume_takes_the_pending_login_and_writes_the_replay_entry_once(store):
+    now = time.time()
+    store.put("login:r1", b"pending", 60)
+    assert store.consume("assertion:a", 60, pending_key="login:r1", issued_at=now) == "ok"
+    assert store.get("login:r1") is None
+    assert store.consume("assertion:a", 60, pending_key=None, issued_at=now) == "replay"
+    assert store.consume("assertion:b", 60, pending_key="login:r1", issued_at=now) == "pending_gone"
+    assert store.consume("assertion:b", 60, pending_key=None, issued_at=now) == "ok"  # b was not written
+
+
+def test_consume_refuses_an_idp_initiated_assertion_issued_before_the_epoch(store):
+    epoch = store.epoch()
+    assert epoch <= time.time()
+    assert store.epoch() == epoch  # written once
+    assert store.consume("assertion:old", 60, pending_key=None, issued_at=epoch - 1) == "before_epoch"
+    # bound to a pending login, the login itself guarantees one use: the epoch does not matter
+    store.put("login:r", b"pending", 60)
+    assert store.consume("assertion:old", 60, pending_key="login:r", issued_at=epoch - 1) == "ok"
+
+
+def test_concurrent_consumes_of_one_pending_login_let_exactly_one_through(store):
+    store.put("login:race", b"pending", 60)
+    results = []
+
+    def race(n: int):
+        results.append(store.consume(f"assertion:{n}", 60, pending_key="login:race", issued_at=time.time()))
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results).count("ok") == 1 and results.count("pending_gone") == 19
+
+
+def test_memory_store_has_no_durability_findings():
+    durability = MemoryStore().durability()
+    assert durability.ok and not durability.warnings and durability.persistence == "process"
+
+
+@pytest.mark.redis
+def test_redis_durability_fails_an_evicting_policy_and_warns_without_persistence(redis_url):
+    import redis
+
+    store = RedisStore.from_url(redis_url, namespace="test:durability:")
+    direct = redis.Redis.from_url(redis_url)
+    before = direct.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:
+        found = store.durability()  # the fixture's server: --save "" --appendonly no
+        assert found.ok and found.persistence == "none" and found.eviction_policy == "noeviction"
+        assert any("appendonly" in w for w in found.warnings)
+        for policy in ("allkeys-lru", "volatile-ttl", "volatile-lfu"):
+            direct.config_set("maxmemory-policy", policy)
+            found = store.durability()
+            assert not found.ok and policy in found.errors[0]
+        direct.config_set("maxmemory-policy", "noeviction")
+        direct.config_set("appendonly", "yes")
+        found = store.durability()
+        assert found.ok and found.persistence == "aof" and not found.warnings
+    finally:
+        direct.config_set("maxmemory-policy", before)
+        direct.config_set("appendonly", "no")
+
+
+def test_log_keeps_the_newest_entries_up_to_the_cap(store):
+    for i in range(7):
+        store.log_append("activity", f"e{i}".encode(), max_entries=5, ttl=60)
+    assert store.log_recent("activity", 100, ttl=60) == [b"e6", b"e5", b"e4", b"e3", b"e2"]
+    assert store.log_recent("activity", 2, ttl=60) == [b"e6", b"e5"]
+    assert store.log_recent("nothing-here", 10, ttl=60) == []
+
+
+def test_log_entries_are_dropped_after_their_ttl(store):
+    store.log_append("activity", b"old", max_entries=10, ttl=1)
+    time.sleep(0.6)
+    store.log_append("activity", b"new", max_entries=10, ttl=1)
+    assert store.log_recent("activity", 10, ttl=1) == [b"new", b"old"]
+    time.sleep(0.6)  # "old" is now 1.2 s old, "new" 0.6 s
+    assert store.log_recent("activity", 10, ttl=1) == [b"new"]
+    time.sleep(0.6)
+    assert store.log_recent("activity", 10, ttl=1) == []
+
+
+def test_log_entries_past_a_shorter_retention_are_dropped_on_read(store):
+    """Lowering the retention in the configuration removes what is now too old at the next read."""
+    store.log_append("activity", b"a", max_entries=10, ttl=3600)
+    time.sleep(1.1)
+    assert store.log_recent("activity", 10, ttl=1) == []
+    assert store.log_recent("activity", 10, ttl=3600) == []  # dropped, not hidden
+
+
+def test_memory_log_expiry_follows_the_store_clock():
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    store.log_append("activity", b"a", max_entries=10, ttl=100)
+    clock.now += 50
+    store.log_append("activity", b"b", max_entries=10, ttl=100)
+    clock.now += 51
+    assert store.log_recent("activity", 10, ttl=100) == [b"b"]
+    clock.now += 50
+    assert store.log_recent("activity", 10, ttl=100) == []
