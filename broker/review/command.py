@@ -14,7 +14,7 @@ from broker.errors import BrokerError
 
 if TYPE_CHECKING:  # imported when a review runs, so `broker --help` stays quick
     from broker.config import Config
-    from broker.review.run import SnapshotCache
+    from broker.review.run import PortalReview, SnapshotCache
     from broker.store import Store
 
 FORMATS = ("text", "csv", "json", "html")
@@ -62,12 +62,27 @@ def review_and_maybe_apply(
                     f"{expect_changes} confirmed; nothing was changed. Look at the new report and confirm again"
                 )
             result = apply_review(review, learnupon, store, max_changes=max_changes, actor=actor)
+            save_report(store, applied_view(review, [f.account.id for f in result.done], actor))
             report["applied"] = {
                 "changed": [f.account.id for f in result.done],
                 "earlier_run": result.earlier,
                 "error": result.error,
             }
     return report
+
+
+def applied_view(review: PortalReview, changed: list[int], actor: str) -> PortalReview:
+    """The review as it stands after its changes: changed accounts carry no further action, and say so."""
+    from dataclasses import replace
+
+    done = set(changed)
+    findings = []
+    for f in review.findings:
+        if f.account.id in done and f.action is not None:
+            account = replace(f.account, enabled=False)
+            f = replace(f, account=account, action=None, reason=f"{f.reason} — {f.action}d by {actor}")
+        findings.append(f)
+    return replace(review, findings=findings)
 
 
 @click.command("review")

@@ -65,7 +65,7 @@ class OktaDirectorySettings(BaseModel):
 class GoogleDirectorySettings(BaseModel):
     """Read the upstream's users from the Admin SDK Directory API with a service account allowed by
     domain-wide delegation to act as `admin_email` (scopes admin.directory.user.readonly and
-    admin.directory.group.member.readonly)."""
+    admin.directory.group.readonly)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
