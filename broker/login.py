@@ -43,7 +43,7 @@ from broker.ops.observability import request_id
 from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
 from broker.pending import UnknownPortal as UnknownPortal
 from broker.pending import check_target as check_target
-from broker.pending import find_pending, pending_key, unsolicited_login
+from broker.pending import find_pending, unsolicited_login
 from broker.pending import start_login as start_login
 from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
@@ -53,6 +53,7 @@ from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
 from broker.saml.assertion import IssuedResponse, issue_response
 from broker.saml.response import Expectations, ValidatedResponse, validate_response
+from broker.store import keys
 
 log = logging.getLogger("broker.login")
 
@@ -139,11 +140,11 @@ def consume(run: LoginRun) -> LoginRun:
     rt, validated = run.rt, _required(run.validated, "validate")
     identity = validated.identity
     ttl = max(1, int((validated.replay_until - rt.clock()).total_seconds()) + 1)
-    if not rt.store.add(f"assertion:{identity.issuer}:{identity.assertion_id}", b"1", ttl):
+    if not rt.store.add(keys.used_assertion(identity.issuer, identity.assertion_id), b"1", ttl):
         rt.metrics.replay_rejections.inc()
         raise SamlRejected("replay", "this assertion was already used", got=identity.assertion_id)
     solicited = run.pending.request_id is not None and run.relay_state is not None
-    if solicited and rt.store.take(pending_key(run.relay_state or "")) is None:
+    if solicited and rt.store.take(keys.pending_login(run.relay_state or "")) is None:
         raise SamlRejected("in_response_to", "the pending request was consumed by another response")
     return run
 

@@ -26,7 +26,7 @@ from broker.clients.graph import (
     GraphUnavailable,
 )
 from broker.errors import ConfigError, LoginRefused
-from broker.store import Store
+from broker.store import Store, keys
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +183,7 @@ def resolve_groups(
     Raises GroupResolutionFailed under `on_unresolved: fail` when a GUID stays unresolved or Graph fails.
     """
     graph = settings.graph
-    cache_prefix = f"graphname:{graph.tenant_id}:" if graph is not None else None
+    cache_prefix = keys.group_name_prefix(graph.tenant_id) if graph is not None else None
     records: dict[str, GroupRecord] = {}  # by GUID (lower case) or by name
     missing: list[str] = []  # GUIDs to ask Graph about
 

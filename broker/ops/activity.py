@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from broker.errors import BrokerError, LoginRefused
 from broker.ops.observability import request_id
+from broker.store import keys
 
 if TYPE_CHECKING:
     from broker.provisioning.sync import SyncOutcome
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("broker.ops.activity")
 
-ACTIVITY_KEY = "activity:log"
+ACTIVITY_KEY = keys.ACTIVITY_LOG
 MAX_REASON_CHARS = 300  # refusal reasons may quote what the sender put in the response
 
 
