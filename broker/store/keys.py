@@ -19,6 +19,7 @@ PREFIXES = {
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
+    "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
 }
 
 
@@ -65,3 +66,4 @@ def rate_window(setting: str, client: str, window: int) -> str:
 
 CONFIG_GENERATION = "config:generation"
 ACTIVITY_LOG = "activity:log"
+STORE_EPOCH = "store:epoch"
