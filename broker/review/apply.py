@@ -19,10 +19,8 @@ from broker.errors import BrokerError
 from broker.ops.audit import audit
 from broker.review.model import Finding
 from broker.review.run import PortalReview
-from broker.store import Store
+from broker.store import Store, keys
 
-LOCK_KEY = "review:lock:"
-CHECKPOINT_KEY = "review:checkpoint:"
 LOCK_TTL = 3600  # a crashed run's lock frees itself; a review of 20,000 users takes minutes, not an hour
 CHECKPOINT_TTL = 7 * 86400
 
@@ -48,7 +46,7 @@ class ApplyResult:
 def review_lock(store: Store, portal: str, ttl: int = LOCK_TTL) -> Iterator[str]:
     """Hold the portal's review lock (shared by every replica through the store) for the block."""
     owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-    key = LOCK_KEY + portal
+    key = keys.review_lock(portal)
     if not store.add(key, owner.encode(), ttl):
         holder = (store.get(key) or b"?").decode(errors="replace")
         raise ReviewBusy(f"a review of portal {portal} is already running ({holder}); try again when it ends")
@@ -106,7 +104,7 @@ def apply_review(
         audit(f"review.account_{'deleted' if finding.action == 'delete' else 'disabled'}",
               portal=review.portal, actor=actor, user_id=account.id, email=account.email,
               category=finding.category, reason=finding.reason)  # fmt: skip
-    store.delete(CHECKPOINT_KEY + review.portal)  # finished: the next run starts afresh
+    store.delete(keys.review_checkpoint(review.portal))  # finished: the next run starts afresh
     audit(
         "review.apply_finished", portal=review.portal, actor=actor, changed=len(result.done), earlier=earlier
     )
@@ -114,7 +112,7 @@ def apply_review(
 
 
 def _load_checkpoint(store: Store, portal: str) -> list[int]:
-    raw = store.get(CHECKPOINT_KEY + portal)
+    raw = store.get(keys.review_checkpoint(portal))
     if raw is None:
         return []
     try:
@@ -126,4 +124,4 @@ def _load_checkpoint(store: Store, portal: str) -> list[int]:
 
 def _save_checkpoint(store: Store, portal: str, done: list[int]) -> None:
     data = {"updated": datetime.now(UTC).isoformat(timespec="seconds"), "done": done}
-    store.put(CHECKPOINT_KEY + portal, json.dumps(data).encode(), CHECKPOINT_TTL)
+    store.put(keys.review_checkpoint(portal), json.dumps(data).encode(), CHECKPOINT_TTL)

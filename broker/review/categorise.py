@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from broker.clients.directory import DirectorySnapshot, DirectoryUser
+from broker.config.review import ReviewSettings
 from broker.review.model import Account, Action, Finding
-from broker.review.settings import ReviewSettings
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,10 @@ from broker.config import Config
 from broker.review.categorise import DirectoryView, categorise
 from broker.review.model import CATEGORIES, Account, Finding
 from broker.review.sources import portal_policy
-from broker.store import Store
+from broker.store import Store, keys
 
 log = logging.getLogger(__name__)
 
-REPORT_KEY = "review:report:"
 REPORT_TTL = 40 * 86400  # a monthly review's report stays visible until the next one
 
 
@@ -127,12 +126,12 @@ def review_portal(
 def save_report(store: Store, review: PortalReview) -> None:
     """Keep the latest report of the portal in the store, for the admin page and the metrics gauge."""
     data = json.dumps(review.as_dict(entitled=False), separators=(",", ":")).encode()
-    store.put(REPORT_KEY + review.portal, data, REPORT_TTL)
+    store.put(keys.review_report(review.portal), data, REPORT_TTL)
 
 
 def load_report(store: Store, portal: str) -> dict[str, Any] | None:
     """The latest saved report of a portal (entitled accounts counted, not listed), or None."""
-    raw = store.get(REPORT_KEY + portal)
+    raw = store.get(keys.review_report(portal))
     if raw is None:
         return None
     try:

@@ -11,10 +11,10 @@ from broker.clients.directory import Directory
 from broker.clients.entra_directory import EntraDirectory
 from broker.clients.learnupon import LearnUponClient
 from broker.config import Config
+from broker.config.review import EntraDirectorySettings, GoogleDirectorySettings, OktaDirectorySettings
 from broker.errors import ConfigError
 from broker.provisioning.sync import build_client
 from broker.review.categorise import PortalPolicy
-from broker.review.settings import EntraDirectorySettings, GoogleDirectorySettings, OktaDirectorySettings
 
 # a whole directory listing may take minutes; the per-request timeouts still apply within it
 DIRECTORY_BUDGET_SECONDS = 900.0

@@ -19,6 +19,7 @@ from broker.ops.audit import audit
 from broker.review.model import CATEGORIES, CATEGORY_LABELS
 from broker.review.report import chart
 from broker.review.run import load_report
+from broker.review.service import directories_for, review_and_maybe_apply
 from broker.web.admin import csrf_token, current_admin
 from broker.web.pages import page, runtime
 
@@ -89,8 +90,6 @@ def apply(portal: str):
 
 
 def _review(portal: str, *, apply: bool, actor: str, expect: int | None = None):
-    from broker.review.command import directories_for, review_and_maybe_apply
-
     rt = runtime()
     try:
         snapshots = directories_for(rt.config, [portal])

@@ -16,7 +16,7 @@ from broker.cli import main
 from broker.demo.fake_okta import fake_okta_control
 from broker.demo.review_cases import PLANTED
 from broker.review.apply import review_lock
-from broker.store import open_store
+from broker.store.connect import open_store
 from tests.demo_servers import RunningDemo, running_demo
 
 ORPHANS = {email for email, (_, category) in PLANTED.items() if category == "orphan"}

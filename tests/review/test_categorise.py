@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from broker.clients.directory import DirectorySnapshot, DirectoryUser
+from broker.config.review import ReviewSettings
 from broker.review.categorise import PortalPolicy, categorise
 from broker.review.model import Account
-from broker.review.settings import ReviewSettings
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 

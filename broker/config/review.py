@@ -1,5 +1,5 @@
-"""Settings of the access review: per portal (`portals.X.review`) and per upstream (`upstreams.X.directory`:
-where to read that upstream's users from)."""
+"""`portals.<name>.review` and `upstreams.<name>.directory` in broker.yaml: what an access review does with a
+portal's accounts, and where it reads each upstream's users from."""
 
 from __future__ import annotations
 
