@@ -9,7 +9,8 @@ GraphClient as `build_directory` makes it; the fake Graph counts every request i
 request included. Two runs: with `signInActivity` (500 users a page, AuditLog.Read.All) and without it
 (999 a page). The categories are checked against the planted numbers, so a wrong review cannot look fast.
 
-Only 127.0.0.1; stops by itself (about 30 s for 20,000 users on a busy 2-vCPU machine).
+Only 127.0.0.1; stops by itself: about 30 s of review for 20,000 users on a busy 2-vCPU machine, after about
+80 s spent filling the fake LearnUpon (its user store checks every e-mail on insert).
 
     python bench/review.py [--users 20000]
 """
@@ -87,6 +88,7 @@ def main() -> int:
             "orphan": sum(1 for i in range(n) if i % 40 == 0 or i % 50 == 0 or i % 5 == 0),
             "entitled": sum(1 for i in range(n) if not (i % 40 == 0 or i % 50 == 0 or i % 5 == 0)),
         }
+        worst = 0.0
         print(f"\n{'run':<28}{'Graph requests':>15}{'per 100 users':>15}{'LU requests':>13}{'seconds':>9}")
         for label, sign_ins in (("with signInActivity", True), ("without signInActivity", False)):
             control.reset()
@@ -104,6 +106,7 @@ def main() -> int:
                     return 1
             graph_requests = control.total
             per_100 = graph_requests / n * 100
+            worst = max(worst, per_100)
             print(f"{label:<28}{graph_requests:>15}{per_100:>15.2f}{sum(lu.counters.values()) - lu_before:>13}"
                   f"{seconds:>9.1f}")  # fmt: skip
             pages = math.ceil(n * 39 / 40 / (500 if sign_ins else 999))
@@ -111,8 +114,8 @@ def main() -> int:
                   f"{control.counts['groups']}, member pages {control.counts['groupMembers']}, deleted pages "
                   f"{control.counts['deletedUsers']}, token {control.counts['token']}")  # fmt: skip
         print(f"\ncategories: {dict(review.counts)} (planted: {expected})")
-        print(f"target: at most 1 Graph request per 100 users; measured {per_100:.2f} (ratio "
-              f"{per_100 / 1:.2f} of the target)")  # fmt: skip
+        print(f"target: at most 1 Graph request per 100 users; measured at most {worst:.2f} (ratio "
+              f"{worst / 1:.2f} of the target)")  # fmt: skip
     return 0
 
 
