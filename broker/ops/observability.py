@@ -73,8 +73,22 @@ class _RuntimeCollector:
         return []
 
     def collect(self):
+        from broker.ops.readiness import readiness_checks  # (it reads the runtime's modules)
+
         rt = self._runtime_of()
         now = datetime.now(UTC)
+        checks = readiness_checks(rt)
+        ready = GaugeMetricFamily(
+            "broker_ready", "1 when this replica is ready for logins (as /readyz)", labels=[]
+        )
+        ready.add_metric([], 1.0 if all(checks.values()) else 0.0)
+        yield ready
+        failing = GaugeMetricFamily(
+            "broker_ready_check", "Each /readyz check: 1 passing, 0 failing", labels=["check"]
+        )
+        for check, ok in checks.items():
+            failing.add_metric([check], 1.0 if ok else 0.0)
+        yield failing
         expiry = GaugeMetricFamily("broker_certificate_expiry_days", "Days until a certificate expires",
                                    labels=["kind", "name", "sha1"])  # fmt: skip
         for portal, trust in rt.portal_trust.items():
