@@ -15,8 +15,10 @@ from pathlib import Path
 from flask import Flask, request
 
 from broker.config import Config, load_config
+from broker.errors import StoreUnavailable
 from broker.ops.observability import request_id
 from broker.ops.reload import Reloader
+from broker.ops.runtime_gauges import RuntimeGauges
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
 from broker.web import acs, activity, admin, health, login, metadata, pages, ratelimit
@@ -48,6 +50,11 @@ def create_app(
     if not isinstance(config, Config):
         config = load_config(config)
     runtime: Runtime = build_runtime(config, store=store, **({"clock": clock} if clock else {}))
+    try:
+        # written on first use; from then on a missing epoch means the store lost its data
+        runtime.store.epoch()
+    except StoreUnavailable as exc:
+        log.warning("state store not reachable at start (logins answer 503 until it is): %s", exc)
     app = Flask(__name__)
     # A SAMLResponse is base64 (4/3 larger) plus RelayState; anything larger is refused with 413 before parsing.
     app.config["MAX_CONTENT_LENGTH"] = config.broker.max_response_bytes * 4 // 3 + 4096
@@ -60,7 +67,7 @@ def create_app(
         SESSION_COOKIE_SECURE=not config.broker.demo,
         PERMANENT_SESSION_LIFETIME=60 * config.admin.session_minutes,
     )
-    runtime.metrics.attach(lambda: app.extensions["broker"])
+    runtime.metrics.attach(RuntimeGauges(lambda: app.extensions["broker"]))
     if runtime.metadata_refresher is not None:
         runtime.metadata_refresher.start()
     reloader = Reloader(app)

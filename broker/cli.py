@@ -281,7 +281,7 @@ def simulate(
     config_path: Path, portal: str | None, claims_path: Path, upstream: str | None, offline: bool
 ) -> None:
     """Run the login pipeline offline from a claims file: claims, groups (and where each name came from),
-    routing, outgoing attributes, the provisioning plan (dry run) and the signed assertion.
+    routing, outgoing attributes, the provisioning plan (dry run) and an unsigned preview of the assertion.
 
     Exit status 1 when the login would be refused.
 
@@ -345,7 +345,7 @@ def provision(
     """
     from broker.provisioning.bulk import read_rows
     from broker.provisioning.sync import build_client
-    from broker.store import open_store
+    from broker.store.connect import open_store
 
     if (csv_path is None) == (group is None):
         raise click.UsageError("give either --csv FILE or --from-group NAME")

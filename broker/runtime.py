@@ -25,7 +25,9 @@ from broker.provisioning.sync import build_client
 from broker.saml.assertion import PortalTrust
 from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
 from broker.saml.upstream_metadata import MetadataRefresher, fetch_upstream, refresh_targets
-from broker.store import Store, open_store
+from broker.store import Store
+from broker.store.connect import open_store
+from broker.store.durability import DurabilityProbe
 
 
 def _now() -> datetime:
@@ -47,6 +49,7 @@ class Runtime:
     metadata_refresher: MetadataRefresher | None = None  # started by the app, for metadata_url upstreams
     left_out: dict[str, str] = field(default_factory=dict)  # "upstreams.X" / "portals.Y" → why no client
     clock: Callable[[], datetime] = field(default=_now)
+    durability_probe: DurabilityProbe = field(default_factory=DurabilityProbe)
 
     @property
     def skew(self) -> timedelta:

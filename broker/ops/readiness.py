@@ -1,21 +1,39 @@
-"""Is this replica ready for logins? The same checks answer /readyz and the `broker_ready` gauge."""
+"""What /readyz reports: whether this process can take logins, and why not. Cheap and bounded, so a health
+probe never waits long: the store's durability settings are read at most every `DURABILITY_EVERY` seconds."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from broker.saml.metadata import is_expired
+from broker.store.durability import DURABILITY_EVERY as DURABILITY_EVERY  # re-exported
+from broker.store.durability import DurabilityProbe as DurabilityProbe
 
 if TYPE_CHECKING:
     from broker.runtime import Runtime
 
 
-def readiness_checks(rt: Runtime) -> dict[str, bool]:
+def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
+    """(ready, body) for /readyz: named checks, then details (store durability findings)."""
     now = datetime.now(UTC)
-    return {
+    store_up = rt.store.ping()
+    durability = rt.durability_probe.read(rt.store) if store_up else None
+    checks = {
         "config": True,
         "keys": bool(rt.portal_trust) and rt.broker_keys is not None,
-        "store": rt.store.ping(),
+        "store": store_up,
+        # an evicting maxmemory-policy could drop replay-cache entries: not fit for logins
+        "store_durability": durability is not None and durability.ok,
         "upstream_metadata": all(not is_expired(upstream, now) for upstream in rt.upstreams.values()),
     }
+    ready = all(checks.values())
+    body: dict[str, Any] = {"ready": ready, "checks": checks}
+    if durability is not None:
+        body["store"] = {
+            "persistence": durability.persistence,
+            "eviction_policy": durability.eviction_policy,
+            "errors": list(durability.errors),
+            "warnings": list(durability.warnings),
+        }
+    return ready, body

@@ -18,11 +18,12 @@ from broker.config import load_config
 from broker.errors import BrokerError
 from broker.ops.audit import audit
 from broker.runtime import Runtime, build_runtime
+from broker.store import keys
 
 log = logging.getLogger("broker.ops.reload")
 
 CHECK_EVERY_SECONDS = 5.0
-GENERATION_KEY = "config:generation"
+GENERATION_KEY = keys.CONFIG_GENERATION
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Reloader:
             return None
 
     def _store_generation(self) -> bytes | None:
+        """The announced generation; None when none is announced, or the store cannot say (an outage)."""
         try:
             return self.runtime.store.get(GENERATION_KEY)
         except BrokerError:
@@ -92,7 +94,9 @@ class Reloader:
         self._checked = now
         generation = self._store_generation()
         mtime = self._file_mtime()
-        if generation != self._generation:
+        # Only a new announcement is one: a store that cannot answer, or lost its data (the key is gone after
+        # a Redis restart), announces nothing.
+        if generation is not None and generation != self._generation:
             self._generation = generation
             self.reload("announced by another process")
         elif mtime is not None and mtime != self._mtime:

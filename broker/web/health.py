@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from werkzeug.exceptions import Forbidden
 
-from broker.ops.readiness import readiness_checks
+from broker.ops.readiness import readiness
 from broker.web.pages import runtime
 
 bp = Blueprint("health", __name__)
@@ -25,9 +25,8 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    checks = readiness_checks(runtime())
-    ready = all(checks.values())
-    return {"ready": ready, "checks": checks}, 200 if ready else 503
+    ready, body = readiness(runtime())
+    return body, 200 if ready else 503
 
 
 @bp.get("/metrics")
