@@ -93,14 +93,16 @@ def _status(user: DirectoryUser | None, snap: DirectorySnapshot, policy: PortalP
     """(what this directory says of the account, whether it entitles the account to the portal)."""
     if user is None:
         return "not in the directory", False
+    # the directory's own last sign-in is context only: it says nothing about using LearnUpon
+    seen = f", last directory sign-in {user.last_sign_in.date().isoformat()}" if user.last_sign_in else ""
     if user.state != "active":
-        return f"{user.state} ({user.detail})", False
+        return f"{user.state} ({user.detail}{seen})", False
     if policy.required_groups and user.id not in snap.members:
         wanted = ", ".join(policy.required_groups)
-        return f"active but in none of the groups that route here ({wanted})", False
+        return f"active but in none of the groups that route here ({wanted}){seen}", False
     if policy.required_groups:
-        return "active, in a group that routes here", True
-    return "active", True
+        return f"active, in a group that routes here{seen}", True
+    return f"active{seen}", True
 
 
 def _activity(

@@ -66,8 +66,12 @@ def build_directory(config: Config, upstream: str, env: Mapping[str, str] = os.e
 
 def learnupon_client(config: Config, portal: str, env: Mapping[str, str] = os.environ) -> LearnUponClient:
     """The portal's API client: the review lists users and disables them with the provisioning key pair."""
+    settings = config.portals[portal].provisioning
+    if not settings.username_env or not settings.password_env:
+        raise ConfigError(f"portals.{portal}.provisioning: username_env and password_env are not set; the review "
+                          "reads and changes the portal's users with its LearnUpon API key pair")  # fmt: skip
     try:
-        return build_client(portal, config.portals[portal].provisioning, env, timeout=(3.05, 30.0))
+        return build_client(portal, settings, env, timeout=(3.05, 30.0))
     except ConfigError as exc:
         raise ConfigError(
             f"portals.{portal}.provisioning (the API key pair the review uses): {exc}"

@@ -126,3 +126,14 @@ def test_a_second_run_while_the_lock_is_held_is_refused(demo, tmp_path):
 def test_unknown_portal_and_missing_argument_are_clear(demo):
     assert "unknown portal 'nope'" in review(demo, "nope").output
     assert "name one PORTAL or give --all" in review(demo).output
+
+
+def test_all_reviews_every_portal(demo):
+    result = review(demo, "--all", "--format", "json")
+    assert result.exit_code == 0, result.output
+    reports = {r["portal"]: r for r in json.loads(result.output)["reports"]}
+    assert set(reports) == {"academy", "sales"}
+    assert reports["academy"]["counts"]["orphan"] == len(ORPHANS)
+    assert reports["sales"]["users"] == 0 and reports["sales"]["directories"]["entra"].startswith(
+        "entra: read"
+    )

@@ -144,3 +144,11 @@ def test_orphan_already_disabled_needs_no_change_unless_policy_deletes():
 def test_an_active_account_wins_over_a_deleted_one_with_the_same_email():
     snap = directory(user("old", "r@example.com", "deleted", "deleted"), user("new", "r@example.com"))
     assert one(account("r@example.com"), {"entra": snap}).category == "entitled"
+
+
+def test_the_directory_sign_in_is_shown_as_context_and_decides_nothing():
+    seen = DirectoryUser(id="1", emails=frozenset({"i@example.com"}), state="active", detail="accountEnabled true",
+                         last_sign_in=NOW - timedelta(days=1))  # fmt: skip
+    finding = one(account("i@example.com", days_since_sign_in=200), {"entra": directory(seen)})
+    assert finding.category == "inactive"  # signed in to Entra yesterday, but not to LearnUpon for 200 days
+    assert finding.directories["entra"] == "active, last directory sign-in 2026-11-30"
