@@ -28,13 +28,14 @@ from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.audit import audit
+from broker.ops.cert_expiry import note_expired_certificate
 from broker.ops.observability import request_id
 from broker.provisioning.sync import SyncOutcome, sync_user
 from broker.rules.routing import route, target_allowed
 from broker.rules.targets import safe_target
 from broker.runtime import Runtime
 from broker.saml.assertion import issue_response
-from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
+from broker.saml.authn_request import UpstreamRequest, build_authn_request, new_request_id, upstream_request
 from broker.saml.response import Expectations, ValidatedResponse, peek, validate_response
 
 log = logging.getLogger("broker.login")
@@ -97,8 +98,8 @@ def start_login(
     target: str | None = None,
     login_hint: str | None = None,
     purpose: str = "login",
-) -> str:
-    """Remember the login server-side and return the upstream IdP URL to redirect the browser to."""
+) -> UpstreamRequest:
+    """Remember the login server-side and return how to send the browser to the upstream IdP."""
     if portal is not None and portal not in rt.config.portals:
         raise UnknownPortal(f"unknown portal {portal!r}")
     if upstream not in rt.upstreams or (
@@ -127,7 +128,9 @@ def start_login(
         extra = {"login_hint": login_hint}  # Entra pre-fills the account; a SAML Subject is not allowed
     signing_key = rt.broker_keys if idp.want_authn_requests_signed else None
     rt.metrics.logins_started.labels(portal or "-", upstream).inc()
-    return redirect_url(idp.sso_url, request, relay_state, signing_key=signing_key, extra_params=extra)
+    return upstream_request(
+        idp.sso_url, idp.sso_binding, request, relay_state, signing_key=signing_key, extra_params=extra
+    )
 
 
 def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | None:
@@ -242,8 +245,12 @@ def validate(
         skew=rt.skew,
         max_bytes=broker.max_response_bytes,
         allow_sha1=rt.config.upstreams[pending.upstream].allow_sha1,
+        enforce_certificate_expiry=rt.config.upstreams[pending.upstream].enforce_certificate_expiry,
     )
-    return validate_response(saml_response, expectations, trace)
+    validated = validate_response(saml_response, expectations, trace)
+    if validated.expired_certificate is not None:
+        note_expired_certificate(rt, pending.upstream, validated.expired_certificate)
+    return validated
 
 
 @timed("consume")

@@ -15,7 +15,7 @@ from broker.keys import fingerprint
 from broker.ops.audit import audit
 from broker.rules.routing import upstreams_for
 from broker.tools.tester import continue_to_portal, load, start_test
-from broker.web.pages import autopost_page, page, runtime
+from broker.web.pages import autopost_page, page, runtime, to_upstream
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -123,7 +123,7 @@ def login_via_idp():
     upstream = request.args.get("idp", "")
     if upstream not in _admin_upstreams():
         abort(400, "That sign-in option is not offered for administrators.")
-    return redirect(start_login(runtime(), None, upstream, purpose="admin"))
+    return to_upstream(start_login(runtime(), None, upstream, purpose="admin"))
 
 
 @bp.post("/login/token")
@@ -168,7 +168,7 @@ def test(portal: str):
     if upstream not in offered:
         abort(400, "That upstream is not offered for this portal.")
     audit("admin.test_started", admin=admin, portal=portal, upstream=upstream)
-    return redirect(start_test(rt, portal, upstream))
+    return to_upstream(start_test(rt, portal, upstream))
 
 
 @bp.get("/trace/<report_id>")

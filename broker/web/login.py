@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, redirect, request
+from flask import Blueprint, current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import BadRequest
 
 from broker.login import UnknownPortal, choose_portal, start_login
 from broker.rules.routing import portal_for_host, upstreams_for
-from broker.web.pages import autopost_page, page, runtime, secure_cookies
+from broker.web.pages import autopost_page, page, runtime, secure_cookies, to_upstream
 
 bp = Blueprint("login", __name__)
 
@@ -55,9 +55,8 @@ def login(portal: str | None = None):
     upstream, remember = _upstream_choice(offered)
     if upstream is None:
         return discovery_page(portal, offered)
-    url = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"))
-    response = redirect(url, code=302)
-    response.headers["Cache-Control"] = "no-store"
+    sent = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"))
+    response = to_upstream(sent)
     if remember and len(offered) > 1:
         response.set_cookie(
             IDP_COOKIE, _idp_cookie().dumps(upstream), max_age=IDP_COOKIE_DAYS * 86400, httponly=True,
