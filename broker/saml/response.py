@@ -322,7 +322,7 @@ def _check_conditions(assertion: etree._Element, exp: Expectations, trace: Trace
     return _instant(limit, "Conditions NotOnOrAfter") if limit else None
 
 
-def _read_attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
+def read_attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
     if assertion.find(f".//{qname(SAML, 'EncryptedAttribute')}") is not None:
         raise _reject("attributes", "encrypted attributes are not supported")
     attributes: dict[str, list[str]] = {}
@@ -382,7 +382,7 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
         assertion_id=assertion.get("ID"),
         name_id=name_id,
         name_id_format=name_id_format,
-        attributes=_read_attributes(assertion),
+        attributes=read_attributes(assertion),
         authn_instant=authn_instant,
         session_index=authn[0].get("SessionIndex"),
         in_response_to=exp.request_id,

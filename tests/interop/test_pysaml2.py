@@ -45,7 +45,7 @@ from .conftest import (
     MakePortal,
 )
 
-pytestmark = pytest.mark.xmlsec1
+pytestmark = [pytest.mark.xmlsec1, pytest.mark.usefixtures("xmlsec1_binary")]
 
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 EMAIL = "ada.lovelace@contoso.example"
