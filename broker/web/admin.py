@@ -13,6 +13,7 @@ from werkzeug.exceptions import Forbidden
 
 from broker.keys import fingerprint
 from broker.ops.audit import audit
+from broker.ops.cert_expiry import expired_certificate_advice, expired_certificates
 from broker.rules.routing import upstreams_for
 from broker.tools.tester import continue_to_portal, load, start_test
 from broker.web.pages import autopost_page, page, runtime, to_upstream
@@ -81,10 +82,12 @@ def index():
 def upstream_overview(rt) -> list[dict]:
     """Each upstream IdP as the broker currently trusts it: where its metadata comes from, its certificates."""
     statuses = rt.metadata_refresher.status() if rt.metadata_refresher else {}
+    now = rt.clock()
     rows = []
     for name, idp in rt.upstreams.items():
         settings = rt.config.upstreams[name]
         status = statuses.get(name)
+        expired = expired_certificates(idp.certificates, now)
         rows.append({
             "name": name,
             "label": settings.display_name or name,
@@ -95,6 +98,13 @@ def upstream_overview(rt) -> list[dict]:
             "problem": status.last_failure_reason if status and status.consecutive_failures else "",
             "certificates": [(fingerprint(c, "sha256"), c.not_valid_after_utc.date().isoformat())
                              for c in idp.certificates],
+            # red when no listed certificate is still valid: logins are accepted (or refused, when enforced)
+            "expired": (
+                "" if len(expired) < len(idp.certificates) else
+                f"every signing certificate has expired; logins signed with them are "
+                f"{'refused' if settings.enforce_certificate_expiry else 'still accepted, with a WARNING each'}: "
+                + expired_certificate_advice(name)
+            ),
         })  # fmt: skip
     return rows
 

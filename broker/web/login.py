@@ -90,3 +90,31 @@ def choose():
     response = autopost_page(outgoing)
     response.delete_cookie(PICK_COOKIE, path="/login/choose")
     return response
+
+
+# LearnUpon's "Sign out URL" and "Unauthorized URL" point here (see the portal's setup page).
+NOTICES = {
+    "signed-out": ("You are signed out", "You have signed out of {portal}."),
+    "unauthorized": (
+        "The learning portal did not accept this sign-in",
+        "{portal} refused the sign-in. If this keeps happening, contact your IT service desk and say which "
+        "portal you were opening.",
+    ),
+}
+
+
+@bp.get("/signed-out/<portal>")
+@bp.get("/unauthorized/<portal>")
+def portal_notice(portal: str):
+    rt = runtime()
+    if portal not in rt.config.portals:
+        raise UnknownPortal(f"unknown portal {portal!r}")
+    kind = request.path.strip("/").split("/", 1)[0]
+    title, message = NOTICES[kind]
+    name = rt.config.portals[portal].display_name or portal
+    response = page(
+        "portal_notice.html", title=title, message=message.format(portal=name), portal_name=name,
+        login_url=f"/login/{portal}",
+    )  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
+    return response
