@@ -22,6 +22,7 @@ from signxml import (
     DigestAlgorithm,
     SignatureConfiguration,
     SignatureMethod,
+    SignatureReference,
     XMLSigner,
     XMLVerifier,
 )
@@ -89,6 +90,25 @@ class _OutgoingSigner(XMLSigner):
             found = qnames[tag] = super()._ds_tag(tag)
         return found
 
+    def _build_transforms_for_reference(
+        self, *, transforms_node, reference, exclude_c14n_transform_element=True
+    ):
+        # signxml 5.2 digests an enveloped reference with its inclusive_ns_prefixes but leaves the
+        # InclusiveNamespaces element out of the transform, so no verifier could reproduce the digest.
+        super()._build_transforms_for_reference(
+            transforms_node=transforms_node,
+            reference=reference,
+            exclude_c14n_transform_element=exclude_c14n_transform_element,
+        )
+        c14n = transforms_node.find(f"{qname(DS, 'Transform')}[@Algorithm='{EXC_C14N}']")
+        if reference.inclusive_ns_prefixes and c14n is not None and c14n.find(INCLUSIVE_NAMESPACES) is None:
+            etree.SubElement(
+                c14n,
+                INCLUSIVE_NAMESPACES,
+                nsmap={"ec": EXC_C14N},
+                PrefixList=" ".join(reference.inclusive_ns_prefixes),
+            )
+
     def get_root(self, data):
         if isinstance(data, etree._Element) and data.getparent() is None:
             # A root element carries every namespace it uses, so a deep copy is exactly the re-parsed copy.
@@ -109,6 +129,15 @@ class _OutgoingSigner(XMLSigner):
         for cert in chain:
             etree.SubElement(x509_data, qname(DS, "X509Certificate")).text = _certificate_text(cert)
         return None
+
+
+class _PrefixListSigner(_OutgoingSigner):
+    """For signatures with an InclusiveNamespaces PrefixList: libxml2's exclusive c14n does not render an
+    in-scope namespace from the PrefixList in a deep-copied tree as it does in a parsed one, so the element is
+    serialised and re-parsed first, as signxml itself does (the verifier always canonicalises a re-parsed copy)."""
+
+    def get_root(self, data):
+        return XMLSigner.get_root(self, data)
 
 
 @lru_cache(maxsize=64)
@@ -182,15 +211,16 @@ def _verify_config(allow_sha1: bool) -> SignatureConfiguration:
 _VERIFY_CONFIGS = {allow_sha1: _verify_config(allow_sha1) for allow_sha1 in (False, True)}
 
 
-_SIGNERS: dict[str, _OutgoingSigner] = {}
+_SIGNERS: dict[tuple[str, bool], _OutgoingSigner] = {}
 
 
-def _signer(algorithm: str) -> _OutgoingSigner:
-    signer = _SIGNERS.get(algorithm)
+def _signer(algorithm: str, prefix_list: bool = False) -> _OutgoingSigner:
+    signer = _SIGNERS.get((algorithm, prefix_list))
     if signer is None:
         method, digest = OUTGOING_ALGORITHMS[algorithm]
-        signer = _OutgoingSigner(signature_algorithm=method, digest_algorithm=digest, c14n_algorithm=EXC_C14N)
-        _SIGNERS[algorithm] = signer
+        kind = _PrefixListSigner if prefix_list else _OutgoingSigner
+        signer = kind(signature_algorithm=method, digest_algorithm=digest, c14n_algorithm=EXC_C14N)
+        _SIGNERS[(algorithm, prefix_list)] = signer
     return signer
 
 
@@ -200,10 +230,20 @@ def signature_placeholder() -> etree._Element:
 
 
 def sign_enveloped(
-    element: etree._Element, key_pair: KeyPair, algorithm: str = "rsa-sha256"
+    element: etree._Element,
+    key_pair: KeyPair,
+    algorithm: str = "rsa-sha256",
+    *,
+    prefix_list: Sequence[str] = (),
 ) -> etree._Element:
-    """Return a signed copy of `element` (enveloped signature, Reference to its ID, exc-c14n)."""
-    return _signer(algorithm).sign(element, key=key_pair.private_key, cert=[key_pair.certificate])
+    """Return a signed copy of `element` (enveloped signature, Reference to its ID, exc-c14n). `prefix_list`
+    adds an InclusiveNamespaces PrefixList to the Reference's exc-c14n transform, as Okta does for "xs"."""
+    if not prefix_list:
+        return _signer(algorithm).sign(element, key=key_pair.private_key, cert=[key_pair.certificate])
+    reference = SignatureReference(URI=f"#{element.get('ID')}", inclusive_ns_prefixes=list(prefix_list))
+    return _signer(algorithm, prefix_list=True).sign(
+        element, key=key_pair.private_key, cert=[key_pair.certificate], reference_uri=[reference]
+    )
 
 
 @dataclass(frozen=True)
