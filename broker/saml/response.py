@@ -71,6 +71,7 @@ class Expectations:
 class ValidatedResponse:
     identity: Identity
     replay_until: datetime  # keep the assertion ID in the replay cache until then
+    issued_at: datetime | None = None  # the Assertion's IssueInstant (checked against the store epoch)
     # Set when the signature verified only with a metadata certificate past its notAfter (accepted: warn).
     expired_certificate: x509.Certificate | None = None
 
@@ -388,4 +389,4 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
         in_response_to=exp.request_id,
     )
     limits = [limit for limit in (confirmation_limit, conditions_limit) if limit is not None]
-    return ValidatedResponse(identity, max(limits) + exp.skew, expired_certificate)
+    return ValidatedResponse(identity, max(limits) + exp.skew, issue_instant, expired_certificate)
