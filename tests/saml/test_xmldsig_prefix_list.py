@@ -143,3 +143,22 @@ def test_inclusive_namespaces_outside_the_exc_c14n_namespace_is_refused(keys):
 
     with pytest.raises(SignatureRejected, match="only an ec:InclusiveNamespaces"):
         verify_enveloped(signed, [keys.idp.certificate])
+
+
+def test_library_advice_never_reaches_the_refusal_message(keys):
+    """signxml ends some messages with advice for its callers ("Use verify(ignore_ambiguous_key_info=True)"):
+    the broker's reason keeps the finding and drops the advice."""
+    signed = _signer("rsa-sha256").sign(
+        okta_assertion(), key=keys.idp.private_key, cert=[keys.idp.certificate], always_add_key_value=True
+    )
+    signed = reparsed(signed)
+    # KeyInfo is outside SignedInfo: swap the KeyValue's modulus for another key's, the signature still verifies
+    modulus = next(signed.iter(qname(DS, "Modulus")))
+    other = keys.attacker.private_key.public_key().public_numbers().n
+    modulus.text = base64.b64encode(other.to_bytes((other.bit_length() + 7) // 8, "big")).decode()
+
+    with pytest.raises(SignatureRejected) as refused:
+        verify_enveloped(signed, [keys.idp.certificate])
+
+    assert "different public keys" in str(refused.value)
+    assert "Use verify(" not in str(refused.value) and "ignore_ambiguous_key_info" not in str(refused.value)

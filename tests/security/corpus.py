@@ -736,8 +736,11 @@ def parsing_vectors() -> list[Vector]:
 # --- protocol: issuer, destination, recipient, audience, time, status, InResponseTo ---------------------------
 
 
-def set_attributes(path: str | None, **attrs: str | None) -> Callable[[etree._Element], None]:
-    """An edit_assertion / edit_response hook (before signing): set or remove attributes of one element."""
+def set_attributes(
+    path: str | None, **attrs: str | Callable[[], str] | None
+) -> Callable[[etree._Element], None]:
+    """An edit_assertion / edit_response hook (before signing): set or remove attributes of one element. A
+    callable value is called when the response is made (times relative to the attack, not to the import)."""
 
     def edit(top: etree._Element) -> None:
         element = top if path is None else top.find(path)
@@ -745,7 +748,7 @@ def set_attributes(path: str | None, **attrs: str | None) -> Callable[[etree._El
             if value is None:
                 element.attrib.pop(name, None)
             else:
-                element.set(name, value)
+                element.set(name, value() if callable(value) else value)
 
     return edit
 
@@ -757,8 +760,9 @@ def set_issuer(value: str) -> Callable[[etree._Element], None]:
     return edit
 
 
-def later(minutes: int) -> str:
-    return format_instant(now() + timedelta(minutes=minutes))
+def later(minutes: int, *, cut: int = 0) -> Callable[[], str]:
+    """`minutes` from when the vector is made (the corpus is built at import, minutes before some vectors run)."""
+    return lambda: format_instant(now() + timedelta(minutes=minutes))[: -cut or None]
 
 
 def second_audience_restriction(assertion: etree._Element) -> None:
@@ -827,7 +831,7 @@ def protocol_vectors() -> list[Vector]:
         ("confirmation_not_yet_valid", BOTH, signed(edit_assertion=set_attributes(SCD, NotBefore=later(10))), TIME),
         ("confirmation_without_not_on_or_after", BOTH, signed(edit_assertion=set_attributes(SCD, NotOnOrAfter=None)), TIME),
         ("malformed_datetime", BOTH, signed(edit_assertion=set_attributes(CONDITIONS, NotOnOrAfter="tomorrow")), TIME),
-        ("datetime_without_time_zone", BOTH, signed(edit_assertion=set_attributes(SCD, NotOnOrAfter=later(5)[:-1])), TIME),
+        ("datetime_without_time_zone", BOTH, signed(edit_assertion=set_attributes(SCD, NotOnOrAfter=later(5, cut=1))), TIME),
         ("whole_response_from_the_past", BOTH, signed(now=now() - timedelta(hours=3)), TIME),
         ("issued_in_the_future", BOTH, signed(now=now() + timedelta(hours=1)), TIME),
         ("upstream_session_ended", BOTH,
