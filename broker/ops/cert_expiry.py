@@ -14,6 +14,7 @@ from cryptography import x509
 
 from broker.keys import fingerprint
 from broker.runtime import Runtime
+from broker.store import keys
 
 log = logging.getLogger("broker.certificates")
 
@@ -30,7 +31,7 @@ def expired_certificate_advice(upstream: str) -> str:
 def note_expired_certificate(rt: Runtime, upstream: str, certificate: x509.Certificate) -> None:
     rt.metrics.expired_certificate_logins.labels(upstream).inc()
     # store.add succeeds for one caller per period, whichever replica it is: one line, not one per login.
-    if rt.store.add(f"certwarn:{upstream}", b"1", WARN_EVERY_SECONDS):
+    if rt.store.add(keys.expired_certificate_warning(upstream), b"1", WARN_EVERY_SECONDS):
         log.warning(
             "login accepted with an EXPIRED signing certificate of upstream %s (SHA-256 %s, expired %s): %s",
             upstream,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from lxml import etree
 
+from broker.config.metadata import tenant_independent_problem
 from broker.keys import KeyPair, cert_body_b64, load_certificate_text
 from broker.saml.xml import (
     BINDING_POST,
@@ -35,23 +36,6 @@ class UpstreamIdp:
     sso_binding: str = (
         BINDING_REDIRECT  # HTTP-POST when the IdP offers no Redirect endpoint (Google, OneLogin)
     )
-
-
-# Entra's tenant-independent ("common") metadata names this placeholder as its entityID: responses come from
-# https://sts.windows.net/<tenant-id>/, so an upstream built from it can never accept a login.
-ENTRA_TENANT_PLACEHOLDER = "{tenantid}"
-
-
-def tenant_independent_problem(entity_id: str) -> str | None:
-    """Why an upstream with this entityID cannot work (Entra's common metadata), or None."""
-    if ENTRA_TENANT_PLACEHOLDER in entity_id.lower() or "%7btenantid%7d" in entity_id.lower():
-        return (
-            f"entityID {entity_id} is Entra's tenant-independent metadata, which no response is ever issued "
-            "for; use the tenant's App Federation Metadata URL from the enterprise application's Single "
-            "sign-on page (https://login.microsoftonline.com/<tenant-id>/federationmetadata/2007-06/"
-            "federationmetadata.xml?appid=<app-id>)"
-        )
-    return None
 
 
 class MetadataError(ValueError):

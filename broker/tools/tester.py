@@ -23,6 +23,7 @@ from broker.picker import HeldLogin
 from broker.runtime import Runtime
 from broker.saml.authn_request import UpstreamRequest
 from broker.saml.xml import UnsafeXml, parse_untrusted
+from broker.store import keys
 
 REPORT_TTL_SECONDS = 3600
 TraceStatus = Literal["pass", "fail", "info"]
@@ -74,16 +75,12 @@ def pretty_xml(document: bytes) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
-def _report_key(report_id: str) -> str:
-    return f"trace:{report_id}"
-
-
 def save(rt: Runtime, report: TraceReport) -> None:
-    rt.store.put(_report_key(report.id), json.dumps(asdict(report)).encode(), REPORT_TTL_SECONDS)
+    rt.store.put(keys.trace_report(report.id), json.dumps(asdict(report)).encode(), REPORT_TTL_SECONDS)
 
 
 def load(rt: Runtime, report_id: str) -> TraceReport | None:
-    raw = rt.store.get(_report_key(report_id)) if len(report_id) <= 64 else None
+    raw = rt.store.get(keys.trace_report(report_id)) if len(report_id) <= 64 else None
     if raw is None:
         return None
     data = json.loads(raw)
@@ -95,7 +92,7 @@ def start_test(rt: Runtime, portal: str, upstream: str) -> UpstreamRequest:
     """Start a real login for `portal` whose answer comes back to the trace page; returns how to reach the IdP."""
     sent = start_login(rt, portal, upstream, purpose="test")
     request_id = etree.fromstring(sent.request_xml).get("ID")  # noqa: S320 (our own request)
-    rt.store.put(f"testreq:{request_id}", sent.request_xml, rt.config.broker.login_ttl_seconds)
+    rt.store.put(keys.test_request(request_id), sent.request_xml, rt.config.broker.login_ttl_seconds)
     return sent
 
 
@@ -103,7 +100,7 @@ def run_test(rt: Runtime, saml_response: str, relay_state: str | None, pending: 
     """The login's steps in trace mode, with a recorder; the report is kept for the trace page."""
     assert pending.portal is not None
     report = TraceReport(secrets.token_urlsafe(16), pending.portal, pending.upstream, time.time())
-    request_xml = rt.store.get(f"testreq:{pending.request_id}") or b""
+    request_xml = rt.store.get(keys.test_request(pending.request_id or "")) or b""
     report.authn_request = pretty_xml(request_xml) if request_xml else "(not kept)"
     try:
         report.response = pretty_xml(base64.b64decode("".join(saml_response.split()), validate=True))
@@ -194,7 +191,7 @@ def continue_to_portal(rt: Runtime, report_id: str) -> OutgoingLogin:
         raise LoginRefused(
             f"trace {report_id} cannot continue", public_message="This test login has expired."
         )
-    rt.store.delete(_report_key(report_id))  # one continue per test login
+    rt.store.delete(keys.trace_report(report_id))  # one continue per test login
     run = continue_held(rt, HeldLogin.from_json(report.held))
     assert run.outgoing is not None
     return run.outgoing
