@@ -85,7 +85,7 @@ def upstream_overview(rt) -> list[dict]:
     statuses = rt.metadata_refresher.status() if rt.metadata_refresher else {}
     now = rt.clock()
     rows = []
-    for name, idp in rt.upstreams.items():
+    for name, idp in rt.upstream_metadata.items():
         settings = rt.config.upstreams[name]
         status = statuses.get(name)
         expired = expired_certificates(idp.certificates, now)
