@@ -357,9 +357,12 @@ def provision(
         )
     rows: list[Row]
     if group is not None:
+        # one of the user's many groups: add only (no removal, no unenrolment, no user type)
+        no_unenroll = [rule.model_copy(update={"unenroll": False}) for rule in settings.enrollments]
         settings = settings.model_copy(
-            update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": []}
-        )
+            update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": [],
+                    "enrollments": no_unenroll}
+        )  # fmt: skip
         found, default_progress = _group_members(config, portal, group, upstream)
         rows, source, row_label = list(enumerate(found.members, 1)), f"Entra group {found.name}", "member"
     else:
@@ -375,8 +378,19 @@ def provision(
     progress_path = progress_path or default_progress
     client = build_client(portal, settings, max_retry_after=60)
     store = open_store(config.store.url)
+    group_profile = config.portals[portal].groups  # the portal's groups, as its logins get them
     _run_provisioning(
-        portal, settings, client, store, rows, source, row_label, progress_path, dry_run, budget
+        portal,
+        settings,
+        group_profile,
+        client,
+        store,
+        rows,
+        source,
+        row_label,
+        progress_path,
+        dry_run,
+        budget,
     )
 
 
@@ -412,7 +426,7 @@ def _group_members(config, portal: str, group: str, upstream: str | None) -> tup
     return found, Path(f"{portal}-{slug}.progress")
 
 
-def _run_provisioning(portal, settings, client, store, rows: list[Row], source: str, row_label: str,
+def _run_provisioning(portal, settings, group_profile, client, store, rows: list[Row], source: str, row_label: str,
                       progress_path: Path, dry_run: bool, budget: float) -> None:  # fmt: skip
     from broker.ops.observability import diverted_logs
     from broker.provisioning.bulk import provision_rows
@@ -443,7 +457,7 @@ def _run_provisioning(portal, settings, client, store, rows: list[Row], source: 
                 bar.update(1)
 
             summary = provision_rows(
-                rows, portal, settings, client, store, progress_path=progress_path, dry=dry_run,
+                rows, portal, settings, client, store, group_profile=group_profile, progress_path=progress_path, dry=dry_run,
                 budget_seconds=budget, on_row=on_row,
             )  # fmt: skip
     except KeyboardInterrupt:

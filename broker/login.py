@@ -30,6 +30,7 @@ from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.audit import audit
 from broker.ops.observability import request_id
 from broker.provisioning.sync import SyncOutcome, sync_user
+from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import route, target_allowed
 from broker.rules.targets import safe_target
 from broker.runtime import Runtime
@@ -347,7 +348,9 @@ def provision(rt: Runtime, portal: str, claims: Claims, trace: Trace = _no_trace
     client = rt.learnupon_clients.get(portal)
     if client is None:
         return None
-    outcome = sync_user(portal, claims, rt.config.portals[portal].provisioning, client, rt.store)
+    settings = rt.config.portals[portal]
+    groups = portal_groups(claims.groups, settings.groups)  # the assertion's groups, exactly
+    outcome = sync_user(portal, claims, settings.provisioning, client, rt.store, groups=groups)
     rt.metrics.provisioning.labels(portal, outcome.status).inc()
     trace(
         "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"

@@ -28,6 +28,7 @@ from broker.model import Claims, Identity
 from broker.ops.observability import diverted_logs
 from broker.provisioning.plan import ApiCall, CurrentState, DesiredState, desired_state, plan
 from broker.provisioning.sync import dry_run
+from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import RoutingDecision, route
 from broker.runtime import Runtime, build_runtime
 from broker.saml.assertion import IssuedResponse, issue_response
@@ -249,7 +250,8 @@ def run_simulation(
 
 def preview_provisioning(rt: Runtime, portal: str, claims: Claims, *, offline: bool) -> ProvisioningPreview:
     settings = rt.config.portals[portal].provisioning
-    desired = desired_state(claims, settings)
+    groups = portal_groups(claims.groups, rt.config.portals[portal].groups)  # as in the assertion
+    desired = desired_state(claims, settings, groups)
     if offline:
         calls = tuple(plan(desired, CurrentState(user=None)))
         return ProvisioningPreview(desired, calls, "an empty portal (--offline)")
@@ -258,7 +260,7 @@ def preview_provisioning(rt: Runtime, portal: str, claims: Claims, *, offline: b
         problem = "no LearnUpon API client (its credentials are not in the environment)"
         return ProvisioningPreview(desired, None, "", problem)
     try:
-        result = dry_run(portal, claims, settings, client, rt.store)
+        result = dry_run(portal, claims, settings, client, rt.store, groups=groups)
     except LearnUponError as exc:
         return ProvisioningPreview(desired, None, "", str(exc))
     return ProvisioningPreview(
@@ -330,8 +332,8 @@ def _format_provisioning(preview: ProvisioningPreview) -> list[str]:
         "Provisioning (dry run)",
         f"  desired    {desired.email}, {desired.first_name or '-'} {desired.last_name or '-'}, "
         f"user_type {desired.user_type or '(unchanged)'}, membership {desired.membership_type or '-'}",
-        f"  groups     {'; '.join(desired.groups) or '-'}",
-        f"  courses    {', '.join(map(str, desired.course_ids)) or '-'}",
+        f"  groups     {'; '.join(desired.groups) or '-'}   (the assertion's groups, created with sso_sync)",
+        f"  enrolments {'; '.join(desired.planned_enrollments()) or '-'}",
     ]
     if preview.calls is None:
         out.append(f"  plan       needs the LearnUpon API: {preview.problem}")

@@ -17,6 +17,7 @@ from broker.errors import LoginRefused, SamlRejected
 from broker.login import finish_login, held_login, issue, receive, restore_login, start_login
 from broker.model import OutgoingLogin, PendingLogin
 from broker.provisioning.sync import dry_run
+from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import route
 from broker.runtime import Runtime
 from broker.saml.authn_request import decode_redirect_request
@@ -146,12 +147,16 @@ def _plan_provisioning(rt: Runtime, portal: str, claims, report: TraceReport) ->
         ]
         return
     try:
-        plan = dry_run(portal, claims, rt.config.portals[portal].provisioning, client, rt.store)
+        settings = rt.config.portals[portal]
+        groups = portal_groups(claims.groups, settings.groups)
+        plan = dry_run(portal, claims, settings.provisioning, client, rt.store, groups=groups)
     except Exception as exc:  # noqa: BLE001 - a dry run must never break the trace
         report.provisioning_plan = [f"could not read the current state from LearnUpon: {exc}"]
         report.steps.append(TraceStep("provisioning", "fail", str(exc)))
         return
-    report.provisioning_plan = [call.describe() for call in plan.calls] or ["no change needed"]
+    report.provisioning_plan = [f"groups (as in the assertion): {'; '.join(plan.desired.groups) or '-'}"]
+    report.provisioning_plan += [f"planned enrolment: {line}" for line in plan.desired.planned_enrollments()]
+    report.provisioning_plan += [call.describe() for call in plan.calls] or ["no change needed"]
     report.steps.append(
         TraceStep("provisioning", "info", f"dry run: {len(plan.calls)} API call(s) would be made")
     )
