@@ -95,7 +95,7 @@ class LearnUponState:
         self.api_password = api_password
         self.page_size = page_size
         # LearnUpon documents X-LU-Rate-Limit-* headers; clients must work without them (429 is the signal)
-        self.rate_limit_headers = rate_limit_headers
+        self._initial_rate_limit_headers = rate_limit_headers
         self._clock = clock
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
@@ -109,6 +109,7 @@ class LearnUponState:
         """Forget all data, the request log, the rate-limit window and the faults; limits back to initial."""
         with self._lock:
             self._rate_limit_per_minute, self._rate_limit_per_week = self._initial_limits
+            self.rate_limit_headers = self._initial_rate_limit_headers
             self._users: dict[int, dict[str, Any]] = {}
             self._passwords: dict[int, str] = {}
             self._groups: dict[int, dict[str, Any]] = {}
