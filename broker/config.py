@@ -185,6 +185,13 @@ class PortalSettings(_Model):
             raise ValueError("give either upstream: NAME or upstreams: [NAME, ...]")
         if self.landing_path is not None and not self.landing_path.startswith("/"):
             raise ValueError("landing_path must be a relative path starting with /")
+        for name in (*self.provisioning.managed_groups, *self.provisioning.managed_group_patterns):
+            prefix = next((p for p in self.groups.strip_prefixes if name.lower().startswith(p.lower())), None)
+            if prefix is not None:
+                raise ValueError(
+                    f"provisioning: managed group {name!r} can never match: managed groups are named as the "
+                    f"portal receives them, after strip_prefixes removed {prefix!r}"
+                )
         groups_attribute = self.attributes.groups
         if groups_attribute and groups_attribute in self.static_attributes:
             # a second source of groups would make the assertion and pre-provisioning disagree
