@@ -433,6 +433,7 @@ def _run_provisioning(portal, settings, group_profile, client, store, rows: list
     from broker.provisioning.sync import SyncOutcome, SyncPlan
 
     counts: Counter[str] = Counter()
+    planned: list[str] = []  # dry run: what the first rows would get, named as the portal's logins get it
 
     def tally(email: str, result: SyncOutcome | SyncPlan | str) -> str:
         if isinstance(result, str):  # "skipped", or why the row is invalid (no email) or failed (dry run)
@@ -454,6 +455,10 @@ def _run_provisioning(portal, settings, group_profile, client, store, rows: list
 
             def on_row(line: int, email: str, result: object) -> None:
                 counts[tally(email, result)] += 1
+                if isinstance(result, SyncPlan) and len(planned) < 10:
+                    enrolments = "; ".join(result.desired.planned_enrollments()) or "-"
+                    planned.append(f"  {row_label} {line}: {email}: groups {'; '.join(result.desired.groups) or '-'}"
+                                   f"; enrolments {enrolments}")  # fmt: skip
                 bar.update(1)
 
             summary = provision_rows(
@@ -485,6 +490,10 @@ def _run_provisioning(portal, settings, group_profile, client, store, rows: list
         click.echo(f"  {key:<10} {counts[key]:>7}   {meaning}")
     rate = processed / elapsed if elapsed > 0 else 0.0
     click.echo(f"  {'total':<10} {summary.total:>7}   in {elapsed:.1f} s ({rate:.0f} rows/s)")
+    if planned:
+        click.echo("Planned (groups as the assertion will carry them):")
+        for line in planned:
+            click.echo(line)
     problems = summary.failures + summary.invalid
     for line, email, reason in problems[:10]:
         click.echo(f"  {row_label} {line}: {email + ': ' if email else ''}{reason}")
