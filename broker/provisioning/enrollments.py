@@ -13,39 +13,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from broker.config.provisioning import CourseRef, EnrollmentRule
 from broker.rules.names import matches_any
 
 Kind = Literal["course", "learning_path"]
-CourseRef = int | str  # an id, or an exact title
 UNENROLLABLE_STATUSES = frozenset({"not_started", "in_progress"})
-
-
-class EnrollmentRule(BaseModel):
-    """Members of any of `groups` are enrolled on `courses` and `learning_paths` (ids or exact titles)."""
-
-    model_config = ConfigDict(extra="forbid")
-    groups: list[str] = Field(
-        min_length=1, description="the portal's group names, or patterns such as Sales*"
-    )
-    courses: list[CourseRef] = Field(default_factory=list)
-    learning_paths: list[CourseRef] = Field(default_factory=list)
-    unenroll: bool = Field(False, description="remove the course enrolments when the user leaves the groups")
-
-    @model_validator(mode="after")
-    def _check(self) -> EnrollmentRule:
-        if not self.courses and not self.learning_paths:
-            raise ValueError("name at least one course or learning path")
-        for ref in (*self.courses, *self.learning_paths):
-            if isinstance(ref, str) and not ref.strip():
-                raise ValueError("course and learning path titles must not be empty")
-            if isinstance(ref, int) and ref <= 0:
-                raise ValueError("course and learning path ids are positive numbers")
-        if self.unenroll and self.learning_paths:
-            # LearnUpon documents no call that removes a learning path enrolment
-            raise ValueError("unenroll: true works for courses only; move the learning paths to another rule")
-        return self
 
 
 @dataclass(frozen=True)
