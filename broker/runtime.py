@@ -16,6 +16,7 @@ from cryptography import x509
 from broker.claims.groups import GroupDirectory, graph_client_for
 from broker.claims.presets import ClaimNames, claim_names_for
 from broker.claims.profile import CANONICAL_FIELDS
+from broker.clients.guard import ServiceGuard
 from broker.clients.learnupon import LearnUponClient
 from broker.config import Config, UpstreamSettings
 from broker.errors import ConfigError
@@ -124,6 +125,12 @@ def build_runtime(
         name: claim_names_for(settings.preset, settings.claims.model_dump(), wanted)
         for name, settings in config.upstreams.items()
     }
+    outbound = config.broker.outbound
+
+    def guard(service: str) -> ServiceGuard:
+        return ServiceGuard(service, max_concurrent=outbound.max_concurrent_per_service,
+                            failures_to_open=outbound.failures_to_open, cooldown=outbound.cooldown_seconds)  # fmt: skip
+
     group_directories: dict[str, GroupDirectory | None] = {}
     left_out: dict[str, str] = {}
     for name, settings in config.upstreams.items():
@@ -132,7 +139,9 @@ def build_runtime(
         if graph is None:
             continue
         try:
-            group_directories[name] = graph_client_for(graph, env=env, budget=settings.groups.budget_seconds)
+            group_directories[name] = graph_client_for(
+                graph, env=env, budget=settings.groups.budget_seconds, guard=guard(f"graph:{name}")
+            )
         except ConfigError as exc:
             if require_secrets:
                 raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
@@ -149,7 +158,9 @@ def build_runtime(
     for name, portal in config.portals.items():
         if portal.provisioning.enabled:
             try:
-                learnupon_clients[name] = build_client(name, portal.provisioning, env)
+                learnupon_clients[name] = build_client(
+                    name, portal.provisioning, env, guard=guard(f"learnupon:{name}")
+                )
             except ConfigError as exc:
                 if require_secrets:
                     raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None

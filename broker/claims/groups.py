@@ -25,6 +25,7 @@ from broker.clients.graph import (
     GraphMode,
     GraphUnavailable,
 )
+from broker.clients.guard import ServiceGuard
 from broker.errors import ConfigError, LoginRefused
 from broker.store import Store
 
@@ -153,7 +154,11 @@ class GroupResolutionFailed(LoginRefused):
 
 
 def graph_client_for(
-    settings: GraphSettings, *, env: Mapping[str, str] = os.environ, budget: float = 3.0
+    settings: GraphSettings,
+    *,
+    env: Mapping[str, str] = os.environ,
+    budget: float = 3.0,
+    guard: ServiceGuard | None = None,
 ) -> GraphClient:
     """A GraphClient for an upstream; build it once at startup (it keeps the token and the connections)."""
     return GraphClient(
@@ -164,6 +169,7 @@ def graph_client_for(
         login_base=settings.login_base,
         graph_base=settings.graph_base,
         default_budget=budget,
+        guard=guard,
     )
 
 

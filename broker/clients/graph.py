@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import requests
 
+from broker.clients.guard import ServiceGuard, ServiceRefused
 from broker.clients.http import (
     Budget,
     GiveUp,
@@ -25,6 +26,7 @@ from broker.clients.http import (
     pooled_session,
     retry_after_seconds,
     scrub,
+    send_within,
 )
 from broker.errors import BrokerError
 
@@ -79,6 +81,7 @@ class GraphClient:
         max_retry_after: float = 10.0,
         backoff: float = 0.2,
         session: requests.Session | None = None,
+        guard: ServiceGuard | None = None,
     ):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", tenant_id):
             raise ValueError(f"tenant_id {tenant_id!r} is neither a tenant GUID nor a domain name")
@@ -104,6 +107,8 @@ class GraphClient:
         self._session = session or pooled_session(16, "learnupon-saml-broker (group names)")
         # requests by call and outcome ("getByIds ok", "token http_401", "batch timeout"), for the metrics
         self.counters: Counter[str] = Counter()
+        # bulkhead and circuit breaker for this tenant's Graph and token calls (see broker.clients.guard)
+        self.guard = guard or ServiceGuard(f"graph:{tenant_id}")
 
     def __repr__(self) -> str:
         return f"GraphClient(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, mode={self.mode!r})"
@@ -386,9 +391,16 @@ class GraphClient:
                 raise GraphUnavailable(f"{what}: no answer within the {call.seconds:g} s budget")
             retry_after: float | None = None
             try:
-                resp = self._session.request(
-                    method, url, headers=headers, timeout=timeout, allow_redirects=False, **kwargs
-                )
+                with self.guard.attempt() as guarded:
+                    resp = send_within(
+                        self._session, method, url, budget=call, timeout=(self.connect_timeout, self.read_timeout),
+                        headers=headers, allow_redirects=False, **kwargs,
+                    )  # fmt: skip
+                    if resp.status_code == 429 or resp.status_code >= 500:
+                        guarded.failed(f"HTTP {resp.status_code}")
+            except ServiceRefused as exc:
+                self.counters[f"{what} {exc.reason}"] += 1
+                raise GraphUnavailable(f"{what}: {exc}") from None
             except requests.Timeout:
                 self.counters[f"{what} timeout"] += 1
                 problem = f"no answer within {timeout[1]:.2f} s"

@@ -104,6 +104,7 @@ class _RuntimeCollector:
                 call, _, outcome = key.partition(" ")
                 graph.add_metric([upstream, call, outcome], count)
         yield graph
+        yield from _guard_metrics(rt)
         refresher = rt.metadata_refresher
         if refresher is not None:
             success = GaugeMetricFamily("broker_upstream_metadata_last_success_timestamp",
@@ -116,6 +117,28 @@ class _RuntimeCollector:
                 failures.add_metric([name], status.consecutive_failures)
             yield success
             yield failures
+
+
+_STATE_VALUES = {"closed": 0, "half-open": 1, "open": 2}
+
+
+def _guard_metrics(rt: Runtime):
+    from broker.ops.readiness import guard_statuses
+
+    state = GaugeMetricFamily("broker_outbound_circuit_state", "Circuit breaker per outside service: "
+                              "0 closed, 1 half-open, 2 open", labels=["service"])  # fmt: skip
+    in_flight = GaugeMetricFamily("broker_outbound_in_flight", "Calls in flight per outside service "
+                                  "(this process)", labels=["service"])  # fmt: skip
+    refused = GaugeMetricFamily("broker_outbound_refused", "Calls refused without trying, by reason "
+                                "(bulkhead_full, circuit_open), since start", labels=["service", "reason"])  # fmt: skip
+    for status in guard_statuses(rt):
+        state.add_metric([status.service], _STATE_VALUES[status.state])
+        in_flight.add_metric([status.service], status.in_flight)
+        for reason, count in status.refused.items():
+            refused.add_metric([status.service, reason], count)
+    yield state
+    yield in_flight
+    yield refused
 
 
 class RequestIdFilter(logging.Filter):

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from broker.clients.guard import GuardStatus, ServiceGuard
 from broker.errors import BrokerError
 from broker.saml.metadata import is_expired
 from broker.store.durability import Durability
@@ -67,4 +68,22 @@ def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
             "errors": list(durability.errors),
             "warnings": list(durability.warnings),
         }
+    services = {status.service: {"state": status.state, "consecutive_failures": status.consecutive_failures,
+                                 "in_flight": status.in_flight, "max_concurrent": status.max_concurrent,
+                                 "retry_in_seconds": round(status.retry_in, 1), "refused": status.refused,
+                                 "last_failure": status.last_failure}
+                for status in guard_statuses(rt)}  # fmt: skip
+    if services:
+        # an open circuit does not make the broker unready: logins go on under each portal's failure policy
+        body["services"] = services
     return ready, body
+
+
+def guard_statuses(rt: Runtime) -> list[GuardStatus]:
+    """The bulkhead and circuit state of every outside service client (LearnUpon portals, Graph tenants)."""
+    clients = [*rt.learnupon_clients.values(), *(d for d in rt.group_directories.values() if d is not None)]
+    return [
+        client.guard.status()
+        for client in clients
+        if isinstance(getattr(client, "guard", None), ServiceGuard)
+    ]
