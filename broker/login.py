@@ -196,7 +196,9 @@ def resolve_groups(run: LoginRun) -> LoginRun:
             rt.metrics.group_names.labels(source).inc(count)
     for record in result.records:
         run.trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
-    return replace(run, claims=replace(claims, groups=result.names))
+    if not result.complete:
+        run.trace("groups", f"incomplete ({result.graph_error}): last complete set sent, nothing removed")
+    return replace(run, claims=replace(claims, groups=result.names, groups_complete=result.complete))
 
 
 def check_trust(run: LoginRun) -> LoginRun:
@@ -223,6 +225,9 @@ def provision(run: LoginRun) -> LoginRun:
     Trace and offline runs only plan: against LearnUpon as it is (GET only), or offline an empty portal."""
     rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
     settings = rt.config.portals[portal].provisioning
+    if not claims.groups_complete:
+        # groups may be missing only because they could not be resolved: remove no membership this time
+        settings = settings.model_copy(update={"managed_groups": [], "managed_group_patterns": []})
     if run.mode is not Mode.LIVE:
         if not settings.enabled:
             return run

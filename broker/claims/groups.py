@@ -6,6 +6,7 @@ which pass through unchanged.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -31,12 +32,15 @@ from broker.store import Store
 
 log = logging.getLogger(__name__)
 
-Source = Literal["static", "cache", "graph", "passthrough", "unresolved"]
+Source = Literal["static", "cache", "graph", "passthrough", "unresolved", "held"]
 
 # Cached "Graph has no such group" marker; Entra display names are never empty.
 _NOT_FOUND = b""
 # Stale GUIDs (deleted groups) would cost a Graph call on every login; remember them briefly.
 NEGATIVE_TTL_SECONDS = 300
+# The last complete set of a user's group names (per tenant and user object ID), sent again in full while
+# resolution is incomplete (Graph down, throttled, out of time), so LearnUpon's group sync removes nothing.
+LAST_COMPLETE_TTL_SECONDS = 90 * 86400
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -136,6 +140,10 @@ class GroupResult:
     records: tuple[GroupRecord, ...]
     unresolved: tuple[str, ...]  # GUIDs without a name (dropped under on_unresolved: drop)
     graph_error: str | None = None  # why Graph could not help, when it could not
+    # False when Graph could not answer: `names` is then what is known plus the user's last complete set
+    # (`held`), and nothing may be removed because a group is missing from it
+    complete: bool = True
+    held: tuple[str, ...] = ()
 
 
 class GroupResolutionFailed(LoginRefused):
@@ -208,11 +216,16 @@ def resolve_groups(
             uncached[gid] = value
             records[gid] = GroupRecord(value, None, "unresolved")  # keeps the order; filled in below
 
-    # the cache-hit path: one multi-get for every GUID the static map does not name (one Redis round trip)
-    if uncached and cache_prefix is not None:
-        cached_names = store.get_many([cache_prefix + gid for gid in uncached])
+    # the cache-hit path: one multi-get for every GUID the static map does not name, and the user's last
+    # complete set (one Redis round trip)
+    last_key = (
+        f"groupset:{graph.tenant_id}:{object_id.lower()}" if graph and GUID_RE.match(object_id) else None
+    )
+    if cache_prefix is not None and (uncached or last_key):
+        fetched = store.get_many([cache_prefix + gid for gid in uncached] + ([last_key] if last_key else []))
+        cached_names, last_complete = fetched[: len(uncached)], (fetched[-1] if last_key else None)
     else:
-        cached_names = [None] * len(uncached)
+        cached_names, last_complete = [None] * len(uncached), None
     for (gid, value), cached in zip(uncached.items(), cached_names, strict=True):
         if cached is None:
             missing.append(gid)
@@ -243,14 +256,31 @@ def resolve_groups(
         for gid, name in found.items():
             records.setdefault(gid, GroupRecord(gid, name, "graph"))  # groups only the overage call knew
 
+    names = tuple(dict.fromkeys(r.name for r in records.values() if r.name is not None))
+    held: tuple[str, ...] = ()
+    if problem is None:
+        if last_key is not None and last_complete != _encode_set(names):
+            store.put(last_key, _encode_set(names), LAST_COMPLETE_TTL_SECONDS)
+    elif last_complete is not None:
+        known = {name.lower() for name in names}
+        held = tuple(name for name in json.loads(last_complete) if name.lower() not in known)
+        for name in held:
+            records[f"held:{name}"] = GroupRecord(name, name, "held")
+        names += held
     result = GroupResult(
-        names=tuple(dict.fromkeys(r.name for r in records.values() if r.name is not None)),
+        names=names,
         records=tuple(records.values()),
         unresolved=tuple(r.value for r in records.values() if r.name is None),
         graph_error=problem,
+        complete=problem is None,
+        held=held,
     )
     _apply_policy(result, settings)
     return result
+
+
+def _encode_set(names: Iterable[str]) -> bytes:
+    return json.dumps(sorted(set(names)), separators=(",", ":")).encode()
 
 
 def _ask_graph(
@@ -301,10 +331,11 @@ def _apply_policy(result: GroupResult, settings: GroupResolution) -> None:
         return
     if result.graph_error is not None:
         log.warning(
-            "groups: Graph lookup failed (%s); continuing with %d names, dropping %d group IDs: %s",
+            "groups: Graph lookup failed (%s); continuing with %d names (%d kept from the last complete set), "
+            "removing no group; unresolved group IDs: %s",
             result.graph_error,
             len(result.names),
-            len(result.unresolved),
+            len(result.held),
             ", ".join(result.unresolved),
         )
     elif result.unresolved:
