@@ -36,6 +36,7 @@ from broker.claims.groups import UnreachableDirectory
 from broker.claims.groups import resolve_groups as resolve_group_values
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
+from broker.jobs.queue import enqueue_converge
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
@@ -47,7 +48,7 @@ from broker.pending import find_pending, pending_key, unsolicited_login
 from broker.pending import start_login as start_login
 from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
-from broker.provisioning.sync import SyncOutcome, sync_user
+from broker.provisioning.sync import ProvisioningError, SyncOutcome, sync_user
 from broker.rules import routing
 from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
@@ -239,12 +240,27 @@ def provision(run: LoginRun) -> LoginRun:
     client = rt.learnupon_clients.get(portal)
     if client is None:
         return run
-    outcome = sync_user(portal, claims, settings, client, rt.store)
+    try:
+        outcome = sync_user(portal, claims, settings, client, rt.store)
+    except ProvisioningError as exc:
+        leave_job(rt, portal, claims, f"login refused: {exc.reason}")  # the account still converges
+        raise
+    if outcome.status == "failed":
+        leave_job(rt, portal, claims, f"not finished in the login: {outcome.error}")
     rt.metrics.provisioning.labels(portal, outcome.status).inc()
     run.trace(
         "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"
     )
     return replace(run, provisioning=outcome)
+
+
+def leave_job(rt: Runtime, portal: str, claims: Claims, why: str) -> None:
+    """Hand what provisioning could not finish to a background job; a queue that cannot take it is logged,
+    never a reason to fail the login."""
+    try:
+        enqueue_converge(rt, portal, claims, why)
+    except Exception:  # noqa: BLE001 - the login goes on under its policy whatever the queue says
+        log.exception("could not queue the provisioning job for portal %s", portal)
 
 
 def issue(run: LoginRun) -> LoginRun:

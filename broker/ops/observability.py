@@ -105,6 +105,7 @@ class _RuntimeCollector:
                 graph.add_metric([upstream, call, outcome], count)
         yield graph
         yield from _guard_metrics(rt)
+        yield from _job_metrics(rt)
         refresher = rt.metadata_refresher
         if refresher is not None:
             success = GaugeMetricFamily("broker_upstream_metadata_last_success_timestamp",
@@ -117,6 +118,20 @@ class _RuntimeCollector:
                 failures.add_metric([name], status.consecutive_failures)
             yield success
             yield failures
+
+
+def _job_metrics(rt: Runtime):
+    from broker.jobs.queue import overview
+
+    jobs = GaugeMetricFamily("broker_jobs", "Background jobs by state (queued, running, scheduled for a retry, "
+                             "failed, finished), in the queue or this process", labels=["state"])  # fmt: skip
+    try:
+        counts = overview(rt, details=False).counts
+    except Exception:  # noqa: BLE001 - a scrape while Redis is down still shows the other metrics
+        counts = {}
+    for state, count in counts.items():
+        jobs.add_metric([state], count)
+    yield jobs
 
 
 _STATE_VALUES = {"closed": 0, "half-open": 1, "open": 2}

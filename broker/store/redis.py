@@ -196,6 +196,10 @@ class RedisStore:
         except redis.RedisError:
             return False
 
+    def rq_connection(self) -> redis.Redis | None:
+        """The connection background jobs (RQ) use: this Redis, or None on a cluster (RQ needs one node)."""
+        return None if self._cluster else self._redis
+
     # ---- epoch and consume ---------------------------------------------------------------------------
 
     def _new_epoch(self, wipe_margin: float) -> str:
