@@ -151,7 +151,7 @@ def resolve_groups(
     # the cache-hit path: one multi-get for every GUID the static map does not name, and the user's last
     # complete set (one Redis round trip)
     last_key = (
-        f"groupset:{graph.tenant_id}:{object_id.lower()}" if graph and GUID_RE.match(object_id) else None
+        keys.last_complete_groups(graph.tenant_id, object_id) if graph and GUID_RE.match(object_id) else None
     )
     if cache_prefix is not None and (uncached or last_key):
         fetched = store.get_many([cache_prefix + gid for gid in uncached] + ([last_key] if last_key else []))

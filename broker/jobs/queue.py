@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import threading
-import time
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -134,12 +133,16 @@ def _last_line(text: str) -> str:
 
 
 class _InProcess:
-    """Jobs in this process (memory store): a thread pool, retries after IN_PROCESS_INTERVALS, the last jobs
-    kept for the admin page."""
+    """Jobs in this process (memory store): two daemon threads take jobs from a queue; a failed job goes back
+    in after IN_PROCESS_INTERVALS (a daemon timer, so nothing waits for it at exit); the last jobs are kept for
+    the admin page."""
+
+    WORKERS = 2
 
     def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[tuple[Runtime, JobView, str, dict]] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
         self._jobs: OrderedDict[str, JobView] = OrderedDict()
 
     def _set(self, view: JobView) -> None:
@@ -151,32 +154,39 @@ class _InProcess:
 
     def submit(self, rt: Runtime, job_id: str, description: str, portal: str, claims: Claims) -> None:
         with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="broker-job")
-            pool = self._pool
+            while len(self._threads) < self.WORKERS:
+                thread = threading.Thread(target=self._work, name="broker-job", daemon=True)
+                thread.start()
+                self._threads.append(thread)
         view = JobView(
             job_id, description, "queued", datetime.now(UTC), retries_left=len(IN_PROCESS_INTERVALS)
         )
         self._set(view)
-        pool.submit(self._run, rt, view, portal, claims_to_dict(claims))
+        self._queue.put((rt, view, portal, claims_to_dict(claims)))
 
-    def _run(self, rt: Runtime, view: JobView, portal: str, claims: dict) -> None:
-        for attempt in range(len(IN_PROCESS_INTERVALS) + 1):
-            view = replace(view, state="running", retries_left=len(IN_PROCESS_INTERVALS) - attempt)
-            self._set(view)
+    def _work(self) -> None:
+        while True:
+            rt, view, portal, claims = self._queue.get()
+            self._set(replace(view, state="running"))
             try:
                 converge_account(portal, claims, rt)
             except Exception as exc:  # noqa: BLE001 - a job's failure is recorded and retried, never raised
-                view = replace(view, reason=f"{type(exc).__name__}: {exc}"[:500])
-                log.warning("job %s failed (attempt %d): %s", view.id, attempt + 1, view.reason)
-                if attempt == len(IN_PROCESS_INTERVALS):
-                    break
-                self._set(replace(view, state="scheduled"))
-                time.sleep(IN_PROCESS_INTERVALS[attempt])
-                continue
-            self._set(replace(view, state="finished", ended_at=datetime.now(UTC)))
+                self._failed(rt, replace(view, reason=f"{type(exc).__name__}: {exc}"[:500]), portal, claims)
+            else:
+                self._set(replace(view, state="finished", ended_at=datetime.now(UTC)))
+
+    def _failed(self, rt: Runtime, view: JobView, portal: str, claims: dict) -> None:
+        left = view.retries_left or 0
+        log.warning("job %s failed (%d retries left): %s", view.id, left, view.reason)
+        if left <= 0:
+            self._set(replace(view, state="failed", ended_at=datetime.now(UTC)))
             return
-        self._set(replace(view, state="failed", ended_at=datetime.now(UTC), retries_left=0))
+        view = replace(view, state="scheduled", retries_left=left - 1)
+        self._set(view)
+        wait = IN_PROCESS_INTERVALS[len(IN_PROCESS_INTERVALS) - left]
+        timer = threading.Timer(wait, self._queue.put, args=((rt, view, portal, claims),))
+        timer.daemon = True
+        timer.start()
 
     def overview(self) -> JobOverview:
         with self._lock:

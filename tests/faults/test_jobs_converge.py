@@ -17,7 +17,7 @@ from broker.demo.learnupon_api import create_app
 from broker.demo.learnupon_state import LearnUponState
 from broker.demo.webserver import BackgroundServer
 from broker.jobs.queue import overview
-from broker.store import open_store
+from broker.store.connect import open_store
 from tests.harness import ALEX, Harness, base_config
 
 pytestmark = pytest.mark.slow
