@@ -85,7 +85,8 @@ def create_app(
         arrived = time.monotonic()
         incoming = request.headers.get("X-Request-ID", "")
         request_id.set(incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8))
-        reloader.maybe_reload()
+        if request.path not in ("/healthz", "/metrics"):  # they never wait on the store (a frozen Redis)
+            reloader.maybe_reload()
         set_request_deadline(arrived + app.extensions["broker"].config.outbound_deadline_seconds())
 
     @app.teardown_request

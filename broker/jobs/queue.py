@@ -118,11 +118,9 @@ def _rq_overview(connection: Any, details: bool) -> JobOverview:
 
 
 def _error_text(job: Any) -> str:
-    """The job's last error: RQ keeps it in the job (failed for good) or in its last result (retried)."""
+    """The job's last error: what the job noted (retried jobs keep no error text in RQ), else its last result."""
     if job.meta.get("last_error"):
         return str(job.meta["last_error"])
-    if job.exc_info:
-        return str(job.exc_info)
     result = job.latest_result()
     return str(getattr(result, "exc_string", None) or "") if result is not None else ""
 
