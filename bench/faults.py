@@ -19,8 +19,6 @@ import argparse
 import logging
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -123,7 +121,9 @@ HEADER = (f"{'phase':<18} {'logins':>6} {'200':>5} {'503':>5} {'p50 ms':>8} {'p9
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--browsers", type=int, default=6)
     parser.add_argument("--workers", type=int, default=1)

@@ -45,7 +45,7 @@ def converge_account(portal: str, claims: dict[str, Any], rt: Runtime | None = N
     rt = rt or _worker_runtime
     if rt is None:
         raise JobFailed("no runtime: jobs run in `broker worker`, or in-process with the memory store")
-    client = rt.learnupon_clients.get(portal)
+    client = rt.portals[portal].learnupon if portal in rt.portals else None
     if client is None:
         raise JobFailed(
             f"portal {portal} has no provisioning client (provisioning off, or its secrets missing)"
@@ -54,7 +54,7 @@ def converge_account(portal: str, claims: dict[str, Any], rt: Runtime | None = N
     update: dict[str, Any] = {"on_failure": "block", "budget_seconds": JOB_BUDGET_SECONDS}
     if not wanted.groups_complete:  # the login's groups were incomplete: add, remove nothing
         update |= {"managed_groups": [], "managed_group_patterns": []}
-    settings = rt.config.portals[portal].provisioning.model_copy(update=update)
+    settings = rt.portals[portal].settings.provisioning.model_copy(update=update)
     try:
         outcome = sync_user(portal, wanted, settings, client, rt.store)
     except ProvisioningError as exc:

@@ -22,11 +22,11 @@ def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
     durability = rt.durability_probe.read(rt.store) if store_up else None
     checks = {
         "config": True,
-        "keys": bool(rt.portal_trust) and rt.broker_keys is not None,
+        "keys": bool(rt.portals) and rt.broker_keys is not None,
         "store": store_up,
         # an evicting maxmemory-policy could drop replay-cache entries: not fit for logins
         "store_durability": durability is not None and durability.ok,
-        "upstream_metadata": all(not is_expired(upstream, now) for upstream in rt.upstreams.values()),
+        "upstream_metadata": all(not is_expired(upstream.idp, now) for upstream in rt.upstreams.values()),
     }
     ready = all(checks.values())
     body: dict[str, Any] = {"ready": ready, "checks": checks}
@@ -50,7 +50,7 @@ def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
 
 def guard_statuses(rt: Runtime) -> list[GuardStatus]:
     """The bulkhead and circuit state of every outside service client (LearnUpon portals, Graph tenants)."""
-    clients = [*rt.learnupon_clients.values(), *(d for d in rt.group_directories.values() if d is not None)]
+    clients = [*(p.learnupon for p in rt.portals.values()), *(u.directory for u in rt.upstreams.values())]
     return [
         client.guard.status()
         for client in clients

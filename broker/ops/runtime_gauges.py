@@ -1,5 +1,5 @@
-"""Gauges computed at scrape time from the current runtime: certificate expiry, LearnUpon and Graph call
-counters, upstream metadata freshness. Registered by the app (Metrics.attach), read from whatever runtime is
+"""Gauges computed at scrape time from the current runtime: readiness (as /readyz), certificate expiry,
+LearnUpon and Graph call counters, upstream metadata freshness. Registered by the app (Metrics.attach), read from whatever runtime is
 current (a reload swaps it)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 
+from broker.ops.readiness import readiness
 from broker.runtime import Runtime
 
 
@@ -22,34 +23,43 @@ class RuntimeGauges:
     def collect(self):
         rt = self._runtime_of()
         now = datetime.now(UTC)
+        ready, body = readiness(rt)
+        gauge = GaugeMetricFamily("broker_ready", "1 when this replica is ready for logins (as /readyz)")
+        gauge.add_metric([], 1.0 if ready else 0.0)
+        yield gauge
+        checks = GaugeMetricFamily(
+            "broker_ready_check", "Each /readyz check: 1 passing, 0 failing", labels=["check"]
+        )
+        for check, ok in body["checks"].items():
+            checks.add_metric([check], 1.0 if ok else 0.0)
+        yield checks
         expiry = GaugeMetricFamily("broker_certificate_expiry_days", "Days until a certificate expires",
                                    labels=["kind", "name", "sha1"])  # fmt: skip
-        for portal, trust in rt.portal_trust.items():
-            cert = trust.key_pair.certificate
-            expiry.add_metric(["portal_signing", portal, trust.key_pair.sha1_fingerprint],
+        for name, portal in rt.portals.items():
+            cert = portal.trust.key_pair.certificate
+            expiry.add_metric(["portal_signing", name, portal.trust.key_pair.sha1_fingerprint],
                               (cert.not_valid_after_utc - now).total_seconds() / 86400)  # fmt: skip
-        for portal, cert in rt.next_certificates.items():
-            expiry.add_metric(
-                ["portal_next", portal, ""], (cert.not_valid_after_utc - now).total_seconds() / 86400
-            )
+            if portal.next_certificate is not None:
+                days = (portal.next_certificate.not_valid_after_utc - now).total_seconds() / 86400
+                expiry.add_metric(["portal_next", name, ""], days)
         for name, upstream in rt.upstreams.items():
-            for cert in upstream.certificates:
+            for cert in upstream.idp.certificates:
                 serial = format(cert.serial_number, "x")[:16]
                 expiry.add_metric([f"upstream_signing:{serial}", name, ""],
                                   (cert.not_valid_after_utc - now).total_seconds() / 86400)  # fmt: skip
         yield expiry
         api = GaugeMetricFamily("broker_learnupon_api_calls", "LearnUpon API calls by outcome (since start)",
                                 labels=["portal", "outcome"])  # fmt: skip
-        for portal, client in rt.learnupon_clients.items():
-            for outcome, count in dict(client.counters).items():
-                api.add_metric([portal, str(outcome)], count)
+        for name, portal in rt.portals.items():
+            for outcome, count in dict(portal.learnupon.counters if portal.learnupon else {}).items():
+                api.add_metric([name, str(outcome)], count)
         yield api
         graph = GaugeMetricFamily("broker_graph_requests", "Microsoft Graph requests by call and outcome (since start)",
                                   labels=["upstream", "call", "outcome"])  # fmt: skip
-        for upstream, directory in rt.group_directories.items():
-            for key, count in dict(getattr(directory, "counters", {})).items():
+        for name, upstream in rt.upstreams.items():
+            for key, count in dict(getattr(upstream.directory, "counters", {})).items():
                 call, _, outcome = key.partition(" ")
-                graph.add_metric([upstream, call, outcome], count)
+                graph.add_metric([name, call, outcome], count)
         yield graph
         refresher = rt.metadata_refresher
         if refresher is not None:
