@@ -49,7 +49,10 @@ class GraphError(BrokerError):
 
 
 class GraphUnavailable(GraphError):
-    """Graph or the token endpoint did not answer within the budget: timeouts, throttling, 5xx, network."""
+    """Graph or the token endpoint did not answer within the budget: timeouts, throttling, 5xx, network.
+    `refused`: not even tried (bulkhead full, circuit open)."""
+
+    refused = False
 
 
 class GraphAuthError(GraphError):
@@ -378,6 +381,19 @@ class GraphClient:
     def _send(
         self, method: str, url: str, call: Budget, *, what: str, auth: bool = True, **kwargs: Any
     ) -> requests.Response:
+        """`_send_retrying`, and tell the circuit breaker how the call ended."""
+        try:
+            response = self._send_retrying(method, url, call, what=what, auth=auth, **kwargs)
+        except GraphUnavailable as exc:
+            if not exc.refused:
+                self.guard.record(str(exc))
+            raise
+        self.guard.record(None)
+        return response
+
+    def _send_retrying(
+        self, method: str, url: str, call: Budget, *, what: str, auth: bool = True, **kwargs: Any
+    ) -> requests.Response:
         """One request with retries; returns any answer that is not 429/5xx (the caller reads errors)."""
         attempt = 0
         token_renewed = False
@@ -399,7 +415,9 @@ class GraphClient:
                         guarded.failed(f"HTTP {resp.status_code}")
             except ServiceRefused as exc:
                 self.counters[f"{what} {exc.reason}"] += 1
-                raise GraphUnavailable(f"{what}: {exc}") from None
+                refused = GraphUnavailable(f"{what}: {exc}")
+                refused.refused = True
+                raise refused from None
             except requests.Timeout:
                 self.counters[f"{what} timeout"] += 1
                 problem = f"no answer within {timeout[1]:.2f} s"

@@ -2,8 +2,8 @@
 
 `ServiceGuard` is two things per service (one LearnUpon portal, one Graph tenant): a **bulkhead** (at most
 `max_concurrent` calls in flight in this process; a call that finds it full fails at once instead of taking
-one more request thread) and a **circuit breaker** (after `failures_to_open` failed attempts in a row the
-service is skipped for `cooldown` seconds; then one trial call goes through, and its outcome closes or re-opens
+one more request thread) and a **circuit breaker** (after `failures_to_open` failed calls in a row — each
+after its own retries — the service is skipped for `cooldown` seconds; then one trial call goes through, and its outcome closes or re-opens
 the circuit). A refused call raises `ServiceRefused`, which the clients turn into their "unavailable" error,
 so the portal's or upstream's failure policy decides what the login does.
 
@@ -116,8 +116,9 @@ class ServiceGuard:
 
     @contextmanager
     def attempt(self) -> Iterator[Attempt]:
-        """Guard one attempt: refused (`ServiceRefused`) when the circuit is open or the bulkhead full. An
-        exception out of the block, or `attempt.failed()`, counts as a failure; anything else as a success."""
+        """Guard one attempt (one HTTP request): refused (`ServiceRefused`) when the circuit is open or the
+        bulkhead full. The circuit counts whole calls (`record`, after the client's retries), except for the
+        half-open circuit's trial attempt, whose outcome (an exception, or `attempt.failed()`) decides alone."""
         with self._lock:
             trial = self._admit()
         shared = _process_slots
@@ -144,7 +145,15 @@ class ServiceGuard:
             self._slots.release()
             if shared is not None:
                 shared.release()
-            self._settle(attempt.failure, trial)
+            with self._lock:
+                self._in_flight -= 1
+            if trial:
+                self._settle(attempt.failure, trial=True)
+
+    def record(self, failure: str | None) -> None:
+        """The outcome of a whole call (after retries): None when the service answered, else why it did not
+        (timeouts, 5xx, 429 to the end). `failures_to_open` failed calls in a row open the circuit."""
+        self._settle(failure, trial=False)
 
     def _cancel(self, trial: bool) -> None:
         with self._lock:
@@ -153,7 +162,6 @@ class ServiceGuard:
 
     def _settle(self, failure: str | None, trial: bool) -> None:
         with self._lock:
-            self._in_flight -= 1
             if trial:
                 self._trial_running = False
             if failure is None:

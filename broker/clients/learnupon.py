@@ -70,7 +70,10 @@ class LearnUponError(BrokerError):
 
 
 class LearnUponUnavailable(LearnUponError):
-    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent."""
+    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent.
+    `refused`: not even tried (bulkhead full, circuit open)."""
+
+    refused = False
 
 
 class LearnUponMaybeDone(LearnUponUnavailable):
@@ -210,6 +213,31 @@ class LearnUponClient:
         hide: tuple[str, ...] = (),
         creates: bool = False,
     ) -> requests.Response:
+        """`_send` and tell the circuit breaker how the call ended (answered, or unavailable to the end)."""
+        try:
+            response = self._send(method, path, params=params, json=json, ok_statuses=ok_statuses, hide=hide,
+                                  creates=creates)  # fmt: skip
+        except LearnUponUnavailable as exc:
+            if not exc.refused:
+                self.guard.record(str(exc))
+            raise
+        except LearnUponError:
+            self.guard.record(None)  # it answered (a 4xx): the service is there
+            raise
+        self.guard.record(None)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        ok_statuses: tuple[int, ...] = (),
+        hide: tuple[str, ...] = (),
+        creates: bool = False,
+    ) -> requests.Response:
         """Send with retries; return a 2xx (or `ok_statuses`) response, raise a `LearnUponError` otherwise.
 
         `hide` lists more strings (a generated password) to scrub from error text. `creates`: a POST that
@@ -223,9 +251,11 @@ class LearnUponClient:
             self._maybe_slow_down(scope)
             if scope.cut(self.timeout) is None:
                 self._count("budget_exhausted")
-                raise LearnUponUnavailable(
+                spent = LearnUponUnavailable(
                     f"LearnUpon {method} {path}: time budget spent before the call", method=method, path=path
                 )
+                spent.refused = failures == 0  # not LearnUpon's fault unless its own answers used the time
+                raise spent
             scope.requests += 1
             try:
                 with self.guard.attempt() as attempt:

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 QUEUE_NAME = "broker"
 RETRY_INTERVALS = (10, 30, 120, 600, 1800)  # seconds before retry 1, 2, ... (RQ's scheduler waits them out)
 IN_PROCESS_INTERVALS = (1, 5, 30, 120, 600)
+IN_PROCESS_FIRST_DELAY = 2.0  # the login just failed: give the service a moment before the first try
 KEEP_FAILED_SECONDS = 7 * 86400
 KEEP_DONE_SECONDS = 86400
 SHOWN = 50
@@ -181,10 +182,7 @@ class _InProcess:
             return
         view = replace(view, state="scheduled", retries_left=left - 1)
         self._set(view)
-        wait = IN_PROCESS_INTERVALS[len(IN_PROCESS_INTERVALS) - left]
-        timer = threading.Timer(wait, self._queue.put, args=((rt, view, portal, claims),))
-        timer.daemon = True
-        timer.start()
+        self._later(IN_PROCESS_INTERVALS[len(IN_PROCESS_INTERVALS) - left], (rt, view, portal, claims))
 
     def overview(self) -> JobOverview:
         with self._lock:

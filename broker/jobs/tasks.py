@@ -51,7 +51,13 @@ def converge_account(portal: str, claims: dict[str, Any], rt: Runtime | None = N
             f"portal {portal} has no provisioning client (provisioning off, or its secrets missing)"
         )
     wanted = claims_from_dict(claims)
-    update: dict[str, Any] = {"on_failure": "block", "budget_seconds": JOB_BUDGET_SECONDS}
+    # state_ttl 0: the job leaves no "already synced" mark, so the user's next login reads LearnUpon once more
+    # (and shows on the portal health page that the API answers)
+    update: dict[str, Any] = {
+        "on_failure": "block",
+        "budget_seconds": JOB_BUDGET_SECONDS,
+        "state_ttl_seconds": 0,
+    }
     if not wanted.groups_complete:  # the login's groups were incomplete: add, remove nothing
         update |= {"managed_groups": [], "managed_group_patterns": []}
     settings = rt.portals[portal].settings.provisioning.model_copy(update=update)

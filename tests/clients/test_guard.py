@@ -22,7 +22,8 @@ class Clock:
 def fail(guard: ServiceGuard, times: int) -> None:
     for _ in range(times):
         with pytest.raises(TimeoutError), guard.attempt():
-            raise TimeoutError("no answer")
+            raise TimeoutError("no answer")  # one attempt: the circuit counts whole calls
+        guard.record("timeout")  # the call failed, after its retries
 
 
 def test_a_full_bulkhead_refuses_at_once():
@@ -56,7 +57,8 @@ def test_the_circuit_opens_after_n_failures_in_a_row_and_a_trial_after_the_coold
     guard = ServiceGuard("graph:contoso", failures_to_open=3, cooldown=30, clock=clock)
     fail(guard, 2)
     with guard.attempt():
-        pass  # a success resets the count
+        pass
+    guard.record(None)  # a call answered: the count starts again
     fail(guard, 3)
     assert guard.status().state == "open" and guard.status().retry_in == 30
     with pytest.raises(ServiceRefused) as refused, guard.attempt():
@@ -93,3 +95,12 @@ def test_the_process_limit_keeps_a_thread_free_over_all_services():
             pass
     finally:
         guard_module.set_process_limit(None)
+
+
+def test_failed_attempts_that_a_retry_makes_good_do_not_count():
+    guard = ServiceGuard("learnupon:acme", failures_to_open=2)
+    for _ in range(5):
+        with pytest.raises(ConnectionError), guard.attempt():
+            raise ConnectionError("reset")
+    guard.record(None)
+    assert guard.status().state == "closed" and guard.status().consecutive_failures == 0
