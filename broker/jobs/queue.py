@@ -132,11 +132,11 @@ def _last_line(text: str) -> str:
 
 
 class _InProcess:
-    """Jobs in this process (memory store): two daemon threads take jobs from a queue; a failed job goes back
+    """Jobs in this process (memory store): four daemon threads take jobs from a queue; a failed job goes back
     in after IN_PROCESS_INTERVALS (a daemon timer, so nothing waits for it at exit); the last jobs are kept for
     the admin page."""
 
-    WORKERS = 2
+    WORKERS = 4
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JOB_BUDGET_SECONDS = 60.0  # a job has no user waiting: more time than a login's budget
+IN_PROCESS_BUDGET_SECONDS = 15.0  # in the broker's own process a job must not hold a thread that long
 
 _worker_runtime: Runtime | None = None  # set by `broker worker` before it takes jobs
 
@@ -39,9 +40,11 @@ def claims_from_dict(data: dict[str, Any]) -> Claims:
 
 
 def converge_account(portal: str, claims: dict[str, Any], rt: Runtime | None = None) -> str:
-    """Make `portal`'s LearnUpon account match `claims` (user, groups, enrollments), as a login would."""
+    """Make `portal`'s LearnUpon account match `claims` (user, groups, enrollments), as a login would. With
+    `rt` the job runs inside the broker (memory store), else in `broker worker`."""
     from broker.provisioning.sync import ProvisioningError, sync_user
 
+    budget = IN_PROCESS_BUDGET_SECONDS if rt is not None else JOB_BUDGET_SECONDS
     rt = rt or _worker_runtime
     if rt is None:
         raise JobFailed("no runtime: jobs run in `broker worker`, or in-process with the memory store")
