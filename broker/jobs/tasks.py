@@ -58,7 +58,7 @@ def converge_account(portal: str, claims: dict[str, Any], rt: Runtime | None = N
     # (and shows on the portal health page that the API answers)
     update: dict[str, Any] = {
         "on_failure": "block",
-        "budget_seconds": JOB_BUDGET_SECONDS,
+        "budget_seconds": budget,
         "state_ttl_seconds": 0,
     }
     if not wanted.groups_complete:  # the login's groups were incomplete: add, remove nothing
