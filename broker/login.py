@@ -40,6 +40,7 @@ from broker.jobs.queue import enqueue_converge
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
+from broker.ops.cert_expiry import note_expired_certificate
 from broker.ops.observability import request_id
 from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
 from broker.pending import UnknownPortal as UnknownPortal
@@ -50,6 +51,7 @@ from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
 from broker.provisioning.sync import ProvisioningError, SyncOutcome, sync_user
 from broker.rules import routing
+from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
 from broker.saml.assertion import IssuedResponse, issue_response
@@ -131,8 +133,11 @@ def validate(run: LoginRun) -> LoginRun:
         skew=rt.skew,
         max_bytes=broker.max_response_bytes,
         allow_sha1=rt.upstreams[pending.upstream].settings.allow_sha1,
+        enforce_certificate_expiry=rt.upstreams[pending.upstream].settings.enforce_certificate_expiry,
     )
     validated = validate_response(run.saml_response, expectations, run.trace)
+    if validated.expired_certificate is not None:
+        note_expired_certificate(rt, pending.upstream, validated.expired_certificate)
     return replace(run, validated=validated, identity=validated.identity)
 
 
@@ -226,6 +231,9 @@ def provision(run: LoginRun) -> LoginRun:
     Trace and offline runs only plan: against LearnUpon as it is (GET only), or offline an empty portal."""
     rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
     settings, client = rt.portals[portal].settings.provisioning, rt.portals[portal].learnupon
+    groups = portal_groups(
+        claims.groups, rt.portals[portal].settings.groups
+    )  # the assertion's groups, exactly
     if not claims.groups_complete:
         # groups may be missing only because they could not be resolved: remove no membership this time
         settings = settings.model_copy(update={"managed_groups": [], "managed_group_patterns": []})
@@ -233,12 +241,14 @@ def provision(run: LoginRun) -> LoginRun:
         if not settings.enabled:
             return run
         offline = run.mode is Mode.OFFLINE
-        preview = preview_provisioning(portal, claims, settings, client, rt.store, offline=offline)
+        preview = preview_provisioning(
+            portal, claims, settings, client, rt.store, offline=offline, groups=groups
+        )
         return replace(run, provisioning_preview=preview)
     if client is None:
         return run
     try:
-        outcome = sync_user(portal, claims, settings, client, rt.store)
+        outcome = sync_user(portal, claims, settings, client, rt.store, groups=groups)
     except ProvisioningError as exc:
         leave_job(rt, portal, claims, f"login refused: {exc.reason}")  # the account still converges
         raise

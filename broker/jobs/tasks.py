@@ -43,6 +43,7 @@ def converge_account(portal: str, claims: dict[str, Any], rt: Runtime | None = N
     """Make `portal`'s LearnUpon account match `claims` (user, groups, enrollments), as a login would. With
     `rt` the job runs inside the broker (memory store), else in `broker worker`."""
     from broker.provisioning.sync import ProvisioningError, sync_user
+    from broker.rules.portal_groups import portal_groups
 
     budget = IN_PROCESS_BUDGET_SECONDS if rt is not None else JOB_BUDGET_SECONDS
     rt = rt or _worker_runtime
@@ -65,7 +66,8 @@ def converge_account(portal: str, claims: dict[str, Any], rt: Runtime | None = N
         update |= {"managed_groups": [], "managed_group_patterns": []}
     settings = rt.portals[portal].settings.provisioning.model_copy(update=update)
     try:
-        outcome = sync_user(portal, wanted, settings, client, rt.store)
+        groups = portal_groups(wanted.groups, rt.portals[portal].settings.groups)  # as the login would send
+        outcome = sync_user(portal, wanted, settings, client, rt.store, groups=groups)
     except ProvisioningError as exc:
         _note_error(str(exc.reason))
         raise JobFailed(str(exc.reason)) from None
