@@ -438,7 +438,7 @@ def _run_provisioning(portal, settings, client, store, rows: list[Row], source: 
             click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar,
         ):
 
-            def on_row(line: int, email: str, result: object) -> None:
+            def on_row(line: int, email: str, result: SyncOutcome | SyncPlan | str) -> None:
                 counts[tally(email, result)] += 1
                 bar.update(1)
 

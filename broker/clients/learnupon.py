@@ -302,14 +302,14 @@ class LearnUponClient:
         status = response.status_code
         api_message = scrub(_api_message(response), self._secrets + hide)
         text = f"LearnUpon {method} {path}: HTTP {status}" + (f": {api_message}" if api_message else "")
-        kwargs = {"status": status, "api_message": api_message, "method": method, "path": path}
+        kind = LearnUponError
         if status in (401, 403):
-            return LearnUponAuthError(text, **kwargs)
-        if status == 404:
-            return LearnUponNotFound(text, **kwargs)
-        if status == 409 or (status in (400, 422) and _says_already_exists(api_message)):
-            return LearnUponConflict(text, **kwargs)
-        return LearnUponError(text, **kwargs)
+            kind = LearnUponAuthError
+        elif status == 404:
+            kind = LearnUponNotFound
+        elif status == 409 or (status in (400, 422) and _says_already_exists(api_message)):
+            kind = LearnUponConflict
+        return kind(text, status=status, api_message=api_message, method=method, path=path)
 
     def _json(self, response: requests.Response, method: str, path: str) -> Any:
         try:

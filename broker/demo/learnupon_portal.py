@@ -115,7 +115,7 @@ def consume_assertion(saml_response: str, acs_url: str, settings: MockPortalSett
         raise PortalRejected("NameID must have the emailAddress format")
     attributes: dict[str, list[str]] = {}
     for attribute in assertion.iter(qname(SAML, "Attribute")):
-        attributes[attribute.get("Name")] = [
+        attributes[attribute.get("Name") or ""] = [
             text_of(v) for v in attribute.iter(qname(SAML, "AttributeValue"))
         ]
     return text_of(name_id), attributes
@@ -139,7 +139,7 @@ def land(state: LearnUponState, email: str, attributes: dict, settings: MockPort
             state.add_membership(group["id"], user["id"])
     state.record_sign_in(user["id"])
     groups = [g["title"] for g in state.groups_of(user["id"])]
-    return Landing(email, attributes, request.form.get("RelayState"), state.get_user(user["id"]), created, groups,
+    return Landing(email, attributes, request.form.get("RelayState"), state.get_user(user["id"]) or {}, created, groups,
                    unmatched)  # fmt: skip
 
 

@@ -115,7 +115,7 @@ def _describe_calls(outcome: SyncOutcome | None) -> tuple[str, ...]:
         return ()
     described = []
     for call in outcome.calls:
-        what = call.op
+        what: str = call.op
         if call.group:
             what += f" {call.group!r}"
         if call.course_id is not None:

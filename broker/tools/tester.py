@@ -93,7 +93,7 @@ def start_test(rt: Runtime, portal: str, upstream: str) -> str:
     """Start a real login for `portal` whose answer comes back to the trace page; returns the IdP URL."""
     url = start_login(rt, portal, upstream, purpose="test")
     request_xml = decode_redirect_request(parse_qs(urlsplit(url).query)["SAMLRequest"][0])
-    request_id = etree.fromstring(request_xml).get("ID")
+    request_id = etree.fromstring(request_xml).get("ID") or ""
     rt.store.put(keys.test_request(request_id), request_xml, rt.config.broker.login_ttl_seconds)
     return url
 
