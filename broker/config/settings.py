@@ -19,6 +19,7 @@ from broker.config.activity import ActivitySettings
 from broker.config.groups import GroupResolution
 from broker.config.metadata import MetadataRefreshSettings
 from broker.config.provisioning import ProvisioningSettings
+from broker.config.review import DirectorySettings, ReviewSettings
 from broker.errors import ConfigError
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -118,6 +119,7 @@ class UpstreamSettings(_Model):
     allow_unsolicited: bool = False
     metadata_refresh: MetadataRefreshSettings = MetadataRefreshSettings()
     default_portal: str | None = Field(None, description="portal for unsolicited logins with no RelayState")
+    directory: DirectorySettings | None = Field(None, description="where access reviews read its users")
 
     @model_validator(mode="after")
     def _one_source(self) -> UpstreamSettings:
@@ -178,6 +180,7 @@ class PortalSettings(_Model):
     static_attributes: dict[str, list[str]] = Field(default_factory=dict)
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="after")
     def _some_upstream(self) -> PortalSettings:

@@ -20,6 +20,7 @@ PREFIXES = {
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
+    "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
 }
 
 
@@ -62,6 +63,18 @@ def provisioning_lock(portal: str, email: str) -> str:
 
 def rate_window(setting: str, client: str, window: int) -> str:
     return f"rate:{setting}:{client}:{window}"
+
+
+def review_report(portal: str) -> str:
+    return f"review:report:{portal}"
+
+
+def review_lock(portal: str) -> str:
+    return f"review:lock:{portal}"
+
+
+def review_checkpoint(portal: str) -> str:
+    return f"review:checkpoint:{portal}"
 
 
 CONFIG_GENERATION = "config:generation"

@@ -22,6 +22,9 @@ MADE = [
     keys.CONFIG_GENERATION,
     keys.ACTIVITY_LOG,
     keys.STORE_EPOCH,
+    keys.review_report("academy"),
+    keys.review_lock("academy"),
+    keys.review_checkpoint("academy"),
 ]
 
 
