@@ -21,6 +21,7 @@ PREFIXES = {
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
+    "certwarn": "an upstream's expired-certificate WARNING was logged; none again until it expires (broker.ops.cert_expiry)",
 }
 
 
@@ -80,3 +81,7 @@ def review_checkpoint(portal: str) -> str:
 CONFIG_GENERATION = "config:generation"
 ACTIVITY_LOG = "activity:log"
 STORE_EPOCH = "store:epoch"
+
+
+def expired_certificate_warning(upstream: str) -> str:
+    return f"certwarn:{upstream}"
