@@ -18,6 +18,7 @@ from broker.claims.groups import GroupResolution
 from broker.errors import ConfigError
 from broker.provisioning.plan import ProvisioningSettings
 from broker.saml.upstream_metadata import MetadataRefreshSettings
+from broker.scim.settings import PortalScimSettings, ScimSettings
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -176,6 +177,7 @@ class PortalSettings(_Model):
     static_attributes: dict[str, list[str]] = Field(default_factory=dict)
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    scim: PortalScimSettings = PortalScimSettings()
 
     @model_validator(mode="after")
     def _some_upstream(self) -> PortalSettings:
@@ -234,6 +236,7 @@ class Config(_Model):
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]
     routing: RoutingSettings = RoutingSettings()
+    scim: ScimSettings = ScimSettings()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -271,6 +274,9 @@ class Config(_Model):
         for name, upstream in self.upstreams.items():
             if upstream.default_portal and upstream.default_portal not in self.portals:
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
+        for index, client in enumerate(self.scim.clients):
+            if client.upstream and client.upstream not in self.upstreams:
+                raise ValueError(f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})")
         return self
 
     def portal_acs_url(self, name: str) -> str:

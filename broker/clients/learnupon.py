@@ -67,7 +67,10 @@ class LearnUponError(BrokerError):
 
 
 class LearnUponUnavailable(LearnUponError):
-    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent."""
+    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent.
+    `retry_after`: the last Retry-After LearnUpon sent, in seconds, if any."""
+
+    retry_after: float | None = None
 
 
 class LearnUponAuthError(LearnUponError):
@@ -265,13 +268,15 @@ class LearnUponClient:
         except GiveUp as exc:
             if exc.out_of_time:
                 self._count("budget_exhausted")
-            raise LearnUponUnavailable(
+            error = LearnUponUnavailable(
                 f"LearnUpon {method} {path}: {reason}; {exc}",
                 status=status,
                 api_message=scrub(_api_message(response), self._secrets) if response is not None else None,
                 method=method,
                 path=path,
-            ) from None
+            )
+            error.retry_after = retry_after  # what LearnUpon asked for, for callers that pass it on (SCIM)
+            raise error from None
         log.info("learnupon %s %s: %s, retry %d in %.2fs", method, path, reason, failures, wait)
         self._count("retried")
         self._sleep(wait)
@@ -364,6 +369,10 @@ class LearnUponClient:
         """Change only the given fields of a user."""
         hide = (str(fields["password"]),) if fields.get("password") else ()
         self._request("PUT", f"users/{int(user_id)}", json={"User": dict(fields)}, hide=hide)
+
+    def delete_user(self, user_id: int) -> None:
+        """`DELETE users/{id}` (SCIM deprovisioning when a portal says `on_deprovision: delete`)."""
+        self._request("DELETE", f"users/{int(user_id)}")
 
     # -- groups ----------------------------------------------------------------------------------------------
 
