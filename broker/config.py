@@ -276,7 +276,9 @@ class Config(_Model):
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
         for index, client in enumerate(self.scim.clients):
             if client.upstream and client.upstream not in self.upstreams:
-                raise ValueError(f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})")
+                raise ValueError(
+                    f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})"
+                )
         return self
 
     def portal_acs_url(self, name: str) -> str:

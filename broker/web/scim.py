@@ -99,7 +99,7 @@ def serve(portal: str | None, path: str) -> Response:
         return error(503, "the broker's store is unavailable", retry_after=10)
     if wait is not None:
         return error(429, "too many requests from this SCIM client", "tooMany", retry_after=wait)
-    if portal is not None and portal not in scim_portals(config, portal):
+    if portal is not None and (portal not in config.portals or portal not in scim_portals(config, portal)):
         return error(404, f"no SCIM-enabled portal {portal!r} (it needs provisioning credentials)")
     tenant = "all" if portal is None else f"portal.{portal}"
     base_url = config.broker.base_url + "/scim/v2" + ("" if portal is None else f"/portals/{portal}")

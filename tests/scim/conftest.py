@@ -105,7 +105,9 @@ class Scim:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         if data is not None:
             headers["Content-Type"] = SCIM
-        return self.http.open(self.prefix + path, method=method, data=data, headers=headers, query_string=params)
+        return self.http.open(
+            self.prefix + path, method=method, data=data, headers=headers, query_string=params
+        )
 
     def lu_calls(self) -> int:
         return sum(len(s.request_log()) for s in self.portals.values())
