@@ -26,11 +26,15 @@ def test_disable_user_button_locks_the_user_out(demo):
 
     apps_page = requests.get(f"{urls.idp}/entra/{TENANT_ID}/saml2/apps", timeout=10)
     assert "Disable user Alex Morgan" in apps_page.text
-    response = requests.post(f"{urls.idp}/entra/{TENANT_ID}/saml2/scim/disable", data={"email": ALEX}, timeout=30)
+    response = requests.post(
+        f"{urls.idp}/entra/{TENANT_ID}/saml2/scim/disable", data={"email": ALEX}, timeout=30
+    )
     assert response.status_code == 200, response.text
     academy = demo.apps.learnupon_states["academy"]
     assert academy.find_user(ALEX)["enabled"] is False
-    patches = [r for r in academy.request_log() if r.method == "PUT" and r.body == {"User": {"enabled": False}}]
+    patches = [
+        r for r in academy.request_log() if r.method == "PUT" and r.body == {"User": {"enabled": False}}
+    ]
     assert len(patches) == 1
 
     session, to_portal = to_portal_form(urls, "academy", ALEX)
@@ -81,7 +85,9 @@ def test_broker_demo_prints_a_working_scim_url_and_token(tmp_path):
         config = requests.get(lines["SCIM base URL"] + "/ServiceProviderConfig",
                               headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
         assert config.status_code == 200 and config.json()["patch"]["supported"] is True
-        wrong = requests.get(lines["SCIM base URL"] + "/Users", headers={"Authorization": "Bearer nope"}, timeout=10)
+        wrong = requests.get(
+            lines["SCIM base URL"] + "/Users", headers={"Authorization": "Bearer nope"}, timeout=10
+        )
         assert wrong.status_code == 401
     finally:
         process.terminate()
