@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from broker.claims.groups import GroupResolution
 from broker.errors import ConfigError
+from broker.ops.activity import ActivitySettings
 from broker.provisioning.plan import ProvisioningSettings
 from broker.saml.upstream_metadata import MetadataRefreshSettings
 from broker.scim.settings import PortalScimSettings, ScimSettings
@@ -237,6 +238,7 @@ class Config(_Model):
     portals: dict[str, PortalSettings]
     routing: RoutingSettings = RoutingSettings()
     scim: ScimSettings = ScimSettings()
+    activity: ActivitySettings = ActivitySettings()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ from broker.claims.presets import groups_overage_signalled, is_email, map_claims
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
+from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
 from broker.ops.observability import request_id
 from broker.provisioning.sync import SyncOutcome, sync_user
@@ -163,10 +164,12 @@ def receive(
 ) -> Received:
     """The first half of every login (also the admin's and the flow tester's): validate, consume, map."""
     pending = pending or find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
+    note_pending(pending.portal, pending.upstream)
     validated = validate(rt, saml_response, pending, trace)
     consume(rt, validated, relay_state if pending.request_id else None)
     identity = validated.identity
     claims = map_claims(identity, rt.claim_names[identity.upstream])
+    note_user(claims.email)
     trace("claims", f"mapped with the {rt.config.upstreams[identity.upstream].preset} preset: {claims.email}")
     claims = resolve_group_names(rt, identity, claims, trace)
     return Received(pending, identity, claims)
@@ -197,6 +200,7 @@ def finish_login(
     audit("login", upstream=identity.upstream, portal=portal, email=claims.email, groups=list(outgoing.groups_sent),
           provisioning=outcome.status if outcome else "off", assertion_id=outgoing.assertion_id,
           reference=request_id.get())  # fmt: skip
+    record_login(rt, portal, identity.upstream, claims.email, outcome)
     return outgoing
 
 
