@@ -43,7 +43,7 @@ from broker.ops.observability import request_id
 from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
 from broker.pending import UnknownPortal as UnknownPortal
 from broker.pending import check_target as check_target
-from broker.pending import find_pending, pending_key, unsolicited_login
+from broker.pending import find_pending, unsolicited_login
 from broker.pending import start_login as start_login
 from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
@@ -53,6 +53,7 @@ from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
 from broker.saml.assertion import IssuedResponse, issue_response
 from broker.saml.response import Expectations, ValidatedResponse, validate_response
+from broker.store import keys
 
 log = logging.getLogger("broker.login")
 
@@ -144,9 +145,9 @@ def consume(run: LoginRun) -> LoginRun:
     issued = validated.issued_at or rt.clock()
     solicited = run.pending.request_id is not None and run.relay_state is not None
     result = rt.store.consume(
-        f"assertion:{identity.issuer}:{identity.assertion_id}",
+        keys.used_assertion(identity.issuer, identity.assertion_id),
         ttl,
-        pending_key=pending_key(run.relay_state or "") if solicited else None,
+        pending_key=keys.pending_login(run.relay_state or "") if solicited else None,
         issued_at=issued.timestamp(),
         wipe_margin=rt.skew.total_seconds(),
     )

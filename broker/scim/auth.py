@@ -11,8 +11,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from broker.config.scim import ScimSettings, valid_token_digest
 from broker.errors import ConfigError
-from broker.scim.settings import ScimSettings, valid_token_digest
 from broker.store import Store
 
 

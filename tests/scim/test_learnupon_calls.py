@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from broker.store import open_store
+from broker.store.connect import open_store
 from tests.scim.conftest import Scim
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"

@@ -1,4 +1,5 @@
-"""SCIM configuration: who may push (one bearer token hash per SCIM client) and what a portal does with leavers.
+"""SCIM configuration (the `scim:` section and `portals.X.scim`): who may push (one bearer token hash per
+SCIM client) and what a portal does with leavers.
 
 Tokens are never in the file or in memory as text: the file names an environment variable holding the
 SHA-256 hex digest of the token (`broker scim-token` prints a new token and its digest).
