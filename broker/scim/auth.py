@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from broker.config.scim import ScimSettings, valid_token_digest
 from broker.errors import ConfigError
-from broker.store import Store
+from broker.store import Store, keys
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,6 @@ def over_limit(store: Store, client: ScimClient, per_minute: int, now: float | N
         return None
     now = time.time() if now is None else now
     window = int(now // 60)
-    if store.incr(f"rate:scim:{client.name}:{window}", 61) <= per_minute:
+    if store.incr(keys.rate_window("scim", client.name, window), 61) <= per_minute:
         return None
     return max(1, 60 - int(now) % 60)

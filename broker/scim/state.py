@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from broker.store import Store
+from broker.store import Store, keys
 
 FOREVER = 10 * 365 * 24 * 3600
 _LOCK_POLL_SECONDS = 0.02
@@ -56,7 +56,7 @@ class ScimState:
     def __init__(self, store: Store, tenant: str):
         self.store = store
         self.tenant = tenant
-        self.prefix = f"scim:{tenant}:"
+        self.prefix = keys.scim_tenant(tenant)
 
     # -- resources ---------------------------------------------------------------------------------------
 
@@ -172,7 +172,7 @@ class PortalGroups:
         self.store = store
 
     def _key(self, portal: str, title: str) -> str:
-        return f"scim:lu-group:{portal}:{value_key(title)}"
+        return keys.scim_learnupon_group(portal, value_key(title))
 
     def get(self, portal: str, title: str) -> int | None:
         raw = self.store.get(self._key(portal, title))
