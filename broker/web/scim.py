@@ -17,7 +17,12 @@ from scim2_server.handler import ScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import SCIM_MEDIA_TYPE, ScimResponse
 
-from broker.clients.learnupon import LearnUponAuthError, LearnUponError, LearnUponUnavailable
+from broker.clients.learnupon import (
+    LearnUponAuthError,
+    LearnUponClient,
+    LearnUponError,
+    LearnUponUnavailable,
+)
 from broker.errors import ConfigError, StoreUnavailable, new_reference
 from broker.runtime import Runtime
 from broker.scim import resources
@@ -43,6 +48,10 @@ def _clients(runtime: Runtime) -> list[ScimClient]:
         cached = (runtime.config, load_clients(runtime.config.scim))
         current_app.extensions["broker_scim_clients"] = cached
     return cached[1]
+
+
+def _learnupon_clients(runtime: Runtime) -> dict[str, LearnUponClient]:
+    return {name: p.learnupon for name, p in runtime.portals.items() if p.learnupon is not None}
 
 
 def error(status: int, detail: str, scim_type: str | None = None, retry_after: int | None = None) -> Response:
@@ -106,7 +115,7 @@ def serve(portal: str | None, path: str) -> Response:
     storage = BridgeStorage(
         config,
         ScimState(runtime.store, tenant),
-        Pusher(config, runtime.learnupon_clients, PortalGroups(runtime.store)),
+        Pusher(config, _learnupon_clients(runtime), PortalGroups(runtime.store)),
         portal=portal,
         client_name=client.name,
         upstream=client.upstream,
