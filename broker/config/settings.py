@@ -19,6 +19,7 @@ from broker.config.activity import ActivitySettings
 from broker.config.groups import GroupResolution
 from broker.config.metadata import MetadataRefreshSettings
 from broker.config.provisioning import ProvisioningSettings
+from broker.config.review import DirectorySettings, ReviewSettings
 from broker.config.scim import PortalScimSettings, ScimSettings
 from broker.errors import ConfigError
 
@@ -119,6 +120,7 @@ class UpstreamSettings(_Model):
     allow_unsolicited: bool = False
     metadata_refresh: MetadataRefreshSettings = MetadataRefreshSettings()
     default_portal: str | None = Field(None, description="portal for unsolicited logins with no RelayState")
+    directory: DirectorySettings | None = Field(None, description="where access reviews read its users")
 
     @model_validator(mode="after")
     def _one_source(self) -> UpstreamSettings:
@@ -180,6 +182,7 @@ class PortalSettings(_Model):
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
     scim: PortalScimSettings = PortalScimSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="after")
     def _some_upstream(self) -> PortalSettings:

@@ -22,6 +22,7 @@ PREFIXES = {
     "scim": "the SCIM bridge: resources, indexes, users' groups and what was pushed to LearnUpon, per SCIM tenant; "
     "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
+    "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
 }
 
 
@@ -64,6 +65,18 @@ def provisioning_lock(portal: str, email: str) -> str:
 
 def rate_window(setting: str, client: str, window: int) -> str:
     return f"rate:{setting}:{client}:{window}"
+
+
+def review_report(portal: str) -> str:
+    return f"review:report:{portal}"
+
+
+def review_lock(portal: str) -> str:
+    return f"review:lock:{portal}"
+
+
+def review_checkpoint(portal: str) -> str:
+    return f"review:checkpoint:{portal}"
 
 
 CONFIG_GENERATION = "config:generation"
