@@ -39,6 +39,7 @@ from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
+from broker.ops.cert_expiry import note_expired_certificate
 from broker.ops.observability import request_id
 from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
 from broker.pending import UnknownPortal as UnknownPortal
@@ -49,6 +50,7 @@ from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
 from broker.provisioning.sync import SyncOutcome, sync_user
 from broker.rules import routing
+from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
 from broker.saml.assertion import IssuedResponse, issue_response
@@ -130,8 +132,11 @@ def validate(run: LoginRun) -> LoginRun:
         skew=rt.skew,
         max_bytes=broker.max_response_bytes,
         allow_sha1=rt.upstreams[pending.upstream].settings.allow_sha1,
+        enforce_certificate_expiry=rt.upstreams[pending.upstream].settings.enforce_certificate_expiry,
     )
     validated = validate_response(run.saml_response, expectations, run.trace)
+    if validated.expired_certificate is not None:
+        note_expired_certificate(rt, pending.upstream, validated.expired_certificate)
     return replace(run, validated=validated, identity=validated.identity)
 
 
@@ -223,15 +228,20 @@ def provision(run: LoginRun) -> LoginRun:
     Trace and offline runs only plan: against LearnUpon as it is (GET only), or offline an empty portal."""
     rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
     settings, client = rt.portals[portal].settings.provisioning, rt.portals[portal].learnupon
+    groups = portal_groups(
+        claims.groups, rt.portals[portal].settings.groups
+    )  # the assertion's groups, exactly
     if run.mode is not Mode.LIVE:
         if not settings.enabled:
             return run
         offline = run.mode is Mode.OFFLINE
-        preview = preview_provisioning(portal, claims, settings, client, rt.store, offline=offline)
+        preview = preview_provisioning(
+            portal, claims, settings, client, rt.store, offline=offline, groups=groups
+        )
         return replace(run, provisioning_preview=preview)
     if client is None:
         return run
-    outcome = sync_user(portal, claims, settings, client, rt.store)
+    outcome = sync_user(portal, claims, settings, client, rt.store, groups=groups)
     rt.metrics.provisioning.labels(portal, outcome.status).inc()
     run.trace(
         "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from broker.config.activity import ActivitySettings
 from broker.config.groups import GroupResolution
-from broker.config.metadata import MetadataRefreshSettings
+from broker.config.metadata import MetadataRefreshSettings, tenant_independent_problem
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import DirectorySettings, ReviewSettings
 from broker.config.scim import PortalScimSettings, ScimSettings
@@ -104,7 +104,7 @@ class ClaimNameOverrides(_Model):
 class UpstreamSettings(_Model):
     """An upstream IdP (Entra ID, Okta, Google, OneLogin): from a metadata file or URL, or inline fields."""
 
-    preset: Literal["entra", "okta", "google", "onelogin", "generic"] = "generic"
+    preset: Literal["entra", "okta", "google", "onelogin", "adfs", "salesforce", "generic"] = "generic"
     claims: ClaimNameOverrides = ClaimNameOverrides()
     groups: GroupResolution = GroupResolution()
     metadata_file: Path | None = None
@@ -113,7 +113,11 @@ class UpstreamSettings(_Model):
     sso_url: str | None = None
     certificates: list[Path] = Field(default_factory=list, description="PEM files, for inline upstreams")
     sign_authn_requests: bool = False
-    allow_sha1: bool = False
+    allow_sha1: bool = Field(
+        False, description="accept RSA-SHA1 signatures from this upstream (off: forgeable)"
+    )
+    # Metadata is the trust anchor: a listed certificate past its notAfter is accepted (loudly) unless this is on.
+    enforce_certificate_expiry: bool = False
     name_id_format: str | None = None
     display_name: str | None = None
     # IdP-initiated logins (a tile in Entra My Apps POSTs an unsolicited response): refused unless allowed.
@@ -129,6 +133,9 @@ class UpstreamSettings(_Model):
             raise ValueError("give exactly one of metadata_file, metadata_url, or inline entity_id/sso_url")
         if self.sso_url is not None and (not self.entity_id or not self.certificates):
             raise ValueError("an inline upstream needs entity_id, sso_url and certificates")
+        problem = tenant_independent_problem(self.entity_id or "")
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -142,11 +149,13 @@ class PortalAttributes(_Model):
 
 
 class GroupProfile(_Model):
-    """Which group names a portal receives. Applied in order: allow-list, prefix stripping, renaming."""
+    """Which group names a portal receives (see broker.rules.portal_groups). Applied in order: allow-list,
+    prefix stripping, renaming, then `add`. The same list goes into the assertion and into pre-provisioning."""
 
     allow: list[str] = Field(default_factory=list, description="names or fnmatch patterns; empty: all groups")
     strip_prefixes: list[str] = Field(default_factory=list)
-    rename: dict[str, str] = Field(default_factory=dict)
+    rename: dict[str, str] = Field(default_factory=dict, description="case-insensitive: name → new name")
+    add: list[str] = Field(default_factory=list, description="groups every user of the portal gets")
 
 
 class CustomDataField(_Model):
@@ -190,6 +199,20 @@ class PortalSettings(_Model):
             raise ValueError("give either upstream: NAME or upstreams: [NAME, ...]")
         if self.landing_path is not None and not self.landing_path.startswith("/"):
             raise ValueError("landing_path must be a relative path starting with /")
+        for name in (*self.provisioning.managed_groups, *self.provisioning.managed_group_patterns):
+            prefix = next((p for p in self.groups.strip_prefixes if name.lower().startswith(p.lower())), None)
+            if prefix is not None:
+                raise ValueError(
+                    f"provisioning: managed group {name!r} can never match: managed groups are named as the "
+                    f"portal receives them, after strip_prefixes removed {prefix!r}"
+                )
+        groups_attribute = self.attributes.groups
+        if groups_attribute and groups_attribute in self.static_attributes:
+            # a second source of groups would make the assertion and pre-provisioning disagree
+            raise ValueError(
+                f"static_attributes.{groups_attribute}: give static groups in groups.add, so the assertion "
+                "and pre-provisioning use the same list"
+            )
         return self
 
     @property

@@ -23,6 +23,7 @@ PREFIXES = {
     "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
+    "certwarn": "an upstream's expired-certificate WARNING was logged; none again until it expires (broker.ops.cert_expiry)",
 }
 
 
@@ -92,3 +93,7 @@ def scim_tenant(tenant: str) -> str:
 def scim_learnupon_group(portal: str, title_digest: str) -> str:
     """A LearnUpon group's id in a portal, by the digest of its title (shared by every SCIM tenant)."""
     return f"scim:lu-group:{portal}:{title_digest}"
+
+
+def expired_certificate_warning(upstream: str) -> str:
+    return f"certwarn:{upstream}"
