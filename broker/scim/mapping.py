@@ -1,7 +1,8 @@
 """From a SCIM user (as JSON) and its groups' names to what each LearnUpon portal should hold. Pure functions.
 
 The same rules as a login: the canonical `Claims`, the routing rules (`broker.rules.routing`) for which portals,
-and the portal's output profile (`broker.claims.profile`) for group names and custom data.
+and the portal's output profile for group names (`broker.rules.portal_groups`, the one function the assertion
+and pre-provisioning use too) and custom data (`broker.claims.profile`).
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from broker.claims.profile import custom_data, select_groups
+from broker.claims.profile import custom_data
 from broker.config import Config
 from broker.model import Claims
+from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import may_enter, rule_matches
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -112,4 +114,4 @@ def portal_user(config: Config, portal: str, claims: Claims, active: bool) -> Po
     data = {name: values[0] for name, values in custom_data(claims, settings.custom_data).items() if values}
     if data:
         fields["CustomData"] = data
-    return PortalUser(fields, select_groups(claims.groups, settings.groups))
+    return PortalUser(fields, portal_groups(claims.groups, settings.groups))

@@ -19,6 +19,7 @@ from broker.clients.learnupon import (
     LearnUponConflict,
     LearnUponError,
     LearnUponNotFound,
+    LearnUponRejected,
 )
 from broker.config import Config
 from broker.model import Claims
@@ -127,7 +128,10 @@ class Pusher:
         body = {**want.fields, "user_type": "learner"}
         try:
             return Pushed(client.create_user(body), dict(want.fields)), "created"
-        except LearnUponConflict:
+        except LearnUponError as exc:
+            if not _maybe_taken(exc):
+                raise
+            # LearnUpon does not document which 4xx means "email taken": look, and adopt what is there.
             existing = client.find_user_by_email(str(want.fields["email"]))
             if existing is None:
                 raise
@@ -170,8 +174,11 @@ class Pusher:
             group_id = self._group_id(portal, client, title)
             try:
                 client.add_membership(group_id, current.id)
-            except LearnUponConflict:
-                pass
+            except LearnUponRejected as exc:
+                if not _maybe_taken(
+                    exc, (409, 422)
+                ):  # 422 "already a member" (a login's SAML sync was first) is done
+                    raise
             except LearnUponNotFound:
                 # The group was deleted in LearnUpon: forget its id, create it again once.
                 self.groups.forget(portal, title)
@@ -181,10 +188,13 @@ class Pusher:
             changed = True
         for key in [k for k in current.groups if k not in wanted]:
             title, group_id = current.groups[key]
-            try:
-                client.remove_user_from_group(int(group_id), current.id)
-            except LearnUponNotFound:
-                pass
+            # LearnUpon deletes memberships by id; the group's member list (version 1.1) shows it.
+            membership_id = client.find_membership_id(int(group_id), current.id)
+            if membership_id is not None:  # None: already gone
+                try:
+                    client.remove_membership(membership_id)
+                except LearnUponNotFound:
+                    pass
             del current.groups[key]
             changed = True
         return changed
@@ -197,12 +207,19 @@ class Pusher:
         if found is None:
             try:
                 found = client.create_group(title, GROUP_DESCRIPTION, sso_sync=True)
-            except LearnUponConflict:
-                found = _find_group(client, title)
+            except LearnUponError as exc:
+                if not _maybe_taken(exc):
+                    raise
+                found = _find_group(client, title)  # created meanwhile
                 if found is None:
                     raise
         self.groups.put(portal, title, found)
         return found
+
+
+def _maybe_taken(exc: LearnUponError, statuses: tuple[int, ...] = (400, 409, 422)) -> bool:
+    """A 4xx that may say "already exists" (409, or LearnUpon's undocumented 400/422); callers re-read."""
+    return isinstance(exc, LearnUponConflict) or exc.status in statuses
 
 
 def _find_group(client: LearnUponClient, title: str) -> int | None:
