@@ -20,6 +20,7 @@ from broker.config.groups import GroupResolution
 from broker.config.metadata import MetadataRefreshSettings, tenant_independent_problem
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import DirectorySettings, ReviewSettings
+from broker.config.scim import PortalScimSettings, ScimSettings
 from broker.errors import ConfigError
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -189,6 +190,7 @@ class PortalSettings(_Model):
     static_attributes: dict[str, list[str]] = Field(default_factory=dict)
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    scim: PortalScimSettings = PortalScimSettings()
     review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="after")
@@ -262,6 +264,7 @@ class Config(_Model):
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]
     routing: RoutingSettings = RoutingSettings()
+    scim: ScimSettings = ScimSettings()
     activity: ActivitySettings = ActivitySettings()
     source: Path | None = Field(None, exclude=True)
 
@@ -303,6 +306,11 @@ class Config(_Model):
             default_portal = upstream_settings.default_portal
             if default_portal and default_portal not in self.portals:
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
+        for index, client in enumerate(self.scim.clients):
+            if client.upstream and client.upstream not in self.upstreams:
+                raise ValueError(
+                    f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})"
+                )
         return self
 
     def portal_acs_url(self, name: str) -> str:

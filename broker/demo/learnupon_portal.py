@@ -138,6 +138,9 @@ def land(state: LearnUponState, email: str, attributes: dict, settings: MockPort
     first = (attributes.get(settings.first_name_attribute) or [""])[0]
     last = (attributes.get(settings.last_name_attribute) or [""])[0]
     user = state.find_user(email)
+    if user is not None and user.get("enabled") is False:
+        # LearnUpon refuses disabled users at sign-in (what SCIM deprovisioning relies on).
+        raise PortalRejected(f"the user {email} is disabled in this portal")
     created = user is None
     name_updated = False
     if user is None:
