@@ -204,7 +204,7 @@ def _release_connection(conn: Any) -> None:
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
-    def _get_conn(self, timeout: float | None = None):  # type: ignore[override]
+    def _get_conn(self, timeout: float | None = None):
         return _remember_connection(super()._get_conn(timeout))
 
     def _put_conn(self, conn: Any) -> None:
@@ -213,7 +213,7 @@ class _WatchedHTTPPool(HTTPConnectionPool):
 
 
 class _WatchedHTTPSPool(HTTPSConnectionPool):
-    def _get_conn(self, timeout: float | None = None):  # type: ignore[override]
+    def _get_conn(self, timeout: float | None = None):
         return _remember_connection(super()._get_conn(timeout))
 
     def _put_conn(self, conn: Any) -> None:

@@ -158,10 +158,15 @@ class _InProcess:
                 thread.start()
                 self._threads.append(thread)
         view = JobView(
-            job_id, description, "queued", datetime.now(UTC), retries_left=len(IN_PROCESS_INTERVALS)
+            job_id, description, "scheduled", datetime.now(UTC), retries_left=len(IN_PROCESS_INTERVALS)
         )
         self._set(view)
-        self._queue.put((rt, view, portal, claims_to_dict(claims)))
+        self._later(IN_PROCESS_FIRST_DELAY, (rt, view, portal, claims_to_dict(claims)))
+
+    def _later(self, seconds: float, job: tuple[Runtime, JobView, str, dict]) -> None:
+        timer = threading.Timer(seconds, self._queue.put, args=(job,))
+        timer.daemon = True  # nothing waits for a pending retry at exit
+        timer.start()
 
     def _work(self) -> None:
         while True:

@@ -50,9 +50,7 @@ def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
 
 def guard_statuses(rt: Runtime) -> list[GuardStatus]:
     """The bulkhead and circuit state of every outside service client (LearnUpon portals, Graph tenants)."""
-    clients = [*(p.learnupon for p in rt.portals.values()), *(u.directory for u in rt.upstreams.values())]
-    return [
-        client.guard.status()
-        for client in clients
-        if isinstance(getattr(client, "guard", None), ServiceGuard)
-    ]
+    clients: list[object] = [*(p.learnupon for p in rt.portals.values())]
+    clients += [u.directory for u in rt.upstreams.values()]
+    guards = [getattr(client, "guard", None) for client in clients]
+    return [guard.status() for guard in guards if isinstance(guard, ServiceGuard)]

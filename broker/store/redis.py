@@ -200,7 +200,7 @@ class RedisStore:
 
     def rq_connection(self) -> redis.Redis | None:
         """The connection background jobs (RQ) use: this Redis, or None on a cluster (RQ needs one node)."""
-        return None if self._cluster else self._redis
+        return self._redis if isinstance(self._redis, redis.Redis) else None
 
     # ---- epoch and consume ---------------------------------------------------------------------------
 
