@@ -20,6 +20,43 @@ from broker.provisioning.plan import ProvisioningSettings
 from broker.saml.upstream_metadata import MetadataRefreshSettings
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# An e-mail domain an upstream may assert: `contoso.com`, or `*.contoso.com` for every subdomain (not itself).
+EMAIL_DOMAIN = re.compile(
+    r"^(\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+)
+
+
+def domain_in_scope(domain: str, entry: str) -> bool:
+    """`entry` (an `email_domains` item) covers `domain`: equal, or a subdomain of a `*.` entry."""
+    domain = domain.lower().rstrip(".")
+    if entry.startswith("*."):
+        return domain.endswith(entry[1:])
+    return domain == entry
+
+
+def scope_entries_overlap(first: str, second: str) -> bool:
+    """Some domain is covered by both entries (so two upstreams could assert the same address)."""
+    a_wild, b_wild = first.startswith("*."), second.startswith("*.")
+    if not a_wild and not b_wild:
+        return first == second
+    if a_wild and not b_wild:
+        return domain_in_scope(second, first)
+    if b_wild and not a_wild:
+        return domain_in_scope(first, second)
+    a, b = first[2:], second[2:]
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def _domain_entries(value: list[str]) -> list[str]:
+    entries = []
+    for raw in value:
+        entry = raw.strip().lower().lstrip("@").rstrip(".")
+        if not EMAIL_DOMAIN.match(entry):
+            raise ValueError(
+                f"{raw!r} is not a domain name (like contoso.com, or *.contoso.com for subdomains)"
+            )
+        entries.append(entry)
+    return entries
 
 
 class _Model(BaseModel):
@@ -116,6 +153,15 @@ class UpstreamSettings(_Model):
     allow_unsolicited: bool = False
     metadata_refresh: MetadataRefreshSettings = MetadataRefreshSettings()
     default_portal: str | None = Field(None, description="portal for unsolicited logins with no RelayState")
+    # Like Shibboleth's shibmd:Scope: the only e-mail domains this upstream may sign people in with.
+    email_domains: list[str] = Field(
+        default_factory=list, description="empty: any domain, allowed only on portals it serves alone"
+    )
+
+    @field_validator("email_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        return _domain_entries(value)
 
     @model_validator(mode="after")
     def _one_source(self) -> UpstreamSettings:
@@ -176,6 +222,15 @@ class PortalSettings(_Model):
     static_attributes: dict[str, list[str]] = Field(default_factory=dict)
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    # email_domains entries that several of this portal's upstreams may all assert (an explicit exception)
+    shared_email_domains: list[str] = Field(default_factory=list)
+    # The first upstream that brings a user here owns the account; another one is refused unless `allow`.
+    account_linking: Literal["refuse", "allow"] = "refuse"
+
+    @field_validator("shared_email_domains")
+    @classmethod
+    def _shared_domains(cls, value: list[str]) -> list[str]:
+        return _domain_entries(value)
 
     @model_validator(mode="after")
     def _some_upstream(self) -> PortalSettings:
@@ -220,8 +275,10 @@ class AdminSettings(_Model):
     """Who may use /admin: members of these groups (after group resolution) signing in through these
     upstreams, or, for first setup, whoever holds the bootstrap token from the environment."""
 
-    groups: list[str] = Field(default_factory=list, description="names or patterns; empty: nobody via IdP")
-    upstreams: list[str] = Field(default_factory=list, description="empty: every upstream")
+    groups: list[str] = Field(
+        default_factory=list, description="Entra group object ids, or names/patterns; empty: nobody via IdP"
+    )
+    upstreams: list[str] = Field(default_factory=list, description="empty: nobody signs in through an IdP")
     bootstrap_token_env: str = "BROKER_ADMIN_TOKEN"  # noqa: S105 (a variable name)
     session_minutes: int = Field(480, ge=5, le=24 * 60)
 
@@ -271,7 +328,31 @@ class Config(_Model):
         for name, upstream in self.upstreams.items():
             if upstream.default_portal and upstream.default_portal not in self.portals:
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
+        for name, portal in self.portals.items():
+            self._check_email_scopes(name, portal)
         return self
+
+    def _check_email_scopes(self, name: str, portal: PortalSettings) -> None:
+        """Two upstreams on one portal must not be able to assert the same address (unless listed as shared)."""
+        upstreams = portal.upstream_names
+        if len(upstreams) < 2:
+            return
+        for upstream in upstreams:
+            if not self.upstreams[upstream].email_domains:
+                raise ValueError(
+                    f"upstreams.{upstream}.email_domains: portal {name} accepts several upstreams "
+                    f"({', '.join(upstreams)}), so each must list the e-mail domains it may assert"
+                )
+        for index, first in enumerate(upstreams):
+            for second in upstreams[index + 1 :]:
+                for a in self.upstreams[first].email_domains:
+                    for b in self.upstreams[second].email_domains:
+                        if scope_entries_overlap(a, b) and not {a, b} & set(portal.shared_email_domains):
+                            raise ValueError(
+                                f"portals.{name}: upstreams {first} ({a}) and {second} ({b}) may both assert "
+                                f"the same addresses; give them separate email_domains, or list {a} in "
+                                f"portals.{name}.shared_email_domains to allow it"
+                            )
 
     def portal_acs_url(self, name: str) -> str:
         return self.portals[name].acs_url or f"https://{name}.learnupon.com/saml/consumer"

@@ -30,6 +30,7 @@ from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.audit import audit
 from broker.ops.observability import request_id
 from broker.provisioning.sync import SyncOutcome, sync_user
+from broker.rules import trust
 from broker.rules.routing import route, target_allowed
 from broker.rules.targets import safe_target
 from broker.runtime import Runtime
@@ -41,6 +42,7 @@ log = logging.getLogger("broker.login")
 
 Trace = Callable[[str, str], None]
 PICK_TTL_SECONDS = 300
+FIRST_UPSTREAM_TTL_SECONDS = 400 * 86400  # renewed on every login
 
 
 class UnknownPortal(LoginRefused):
@@ -168,6 +170,7 @@ def receive(
     identity = validated.identity
     claims = map_claims(identity, rt.claim_names[identity.upstream])
     trace("claims", f"mapped with the {rt.config.upstreams[identity.upstream].preset} preset: {claims.email}")
+    check_trust(rt, identity, claims, trace)
     claims = resolve_group_names(rt, identity, claims, trace)
     return Received(pending, identity, claims)
 
@@ -191,6 +194,7 @@ def complete_login(
 def finish_login(
     rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None, trace: Trace = _no_trace
 ) -> OutgoingLogin:
+    check_account_link(rt, portal, identity.upstream, claims.email)
     outcome = provision(rt, portal, claims, trace)
     outgoing = issue(rt, portal, identity, claims, target)
     rt.metrics.logins_completed.labels(portal, identity.upstream).inc()
@@ -258,6 +262,40 @@ def consume(rt: Runtime, validated: ValidatedResponse, relay_state: str | None) 
         raise SamlRejected("in_response_to", "the pending request was consumed by another response")
 
 
+def check_trust(rt: Runtime, identity: Identity, claims: Claims, trace: Trace = _no_trace) -> None:
+    """The upstream may only sign in addresses of its own e-mail domains (before any Graph call)."""
+    upstream = identity.upstream
+    try:
+        trust.check_email_domain(upstream, rt.config.upstreams[upstream], claims.email)
+    except trust.EmailDomainRefused:
+        audit("trust.refused", check="email_domain", upstream=upstream, email=claims.email,
+              reference=request_id.get())  # fmt: skip
+        raise
+    trace("trust", f"{upstream} may assert {trust.email_domain(claims.email)} addresses")
+
+
+def _first_upstream_key(portal: str, email: str) -> str:
+    return f"firstupstream:{portal}:{email.lower()}"
+
+
+def check_account_link(rt: Runtime, portal: str, upstream: str, email: str, *, record: bool = True) -> None:
+    """The first upstream that brings an address to a portal keeps it; another one is refused (per portal
+    `account_linking`). The record is kept a year past each login; `record=False` only looks (flow tester)."""
+    key = _first_upstream_key(portal, email)
+    if record and rt.store.add(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS):
+        return
+    raw = rt.store.get(key)
+    first = raw.decode() if raw is not None else None
+    try:
+        trust.check_account_link(portal, rt.config.portals[portal], first, upstream)
+    except trust.AccountLinkRefused:
+        audit("trust.refused", check="account_linking", upstream=upstream, first_upstream=first, portal=portal,
+              email=email, reference=request_id.get())  # fmt: skip
+        raise
+    if record and first == upstream:
+        rt.store.put(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS)
+
+
 @timed("groups")
 def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: Trace = _no_trace) -> Claims:
     """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
@@ -274,7 +312,13 @@ def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: 
         rt.metrics.group_names.labels(source).inc(count)
     for record in result.records:
         trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
-    return replace(claims, groups=result.names)
+    # Object ids count only from Entra (signed by the tenant, or Graph's answer for this user's object id)
+    ids = (
+        tuple(r.value.lower() for r in result.records if trust.is_object_id(r.value))
+        if rt.config.upstreams[identity.upstream].preset == "entra"
+        else ()
+    )
+    return replace(claims, groups=result.names, group_ids=ids)
 
 
 # --- several portals: hold the login, let the user pick -----------------------------------------------------
@@ -313,6 +357,7 @@ def restore_login(held: dict) -> tuple[Identity, Claims, str | None]:
     identity = Identity(**identity_data, authn_instant=datetime.fromisoformat(instant) if instant else None)
     claims_data = held["claims"]
     claims = Claims(**{**claims_data, "groups": tuple(claims_data["groups"]),
+                       "group_ids": tuple(claims_data.get("group_ids", ())),
                        "extra": {k: tuple(v) for k, v in claims_data["extra"].items()}})  # fmt: skip
     return identity, claims, held["target"]
 

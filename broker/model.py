@@ -34,6 +34,9 @@ class Claims:
     object_id: str = ""
     department: str = ""
     extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Entra group object ids as signed by the tenant (or read from Graph for this user): only these match
+    # object-id rules. Empty for upstreams that send names, so a group named like an id matches nothing.
+    group_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,6 @@ class TestIdpSettings:
 def create_test_idp(settings: TestIdpSettings) -> Flask:
     app = Flask(__name__, template_folder="templates")
     app.extensions["test_idp"] = settings
-    users = {user.email: user for user in settings.users}
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -85,7 +84,9 @@ def create_test_idp(settings: TestIdpSettings) -> Flask:
 
     @app.post(settings.sso_path)
     def sign_in() -> str:
-        user = users.get(request.form.get("email", ""))
+        # looked up on each sign-in: like a real IdP's admin, a test can add users while it runs
+        email = request.form.get("email", "")
+        user = next((u for u in settings.users if u.email == email), None)
         acs_url = request.form.get("acs_url", "")
         if user is None or acs_url not in settings.trusted_acs:
             abort(400, "unknown user or ACS")

@@ -8,7 +8,7 @@ from flask import Blueprint, redirect, request, url_for
 from broker.errors import LoginRefused, SamlRejected
 from broker.login import PortalChoice, complete_login, find_pending, receive
 from broker.ops.audit import audit
-from broker.rules.names import matches_any
+from broker.rules.trust import groups_match
 from broker.tools.tester import run_test
 from broker.web.admin import sign_in_admin
 from broker.web.login import PICK_COOKIE
@@ -45,7 +45,9 @@ def acs():
 def admin_sign_in(saml_response: str, relay_state: str | None, pending):
     rt = runtime()
     received = receive(rt, saml_response, relay_state, pending=pending)
-    if not matches_any(received.claims.groups, rt.config.admin.groups):
+    if received.identity.upstream not in rt.config.admin.upstreams or not groups_match(
+        received.claims, rt.config.admin.groups
+    ):
         raise LoginRefused(
             f"{received.claims.email} is not in an admin group {rt.config.admin.groups}",
             public_message="Your account is not allowed to administer this broker.",

@@ -57,8 +57,8 @@ def _require_admin() -> str:
 
 
 def _admin_upstreams() -> list[str]:
-    config = runtime().config
-    return config.admin.upstreams or list(config.upstreams)
+    """Only the upstreams named in admin.upstreams: a group name from any other IdP proves nothing."""
+    return list(runtime().config.admin.upstreams)
 
 
 @bp.get("/")
