@@ -280,6 +280,9 @@ class AdminSettings(_Model):
     )
     upstreams: list[str] = Field(default_factory=list, description="empty: nobody signs in through an IdP")
     bootstrap_token_env: str = "BROKER_ADMIN_TOKEN"  # noqa: S105 (a variable name)
+    # bootstrap token attempts per 10 minutes: from one client IP, and from everyone together
+    token_attempts_per_client: int = Field(5, ge=1)
+    token_attempts_total: int = Field(50, ge=1)
     session_minutes: int = Field(480, ge=5, le=24 * 60)
 
 

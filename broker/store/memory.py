@@ -7,6 +7,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from broker.errors import StoreFull
+
 
 class MemoryStore:
     """A dict with expiry. Expired keys are swept as time passes, so memory stays bounded by the TTLs."""
@@ -33,7 +35,7 @@ class MemoryStore:
 
     def _set(self, key: str, value: bytes, ttl: int, now: float) -> None:
         if len(self._data) >= self._max_keys and key not in self._data:
-            raise MemoryError(f"memory store is full ({self._max_keys} keys); use Redis for this load")
+            raise StoreFull(f"memory store is full ({self._max_keys} keys); use Redis for this load")
         expires = now + ttl
         self._data[key] = (expires, value)
         heapq.heappush(self._expiries, (expires, key))

@@ -3,7 +3,8 @@ the flow tester and its trace pages. Every form carries a CSRF token bound to th
 
 from __future__ import annotations
 
-import hmac
+import hashlib
+import json
 import os
 import secrets
 import time
@@ -11,11 +12,12 @@ import time
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden
 
+from broker.errors import new_reference
 from broker.keys import fingerprint
 from broker.ops.audit import audit
 from broker.rules.routing import upstreams_for
 from broker.tools.tester import continue_to_portal, load, start_test
-from broker.web.pages import autopost_page, page, runtime
+from broker.web.pages import autopost_page, error_page, page, runtime, same_secret
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -30,23 +32,41 @@ def csrf_token() -> str:
 def _check_csrf():
     if request.method == "POST":
         sent = request.form.get("csrf", "")
-        if not hmac.compare_digest(sent, session.get("csrf", "\0")):
+        if not same_secret(sent, session.get("csrf", "\0")):
             raise Forbidden("The form has expired. Reload the page and try again.")
 
 
+# Admin sessions live in the store (the cookie holds only a random id), so logout really ends them and
+# they can be revoked by deleting the key. The key is the id's hash: a store dump gives no usable cookie.
+def _session_key(session_id: str) -> str:
+    return "adminsession:" + hashlib.sha256(session_id.encode()).hexdigest()
+
+
 def current_admin() -> str | None:
-    admin = session.get("admin")
-    if not admin or admin.get("expires", 0) < time.time():
+    session_id = session.get("admin_session")
+    if not isinstance(session_id, str) or len(session_id) > 64:
         return None
-    return admin["email"]
+    raw = runtime().store.get(_session_key(session_id))
+    return json.loads(raw)["email"] if raw is not None else None
 
 
 def sign_in_admin(email: str, via: str) -> None:
+    """A new session id at every sign-in (an id planted before sign-in is worth nothing afterwards)."""
+    end_admin_session()
     session.clear()
     session.permanent = True
+    session_id = secrets.token_urlsafe(32)
     minutes = runtime().config.admin.session_minutes
-    session["admin"] = {"email": email, "via": via, "expires": time.time() + minutes * 60}
+    record = json.dumps({"email": email, "via": via, "since": int(time.time())}).encode()
+    runtime().store.put(_session_key(session_id), record, minutes * 60)
+    session["admin_session"] = session_id
     audit("admin.signed_in", admin=email, via=via)
+
+
+def end_admin_session() -> None:
+    session_id = session.get("admin_session")
+    if isinstance(session_id, str) and len(session_id) <= 64:
+        runtime().store.delete(_session_key(session_id))
 
 
 def _require_admin() -> str:
@@ -126,10 +146,29 @@ def login_via_idp():
     return redirect(start_login(runtime(), None, upstream, purpose="admin"))
 
 
+TOKEN_WINDOW_SECONDS = 600
+
+
+def _token_attempts_exceeded() -> bool:
+    """Count this attempt per client and in total (store-wide, so replicas share it) for this window."""
+    rt, window = runtime(), int(time.time() // TOKEN_WINDOW_SECONDS)
+    limits = rt.config.admin
+    by_client = rt.store.incr(f"admintoken:{request.remote_addr}:{window}", TOKEN_WINDOW_SECONDS + 1)
+    overall = rt.store.incr(f"admintoken:*:{window}", TOKEN_WINDOW_SECONDS + 1)
+    return by_client > limits.token_attempts_per_client or overall > limits.token_attempts_total
+
+
 @bp.post("/login/token")
 def login_with_token():
+    if _token_attempts_exceeded():
+        audit("admin.token_throttled", remote=request.remote_addr)
+        response = error_page(
+            429, "Too many attempts", "Please wait ten minutes and try again.", new_reference()
+        )
+        response.headers["Retry-After"] = str(TOKEN_WINDOW_SECONDS - int(time.time()) % TOKEN_WINDOW_SECONDS)
+        return response
     expected = os.environ.get(runtime().config.admin.bootstrap_token_env)
-    if not expected or not hmac.compare_digest(request.form.get("token", ""), expected):
+    if not expected or not same_secret(request.form.get("token", ""), expected):
         audit("admin.token_refused", remote=request.remote_addr)
         raise Forbidden("That token is not valid.")
     sign_in_admin("bootstrap-token", "token")
@@ -139,6 +178,7 @@ def login_with_token():
 @bp.post("/logout")
 def logout():
     audit("admin.signed_out", admin=current_admin())
+    end_admin_session()
     session.clear()
     return redirect(url_for("admin.index"), code=303)
 
