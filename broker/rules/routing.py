@@ -13,6 +13,7 @@ from broker.config import Config, PortalSettings, RoutingRule
 from broker.errors import LoginRefused
 from broker.model import Claims
 from broker.rules.names import matches_any
+from broker.rules.targets import normalised_path
 from broker.rules.trust import groups_match, routable_domain
 
 
@@ -99,6 +100,6 @@ def route(config: Config, requested: str | None, upstream: str, claims: Claims) 
 
 
 def target_allowed(portal: PortalSettings, target: str) -> bool:
-    """Deep links: the path (without query) must match one of the portal's patterns."""
-    path = target.split("?", 1)[0].split("#", 1)[0]
-    return any(fnmatchcase(path, pattern) for pattern in portal.targets)
+    """Deep links: the normalised path (without query) must match one of the portal's patterns."""
+    path = normalised_path(target)
+    return path is not None and any(fnmatchcase(path, pattern) for pattern in portal.targets)
