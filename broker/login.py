@@ -99,8 +99,10 @@ def start_login(
     target: str | None = None,
     login_hint: str | None = None,
     purpose: str = "login",
+    browser: str | None = None,
 ) -> str:
-    """Remember the login server-side and return the upstream IdP URL to redirect the browser to."""
+    """Remember the login server-side and return the upstream IdP URL to redirect the browser to.
+    `browser`: the hash of the starting browser's binding cookie; the response must come back with it."""
     if portal is not None and portal not in rt.config.portals:
         raise UnknownPortal(f"unknown portal {portal!r}")
     if upstream not in rt.upstreams or (
@@ -109,7 +111,7 @@ def start_login(
         raise LoginRefused(f"upstream {upstream!r} not offered for portal {portal!r}",
                            public_message="This sign-in option is not available here.")  # fmt: skip
     checked_target = check_target(rt, portal, target)
-    pending = PendingLogin(new_request_id(), upstream, portal, checked_target, time.time(), purpose)
+    pending = PendingLogin(new_request_id(), upstream, portal, checked_target, time.time(), purpose, browser)
     # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
     relay_state = secrets.token_urlsafe(32)
     rt.store.put(

@@ -49,6 +49,7 @@ class PendingLogin:
     target: str | None
     created: float
     purpose: str = "login"  # "login"; "test": the admin flow tester; "admin": an administrator signing in
+    browser: str | None = None  # sha256 of the binding cookie of the browser that started it (login CSRF)
 
 
 @dataclass(frozen=True)

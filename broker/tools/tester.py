@@ -87,9 +87,9 @@ def load(rt: Runtime, report_id: str) -> TraceReport | None:
     return TraceReport(**data)
 
 
-def start_test(rt: Runtime, portal: str, upstream: str) -> str:
+def start_test(rt: Runtime, portal: str, upstream: str, browser: str | None = None) -> str:
     """Start a real login for `portal` whose answer comes back to the trace page; returns the IdP URL."""
-    url = start_login(rt, portal, upstream, purpose="test")
+    url = start_login(rt, portal, upstream, purpose="test", browser=browser)
     request_xml = decode_redirect_request(parse_qs(urlsplit(url).query)["SAMLRequest"][0])
     request_id = etree.fromstring(request_xml).get("ID")
     rt.store.put(f"testreq:{request_id}", request_xml, rt.config.broker.login_ttl_seconds)

@@ -11,6 +11,7 @@ from broker.ops.audit import audit
 from broker.rules.trust import groups_match
 from broker.tools.tester import run_test
 from broker.web.admin import sign_in_admin
+from broker.web.binding import OtherBrowser, check_same_browser
 from broker.web.login import PICK_COOKIE
 from broker.web.pages import autopost_page, page, runtime, secure_cookies
 
@@ -24,6 +25,8 @@ def acs():
         raise SamlRejected("xml", "no SAMLResponse field in the POST")
     rt, relay_state = runtime(), request.form.get("RelayState")
     pending = find_pending(rt, relay_state)
+    if pending is not None:
+        refuse_from_other_browser(rt, pending)
     if pending is not None and pending.purpose == "test":
         report = run_test(rt, saml_response, relay_state, pending)
         return redirect(url_for("admin.trace", report_id=report.id), code=303)
@@ -40,6 +43,18 @@ def acs():
     if isinstance(outcome, PortalChoice):
         return picker_page(outcome)
     return autopost_page(outcome)
+
+
+def refuse_from_other_browser(rt, pending) -> None:
+    """Login CSRF: the response must arrive in the browser that started the login (checked before anything
+    is consumed, so the real browser can still finish)."""
+    try:
+        check_same_browser(pending)
+    except OtherBrowser as exc:
+        rt.metrics.logins_rejected.labels(pending.portal or "-", pending.upstream, exc.check).inc()
+        audit("login.rejected", portal=pending.portal or "-", upstream=pending.upstream, reason=exc.check,
+              purpose=pending.purpose, reference=exc.reference)  # fmt: skip
+        raise
 
 
 def admin_sign_in(saml_response: str, relay_state: str | None, pending):

@@ -17,6 +17,7 @@ from broker.keys import fingerprint
 from broker.ops.audit import audit
 from broker.rules.routing import upstreams_for
 from broker.tools.tester import continue_to_portal, load, start_test
+from broker.web.binding import bind_to_browser, browser_hash
 from broker.web.pages import autopost_page, error_page, page, runtime, same_secret
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -143,7 +144,9 @@ def login_via_idp():
     upstream = request.args.get("idp", "")
     if upstream not in _admin_upstreams():
         abort(400, "That sign-in option is not offered for administrators.")
-    return redirect(start_login(runtime(), None, upstream, purpose="admin"))
+    return bind_to_browser(
+        redirect(start_login(runtime(), None, upstream, purpose="admin", browser=browser_hash()))
+    )
 
 
 TOKEN_WINDOW_SECONDS = 600
@@ -208,7 +211,7 @@ def test(portal: str):
     if upstream not in offered:
         abort(400, "That upstream is not offered for this portal.")
     audit("admin.test_started", admin=admin, portal=portal, upstream=upstream)
-    return redirect(start_test(rt, portal, upstream))
+    return bind_to_browser(redirect(start_test(rt, portal, upstream, browser=browser_hash())))
 
 
 @bp.get("/trace/<report_id>")
