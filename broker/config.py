@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from broker.claims.groups import GroupResolution
+from broker.clients.urls import insecure_url_problem
 from broker.errors import ConfigError
 from broker.provisioning.plan import ProvisioningSettings
 from broker.saml.upstream_metadata import MetadataRefreshSettings
@@ -162,6 +163,15 @@ class UpstreamSettings(_Model):
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         return _domain_entries(value)
+
+    @field_validator("metadata_url")
+    @classmethod
+    def _metadata_over_https(cls, value: str | None) -> str | None:
+        # the metadata is the trust anchor (signing certificates): never over cleartext to another machine
+        problem = insecure_url_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> UpstreamSettings:
