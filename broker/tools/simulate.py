@@ -28,6 +28,7 @@ from broker.model import Claims, Identity
 from broker.ops.observability import diverted_logs
 from broker.provisioning.plan import ApiCall, CurrentState, DesiredState, desired_state, plan
 from broker.provisioning.sync import dry_run
+from broker.rules import trust
 from broker.rules.routing import RoutingDecision, route
 from broker.runtime import Runtime, build_runtime
 from broker.saml.assertion import IssuedResponse, issue_response
@@ -216,6 +217,8 @@ def run_simulation(
     with diverted_logs(_Collect(sim.warnings)):
         try:
             claims = map_claims(identity, rt.claim_names[upstream])
+            step = "trust"
+            trust.check_email_domain(upstream, rt.config.upstreams[upstream], claims.email)
             step = "groups"
 
             def trace(kind: str, detail: str) -> None:
