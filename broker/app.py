@@ -19,7 +19,7 @@ from broker.ops.observability import request_id
 from broker.ops.reload import Reloader
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
-from broker.web import acs, admin, health, login, metadata, pages, ratelimit
+from broker.web import acs, activity, admin, health, login, metadata, pages, ratelimit
 
 log = logging.getLogger("broker.app")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -79,7 +79,7 @@ def create_app(
 
     pages.register(app)
     ratelimit.register(app)
-    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp):
+    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp, activity.bp):
         app.register_blueprint(blueprint)
     logging.getLogger("broker").setLevel(logging.INFO)
     if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread() and install_sighup:

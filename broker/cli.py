@@ -281,7 +281,7 @@ def simulate(
     config_path: Path, portal: str | None, claims_path: Path, upstream: str | None, offline: bool
 ) -> None:
     """Run the login pipeline offline from a claims file: claims, groups (and where each name came from),
-    routing, outgoing attributes, the provisioning plan (dry run) and the signed assertion.
+    routing, outgoing attributes, the provisioning plan (dry run) and an unsigned preview of the assertion.
 
     Exit status 1 when the login would be refused.
 

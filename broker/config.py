@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.claims.groups import GroupResolution
 from broker.clients.urls import insecure_url_problem
 from broker.errors import ConfigError
+from broker.ops.activity import ActivitySettings
 from broker.provisioning.plan import ProvisioningSettings
 from broker.saml.upstream_metadata import MetadataRefreshSettings
 
@@ -304,6 +305,7 @@ class Config(_Model):
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]
     routing: RoutingSettings = RoutingSettings()
+    activity: ActivitySettings = ActivitySettings()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ class LoginRefused(BrokerError):
     status_code = 400
     public_message = "We could not sign you in."
     check = "refused"  # a short name for logs and metrics; SamlRejected names the failed check
+    step: str | None = None  # the login step that refused (set by broker.login's runner)
 
     def __init__(self, reason: str, *, public_message: str | None = None, status_code: int | None = None):
         super().__init__(reason)

@@ -1,242 +1,125 @@
-"""The login, start to finish, as a short sequence of named steps over plain data.
+"""The login, start to finish: one tuple of named steps, run by one runner, in one of three modes.
 
-    start_login:    portal and upstream → pending login in the store → AuthnRequest redirect to the IdP
-    complete_login: find pending → validate → consume once → map claims → resolve groups → route
-                    → provision → issue the portal's assertion   (or a portal picker when several match)
-    choose_portal:  the picker's answer → provision → issue
+    STEPS:  validate → consume → map_claims → resolve_groups → check_trust → route → link_account → provision
+            → issue
 
-Each step is a small function that can be tested alone, and every step is called from here, in order.
+Every step has one shape: it takes a `LoginRun` and returns a copy with its result filled in, reading what it
+needs from the runtime (`run.rt`). The runner, `run_steps`, times every step (the `broker_login_step_seconds`
+histogram, in live logins), records it in the run (`run.done`: the admin trace and `broker simulate` show it),
+and names the step a refusal came from. The mode says what the steps may do:
+
+    live     a real login: provisioning writes to LearnUpon, the assertion is signed and posted
+    trace    the admin's flow tester and `broker simulate`: provisioning is a read-only dry run, the assertion
+             an unsigned preview (only a live login signs: the trace page's Continue runs live)
+    offline  `broker simulate --offline`: no network (Graph and LearnUpon are not asked), no store writes
+
+Who calls the runner: `complete_login` (POST /saml/acs), `choose_portal` (the portal picker), `continue_held`
+(the trace page's Continue), `sign_in_run` (an administrator signing in), tools/tester.py and tools/simulate.py.
+Where a login starts: broker.pending; holding it while the user picks a portal: broker.picker.
+
+Adding a step: write `def my_step(run: LoginRun) -> LoginRun` below (read `run.mode` before doing anything
+that writes or calls out), put it in STEPS where it belongs, give it a test in tests/test_login.py. Live logins,
+the admin trace, simulate and the security tests' spies pick it up from STEPS.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
-from datetime import datetime
-from functools import wraps
+from dataclasses import dataclass, replace
+from enum import Enum
+from typing import Literal, TypeVar
 
-from broker.claims.groups import resolve_groups
-from broker.claims.presets import groups_overage_signalled, is_email, map_claims
+from broker.claims import presets
+from broker.claims.groups import UnreachableDirectory
+from broker.claims.groups import resolve_groups as resolve_group_values
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
+from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
 from broker.ops.observability import request_id
+from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
+from broker.pending import UnknownPortal as UnknownPortal
+from broker.pending import check_target as check_target
+from broker.pending import find_pending, pending_key, unsolicited_login
+from broker.pending import start_login as start_login
+from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
+from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
 from broker.provisioning.sync import SyncOutcome, sync_user
-from broker.rules import trust
-from broker.rules.routing import route, target_allowed
-from broker.rules.targets import safe_target
+from broker.rules import routing, trust
+from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
-from broker.saml.assertion import issue_response
-from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
-from broker.saml.response import Expectations, ValidatedResponse, peek, validate_response
+from broker.saml.assertion import IssuedResponse, issue_response
+from broker.saml.response import Expectations, ValidatedResponse, validate_response
 
 log = logging.getLogger("broker.login")
 
-Trace = Callable[[str, str], None]
-PICK_TTL_SECONDS = 300
+Trace = Callable[[str, str], None]  # (section, detail): what a step checked or decided, for the admin trace
+T = TypeVar("T")
 FIRST_UPSTREAM_TTL_SECONDS = 400 * 86400  # renewed on every login
 
 
-class UnknownPortal(LoginRefused):
-    status_code = 404
-    check = "unknown_portal"
-    public_message = "This sign-in link does not match any learning portal. Please check the address."
-
-
-class LoginExpired(LoginRefused):
-    status_code = 400
-    check = "expired"
-    public_message = "This sign-in has expired or was already used. Please start again from your bookmark."
+class Mode(Enum):
+    LIVE = "live"
+    TRACE = "trace"
+    OFFLINE = "offline"
 
 
 @dataclass(frozen=True)
-class PortalChoice:
-    """Several portals are open to this user: the browser shows a picker. The held login is keyed by
-    `token` and bound to this browser by `browser_nonce` (a cookie), so a picker link cannot be planted."""
-
-    token: str
-    browser_nonce: str
-    portals: tuple[str, ...]
+class StepDone:
+    name: str
+    seconds: float
+    outcome: Literal["done", "refused"]
 
 
-def _no_trace(check: str, detail: str) -> None:
+def _no_trace(section: str, detail: str) -> None:
     return None
 
 
-def timed(step: str):
-    """Record a step's duration in the per-step latency histogram (the step's first argument is the runtime)."""
-
-    def decorate(function):
-        @wraps(function)
-        def run(rt: Runtime, *args, **kwargs):
-            with rt.metrics.step(step):
-                return function(rt, *args, **kwargs)
-
-        return run
-
-    return decorate
-
-
-def _pending_key(relay_state: str) -> str:
-    return f"login:{relay_state}"
-
-
-# --- start ------------------------------------------------------------------------------------------------
-
-
-def start_login(
-    rt: Runtime,
-    portal: str | None,
-    upstream: str,
-    target: str | None = None,
-    login_hint: str | None = None,
-    purpose: str = "login",
-    browser: str | None = None,
-) -> str:
-    """Remember the login server-side and return the upstream IdP URL to redirect the browser to.
-    `browser`: the hash of the starting browser's binding cookie; the response must come back with it."""
-    if portal is not None and portal not in rt.config.portals:
-        raise UnknownPortal(f"unknown portal {portal!r}")
-    if upstream not in rt.upstreams or (
-        portal is not None and upstream not in rt.config.portals[portal].upstream_names
-    ):
-        raise LoginRefused(f"upstream {upstream!r} not offered for portal {portal!r}",
-                           public_message="This sign-in option is not available here.")  # fmt: skip
-    checked_target = check_target(rt, portal, target)
-    pending = PendingLogin(new_request_id(), upstream, portal, checked_target, time.time(), purpose, browser)
-    # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
-    relay_state = secrets.token_urlsafe(32)
-    rt.store.put(
-        _pending_key(relay_state), json.dumps(asdict(pending)).encode(), rt.config.broker.login_ttl_seconds
-    )
-    idp = rt.upstreams[upstream]
-    request = build_authn_request(
-        request_id=pending.request_id,
-        issuer=rt.config.broker.sp_entity,
-        destination=idp.sso_url,
-        acs_url=rt.config.broker.acs_url,
-        now=rt.clock(),
-        name_id_format=rt.config.upstreams[upstream].name_id_format,
-    )
-    extra = None
-    if login_hint and rt.config.upstreams[upstream].preset == "entra" and is_email(login_hint):
-        extra = {"login_hint": login_hint}  # Entra pre-fills the account; a SAML Subject is not allowed
-    signing_key = rt.broker_keys if idp.want_authn_requests_signed else None
-    rt.metrics.logins_started.labels(portal or "-", upstream).inc()
-    return redirect_url(idp.sso_url, request, relay_state, signing_key=signing_key, extra_params=extra)
-
-
-def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | None:
-    """A deep link is a safe relative path, allowed by the portal's patterns (checked again after routing)."""
-    if not target:
-        return None
-    checked = safe_target(target)
-    if checked is None or (portal is not None and not target_allowed(rt.config.portals[portal], checked)):
-        raise LoginRefused(
-            f"target not allowed: {target[:80]!r}", public_message="This link's target page is not allowed."
-        )
-    return checked
-
-
-# --- complete ---------------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
-class Received:
-    """A validated, consumed upstream response: who signed in, for which pending login."""
+class LoginRun:
+    """One login on its way through the steps. The input is a pending login (what was asked for) and either
+    the upstream's response (`saml_response`) or, when simulating, an `identity`; the steps fill in the rest."""
 
+    rt: Runtime
     pending: PendingLogin
-    identity: Identity
-    claims: Claims
+    mode: Mode = Mode.LIVE
+    trace: Trace = _no_trace
+    saml_response: str = ""
+    relay_state: str | None = None
+    validated: ValidatedResponse | None = None  # validate
+    identity: Identity | None = None  # validate (or given)
+    claims: Claims | None = None  # map_claims, then resolve_groups
+    decision: RoutingDecision | None = None  # route
+    portal: str | None = None  # route: the one portal this login goes to
+    choice: PortalChoice | None = None  # route, live: several portals, the login waits for the user's pick
+    provisioning: SyncOutcome | None = None  # provision, live
+    provisioning_preview: ProvisioningPreview | None = None  # provision, trace and offline
+    issued: IssuedResponse | None = None  # issue (signed only in live mode)
+    outgoing: OutgoingLogin | None = None  # issue
+    done: tuple[StepDone, ...] = ()  # the runner's record
+    refused: LoginRefused | None = None  # trace and offline: the refusal that ended the run
+
+    @property
+    def upstream(self) -> str:
+        return self.pending.upstream
 
 
-def receive(
-    rt: Runtime,
-    saml_response: str,
-    relay_state: str | None,
-    trace: Trace = _no_trace,
-    pending: PendingLogin | None = None,
-) -> Received:
-    """The first half of every login (also the admin's and the flow tester's): validate, consume, map."""
-    pending = pending or find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
-    validated = validate(rt, saml_response, pending, trace)
-    consume(rt, validated, relay_state if pending.request_id else None)
-    identity = validated.identity
-    claims = map_claims(identity, rt.claim_names[identity.upstream])
-    trace("claims", f"mapped with the {rt.config.upstreams[identity.upstream].preset} preset: {claims.email}")
-    check_trust(rt, identity, claims, trace)
-    claims = resolve_group_names(rt, identity, claims, trace)
-    return Received(pending, identity, claims)
+def _required(value: T | None, step: str) -> T:
+    if value is None:
+        raise RuntimeError(f"a login step ran before {step}: check the order of broker.login.STEPS")
+    return value
 
 
-def complete_login(
-    rt: Runtime,
-    saml_response: str,
-    relay_state: str | None,
-    trace: Trace = _no_trace,
-    pending: PendingLogin | None = None,
-) -> OutgoingLogin | PortalChoice:
-    received = receive(rt, saml_response, relay_state, trace, pending)
-    pending, identity, claims = received.pending, received.identity, received.claims
-    decision = route(rt.config, pending.portal, identity.upstream, claims)
-    trace("routing", f"{', '.join(decision.portals)}: {decision.reason}")
-    if len(decision.portals) > 1:
-        return hold_for_choice(rt, decision.portals, identity, claims, pending.target)
-    return finish_login(rt, decision.portals[0], identity, claims, pending.target, trace)
+# --- the steps, in order -----------------------------------------------------------------------------------
 
 
-def finish_login(
-    rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None, trace: Trace = _no_trace
-) -> OutgoingLogin:
-    check_account_link(rt, portal, identity.upstream, claims.email)
-    outcome = provision(rt, portal, claims, trace)
-    outgoing = issue(rt, portal, identity, claims, target)
-    rt.metrics.logins_completed.labels(portal, identity.upstream).inc()
-    audit("login", upstream=identity.upstream, portal=portal, email=claims.email, groups=list(outgoing.groups_sent),
-          provisioning=outcome.status if outcome else "off", assertion_id=outgoing.assertion_id,
-          reference=request_id.get())  # fmt: skip
-    return outgoing
-
-
-def find_pending(rt: Runtime, relay_state: str | None) -> PendingLogin | None:
-    if not relay_state or len(relay_state) > 80:
-        return None
-    raw = rt.store.get(_pending_key(relay_state))
-    return PendingLogin(**json.loads(raw)) if raw is not None else None
-
-
-def unsolicited_login(rt: Runtime, saml_response: str, relay_state: str | None) -> PendingLogin:
-    """An IdP-initiated response (e.g. a tile in Entra My Apps): refused unless its upstream allows it,
-    then routed by RelayState (a portal name) or the upstream's default portal."""
-    issuer, in_response_to = peek(saml_response, rt.config.broker.max_response_bytes)
-    if in_response_to is not None or issuer is None:
-        raise LoginExpired("no pending login for this RelayState (expired, already used, or never started)")
-    upstream = next((name for name, idp in rt.upstreams.items() if idp.entity_id == issuer), None)
-    if upstream is None:
-        raise SamlRejected("issuer", "unsolicited response from an unknown issuer", got=issuer)
-    settings = rt.config.upstreams[upstream]
-    if not settings.allow_unsolicited:
-        raise SamlRejected("unsolicited", f"IdP-initiated logins from upstream {upstream} are not allowed")
-    portal = relay_state or settings.default_portal
-    if portal not in rt.config.portals or upstream not in rt.config.portals[portal].upstream_names:
-        raise SamlRejected(
-            "unsolicited", "RelayState names no portal that accepts this upstream", got=relay_state
-        )
-    return PendingLogin(None, upstream, portal, None, time.time())
-
-
-@timed("validate")
-def validate(
-    rt: Runtime, saml_response: str, pending: PendingLogin, trace: Trace = _no_trace
-) -> ValidatedResponse:
+def validate(run: LoginRun) -> LoginRun:
+    """Everything the upstream's response must say: signature, issuer, audience, time, InResponseTo."""
+    rt, pending = run.rt, run.pending
     broker = rt.config.broker
     expectations = Expectations(
         upstream_name=pending.upstream,
@@ -249,177 +132,274 @@ def validate(
         max_bytes=broker.max_response_bytes,
         allow_sha1=rt.config.upstreams[pending.upstream].allow_sha1,
     )
-    return validate_response(saml_response, expectations, trace)
+    validated = validate_response(run.saml_response, expectations, run.trace)
+    return replace(run, validated=validated, identity=validated.identity)
 
 
-@timed("consume")
-def consume(rt: Runtime, validated: ValidatedResponse, relay_state: str | None) -> None:
+def consume(run: LoginRun) -> LoginRun:
     """Record the assertion ID (replay cache, shared by replicas) and delete the pending request: once only."""
+    rt, validated = run.rt, _required(run.validated, "validate")
     identity = validated.identity
     ttl = max(1, int((validated.replay_until - rt.clock()).total_seconds()) + 1)
     if not rt.store.add(f"assertion:{identity.issuer}:{identity.assertion_id}", b"1", ttl):
         rt.metrics.replay_rejections.inc()
         raise SamlRejected("replay", "this assertion was already used", got=identity.assertion_id)
-    if relay_state is not None and rt.store.take(_pending_key(relay_state)) is None:
+    solicited = run.pending.request_id is not None and run.relay_state is not None
+    if solicited and rt.store.take(pending_key(run.relay_state or "")) is None:
         raise SamlRejected("in_response_to", "the pending request was consumed by another response")
+    return run
 
 
-def check_trust(rt: Runtime, identity: Identity, claims: Claims, trace: Trace = _no_trace) -> None:
-    """The upstream may only sign in addresses of its own e-mail domains (before any Graph call)."""
+def map_claims(run: LoginRun) -> LoginRun:
+    """The upstream's attributes → the canonical claims, by the upstream's preset (Entra, Okta, ...)."""
+    identity = _required(run.identity, "validate")
+    claims = presets.map_claims(identity, run.rt.claim_names[identity.upstream])
+    note_user(claims.email)  # a refusal later in this request names the user on the activity page
+    run.trace(
+        "claims",
+        f"mapped with the {run.rt.config.upstreams[identity.upstream].preset} preset: {claims.email}",
+    )
+    return replace(run, claims=claims)
+
+
+def resolve_groups(run: LoginRun) -> LoginRun:
+    """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
+    rt, identity, claims = run.rt, _required(run.identity, "validate"), _required(run.claims, "map_claims")
+    directory = rt.group_directories.get(identity.upstream)
+    if run.mode is Mode.OFFLINE and directory is not None:
+        directory = UnreachableDirectory("offline: Microsoft Graph not asked")
+    result = resolve_group_values(
+        claims.groups,
+        object_id=claims.object_id,
+        overage_signalled=presets.groups_overage_signalled(identity, rt.claim_names[identity.upstream]),
+        settings=rt.config.upstreams[identity.upstream].groups,
+        store=rt.store,
+        graph_client=directory,
+    )
+    if run.mode is Mode.LIVE:
+        for source, count in Counter(record.source for record in result.records).items():
+            rt.metrics.group_names.labels(source).inc(count)
+    for record in result.records:
+        run.trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
+    # Object ids count only from Entra (signed by the tenant, or Graph's answer for this user's object id):
+    # object-id rules (broker.rules.trust.groups_match) never match a value another upstream sent
+    entra = rt.config.upstreams[identity.upstream].preset == "entra"
+    ids = tuple(r.value.lower() for r in result.records if trust.is_object_id(r.value)) if entra else ()
+    return replace(run, claims=replace(claims, groups=result.names, group_ids=ids))
+
+
+def check_trust(run: LoginRun) -> LoginRun:
+    """The upstream may only sign in addresses of its own e-mail domains (`upstreams.<n>.email_domains`).
+    Before routing, so what it refuses never reaches a portal, the picker or the admin sign-in."""
+    rt, identity, claims = run.rt, _required(run.identity, "validate"), _required(run.claims, "map_claims")
     upstream = identity.upstream
     try:
         trust.check_email_domain(upstream, rt.config.upstreams[upstream], claims.email)
     except trust.EmailDomainRefused:
-        audit("trust.refused", check="email_domain", upstream=upstream, email=claims.email,
-              reference=request_id.get())  # fmt: skip
+        if run.mode is Mode.LIVE:
+            audit("trust.refused", check="email_domain", upstream=upstream, email=claims.email,
+                  reference=request_id.get())  # fmt: skip
         raise
-    trace("trust", f"{upstream} may assert {trust.email_domain(claims.email)} addresses")
+    run.trace("trust", f"{upstream} may assert {trust.email_domain(claims.email)} addresses")
+    return run
 
 
-def _first_upstream_key(portal: str, email: str) -> str:
-    return f"firstupstream:{portal}:{email.lower()}"
+def route(run: LoginRun) -> LoginRun:
+    """The portal(s) this user may enter: several in a live login hold it for the portal picker."""
+    identity, claims = _required(run.identity, "validate"), _required(run.claims, "map_claims")
+    decision = routing.route(run.rt.config, run.pending.portal, identity.upstream, claims)
+    run.trace("routing", f"{', '.join(decision.portals)}: {decision.reason}")
+    if len(decision.portals) > 1 and run.mode is Mode.LIVE:
+        choice = hold_for_choice(run.rt, decision.portals, HeldLogin(identity, claims, run.pending.target))
+        return replace(run, decision=decision, choice=choice)
+    return replace(run, decision=decision, portal=decision.portals[0])
 
 
-def check_account_link(rt: Runtime, portal: str, upstream: str, email: str, *, record: bool = True) -> None:
-    """The first upstream that brings an address to a portal keeps it; another one is refused (per portal
-    `account_linking`). The record is kept a year past each login; `record=False` only looks (flow tester)."""
-    key = _first_upstream_key(portal, email)
-    if record and rt.store.add(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS):
-        return
+def link_account(run: LoginRun) -> LoginRun:
+    """The first upstream that brings an address to a portal keeps it; another one is refused unless the
+    portal says `account_linking: allow`. Recorded in live logins (kept 400 days past the last one); trace
+    and offline runs only look."""
+    rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
+    upstream, live = run.upstream, run.mode is Mode.LIVE
+    key = first_upstream_key(portal, claims.email)
+    if live and rt.store.add(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS):
+        return run
     raw = rt.store.get(key)
     first = raw.decode() if raw is not None else None
     try:
         trust.check_account_link(portal, rt.config.portals[portal], first, upstream)
     except trust.AccountLinkRefused:
-        audit("trust.refused", check="account_linking", upstream=upstream, first_upstream=first, portal=portal,
-              email=email, reference=request_id.get())  # fmt: skip
+        if live:
+            audit("trust.refused", check="account_linking", upstream=upstream, first_upstream=first,
+                  portal=portal, email=claims.email, reference=request_id.get())  # fmt: skip
         raise
-    if record and first == upstream:
+    if live and first == upstream:
         rt.store.put(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS)
+    run.trace("trust", f"{portal}: {first or 'no upstream yet'} brought {claims.email} here first")
+    return run
 
 
-@timed("groups")
-def resolve_group_names(rt: Runtime, identity: Identity, claims: Claims, trace: Trace = _no_trace) -> Claims:
-    """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
-    settings = rt.config.upstreams[identity.upstream].groups
-    result = resolve_groups(
-        claims.groups,
-        object_id=claims.object_id,
-        overage_signalled=groups_overage_signalled(identity, rt.claim_names[identity.upstream]),
-        settings=settings,
-        store=rt.store,
-        graph_client=rt.group_directories.get(identity.upstream),
-    )
-    for source, count in Counter(record.source for record in result.records).items():
-        rt.metrics.group_names.labels(source).inc(count)
-    for record in result.records:
-        trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
-    # Object ids count only from Entra (signed by the tenant, or Graph's answer for this user's object id)
-    ids = (
-        tuple(r.value.lower() for r in result.records if trust.is_object_id(r.value))
-        if rt.config.upstreams[identity.upstream].preset == "entra"
-        else ()
-    )
-    return replace(claims, groups=result.names, group_ids=ids)
+def first_upstream_key(portal: str, email: str) -> str:
+    return f"firstupstream:{portal}:{email.lower()}"
 
 
-# --- several portals: hold the login, let the user pick -----------------------------------------------------
-
-
-def _held_key(token: str) -> str:
-    return f"pick:{token}"
-
-
-def hold_for_choice(
-    rt: Runtime, portals: tuple[str, ...], identity: Identity, claims: Claims, target: str | None
-) -> PortalChoice:
-    token, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
-    held = {
-        "portals": portals,
-        "nonce_sha256": hashlib.sha256(nonce.encode()).hexdigest(),
-        **held_login(identity, claims, target),
-    }
-    rt.store.put(_held_key(token), json.dumps(held).encode(), PICK_TTL_SECONDS)
-    return PortalChoice(token, nonce, portals)
-
-
-def held_login(identity: Identity, claims: Claims, target: str | None) -> dict:
-    """What must be kept (JSON) to finish a login later: the picker, the flow tester's continue button."""
-    instant = identity.authn_instant.isoformat() if identity.authn_instant else None
-    return {
-        "identity": {**asdict(identity), "attributes": {}, "authn_instant": instant},
-        "claims": asdict(claims),
-        "target": target,
-    }
-
-
-def restore_login(held: dict) -> tuple[Identity, Claims, str | None]:
-    identity_data = dict(held["identity"])
-    instant = identity_data.pop("authn_instant")
-    identity = Identity(**identity_data, authn_instant=datetime.fromisoformat(instant) if instant else None)
-    claims_data = held["claims"]
-    claims = Claims(**{**claims_data, "groups": tuple(claims_data["groups"]),
-                       "group_ids": tuple(claims_data.get("group_ids", ())),
-                       "extra": {k: tuple(v) for k, v in claims_data["extra"].items()}})  # fmt: skip
-    return identity, claims, held["target"]
-
-
-def choose_portal(
-    rt: Runtime, token: str, browser_nonce: str | None, portal: str, trace: Trace = _no_trace
-) -> OutgoingLogin:
-    raw = rt.store.take(_held_key(token)) if token and len(token) <= 64 else None
-    if raw is None:
-        raise LoginExpired("portal choice expired or already used")
-    held = json.loads(raw)
-    expected = held["nonce_sha256"]
-    given = hashlib.sha256((browser_nonce or "").encode()).hexdigest()
-    if not hmac.compare_digest(expected, given):
-        raise LoginExpired("portal choice made from another browser")
-    if portal not in held["portals"]:
-        raise LoginRefused(
-            f"portal {portal!r} was not offered", public_message="That portal was not offered to you."
-        )
-    identity, claims, target = restore_login(held)
-    trace("routing", f"{portal}: chosen on the portal picker")
-    return finish_login(rt, portal, identity, claims, target, trace)
-
-
-# --- the last two steps ---------------------------------------------------------------------------------------
-
-
-@timed("provision")
-def provision(rt: Runtime, portal: str, claims: Claims, trace: Trace = _no_trace) -> SyncOutcome | None:
+def provision(run: LoginRun) -> LoginRun:
     """Create or update the user and their groups in LearnUpon before the assertion lands (when enabled).
-    Under the portal's `block` policy a failure stops the login; under `continue` LearnUpon's JIT takes over."""
+    Under the portal's `block` policy a failure stops the login; under `continue` LearnUpon's JIT takes over.
+    Trace and offline runs only plan: against LearnUpon as it is (GET only), or offline an empty portal."""
+    rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
+    settings = rt.config.portals[portal].provisioning
+    if run.mode is not Mode.LIVE:
+        if not settings.enabled:
+            return run
+        offline = run.mode is Mode.OFFLINE
+        preview = preview_provisioning(
+            portal, claims, settings, rt.learnupon_clients.get(portal), rt.store, offline=offline
+        )
+        return replace(run, provisioning_preview=preview)
     client = rt.learnupon_clients.get(portal)
     if client is None:
-        return None
-    outcome = sync_user(portal, claims, rt.config.portals[portal].provisioning, client, rt.store)
+        return run
+    outcome = sync_user(portal, claims, settings, client, rt.store)
     rt.metrics.provisioning.labels(portal, outcome.status).inc()
-    trace(
+    run.trace(
         "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"
     )
-    return outcome
+    return replace(run, provisioning=outcome)
 
 
-@timed("issue")
-def issue(rt: Runtime, portal: str, identity: Identity, claims: Claims, target: str | None) -> OutgoingLogin:
+def issue(run: LoginRun) -> LoginRun:
+    """The portal's assertion, signed with the portal's key in a live login; an unsigned preview otherwise."""
+    rt, portal = run.rt, _required(run.portal, "route")
+    identity, claims = _required(run.identity, "validate"), _required(run.claims, "map_claims")
     settings = rt.config.portals[portal]
+    target = run.pending.target
     if target is not None and not target_allowed(settings, target):
         log.info("deep link %r not allowed for portal %s: sending the landing path", target, portal)
         target = None
-    trust = rt.portal_trust[portal]
+    portal_trust = rt.portal_trust[portal]
     attributes = outgoing_attributes(claims, settings)
+    live = run.mode is Mode.LIVE
     issued = issue_response(
-        trust,
+        portal_trust,
         claims.email,
         attributes,
         now=rt.clock(),
         authn_instant=identity.authn_instant,
         session_index=identity.session_index,
+        sign=live,
     )
-    relay_state = target or settings.landing_path
     groups_sent = attributes.get(settings.attributes.groups or "", ())
-    return OutgoingLogin(
-        portal, trust.acs_url, issued.saml_response, relay_state, issued.assertion_id, groups_sent
-    )
+    outgoing = OutgoingLogin(portal, portal_trust.acs_url, issued.saml_response, target or settings.landing_path,
+                             issued.assertion_id, groups_sent)  # fmt: skip
+    if live:
+        rt.metrics.logins_completed.labels(portal, identity.upstream).inc()
+        provisioned = run.provisioning.status if run.provisioning else "off"
+        audit("login", upstream=identity.upstream, portal=portal, email=claims.email, groups=list(groups_sent),
+              provisioning=provisioned, assertion_id=issued.assertion_id, reference=request_id.get())  # fmt: skip
+        record_login(rt, portal, identity.upstream, claims.email, run.provisioning)
+    return replace(run, issued=issued, outgoing=outgoing)
+
+
+Step = Callable[[LoginRun], LoginRun]
+
+STEPS: tuple[Step, ...] = (
+    validate,
+    consume,
+    map_claims,
+    resolve_groups,
+    check_trust,
+    route,
+    link_account,
+    provision,
+    issue,
+)
+
+
+# --- the runner ------------------------------------------------------------------------------------------------
+
+
+def run_steps(run: LoginRun, *, after: str | None = None, until: str | None = None) -> LoginRun:
+    """Run the steps strictly after `after` and strictly before `until` (default: all), in STEPS's order.
+    A refusal names its step (`LoginRefused.step`); live logins raise it, trace and offline runs return it in
+    `run.refused` with what the steps before had found. A live login held for the portal picker stops there."""
+    steps = STEPS  # looked up at every call: the security tests replace it with spies
+    names = [step.__name__ for step in steps]
+    first = names.index(after) + 1 if after is not None else 0
+    last = names.index(until) if until is not None else len(steps)
+    for name, step in zip(names[first:last], steps[first:last], strict=True):
+        started = time.perf_counter()
+        try:
+            result = step(run)
+        except LoginRefused as exc:
+            exc.step = exc.step or name
+            done = StepDone(name, _observe(run, name, started), "refused")
+            if run.mode is Mode.LIVE:
+                raise
+            return replace(run, done=(*run.done, done), refused=exc)
+        except Exception:
+            _observe(run, name, started)
+            raise
+        run = replace(result, done=(*result.done, StepDone(name, _observe(run, name, started), "done")))
+        if run.choice is not None:
+            break
+    return run
+
+
+def _observe(run: LoginRun, name: str, started: float) -> float:
+    seconds = time.perf_counter() - started
+    if run.mode is Mode.LIVE:  # trace and offline runs do not count as logins
+        run.rt.metrics.step_seconds.labels(name).observe(seconds)
+    return seconds
+
+
+# --- who runs the steps ---------------------------------------------------------------------------------------------
+
+
+def begin(
+    rt: Runtime,
+    saml_response: str,
+    relay_state: str | None,
+    *,
+    pending: PendingLogin | None = None,
+    mode: Mode = Mode.LIVE,
+    trace: Trace = _no_trace,
+) -> LoginRun:
+    """A run for an upstream response: its pending login, or an IdP-initiated one where that is allowed."""
+    pending = pending or find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
+    note_pending(pending.portal, pending.upstream)  # for the activity page, should a step refuse
+    return LoginRun(rt, pending, mode, trace, saml_response=saml_response, relay_state=relay_state)
+
+
+def complete_login(
+    rt: Runtime,
+    saml_response: str,
+    relay_state: str | None,
+    trace: Trace = _no_trace,
+    pending: PendingLogin | None = None,
+) -> OutgoingLogin | PortalChoice:
+    """POST /saml/acs: every step; the signed assertion for the portal, or the portal picker."""
+    run = run_steps(begin(rt, saml_response, relay_state, pending=pending, trace=trace))
+    return run.choice if run.choice is not None else _required(run.outgoing, "issue")
+
+
+def sign_in_run(rt: Runtime, saml_response: str, relay_state: str | None, pending: PendingLogin) -> LoginRun:
+    """An administrator signing in: the steps before routing (who they are, their groups, trust); the admin
+    group check takes routing's place (web/acs.py)."""
+    return run_steps(begin(rt, saml_response, relay_state, pending=pending), until="route")
+
+
+def continue_held(rt: Runtime, held: HeldLogin, trace: Trace = _no_trace) -> LoginRun:
+    """A held login goes on live after routing, to `held.portal`: after the picker, or the trace's Continue."""
+    portal = _required(held.portal, "route")
+    pending = PendingLogin(None, held.identity.upstream, portal, held.target, time.time())
+    run = LoginRun(rt, pending, trace=trace, identity=held.identity, claims=held.claims, portal=portal)
+    return run_steps(run, after="route")
+
+
+def choose_portal(
+    rt: Runtime, token: str, browser_nonce: str | None, portal: str, trace: Trace = _no_trace
+) -> OutgoingLogin:
+    held = take_choice(rt, token, browser_nonce, portal)
+    trace("routing", f"{portal}: chosen on the portal picker")
+    return _required(continue_held(rt, held, trace).outgoing, "issue")

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
+
+# Why a login was started: a user's login; the admin's flow tester ("test"); an administrator signing in.
+Purpose = Literal["login", "test", "admin"]
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class PendingLogin:
     portal: str | None
     target: str | None
     created: float
-    purpose: str = "login"  # "login"; "test": the admin flow tester; "admin": an administrator signing in
+    purpose: Purpose = "login"
     browser: str | None = None  # sha256 of the binding cookie of the browser that started it (login CSRF)
 
 

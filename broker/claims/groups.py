@@ -23,6 +23,7 @@ from broker.clients.graph import (
     GraphClient,
     GraphError,
     GraphMode,
+    GraphUnavailable,
 )
 from broker.errors import ConfigError, LoginRefused
 from broker.store import Store
@@ -103,6 +104,20 @@ class GroupDirectory(Protocol):
     def names_by_ids(self, ids: Iterable[str], *, budget: float | None = None) -> dict[str, str]: ...
 
     def user_groups(self, object_id: str, *, budget: float | None = None) -> dict[str, str]: ...
+
+
+class UnreachableDirectory:
+    """Stands in for Graph when it must not or cannot be asked (offline runs, a missing secret): every lookup
+    fails the way an unreachable Graph does, so resolution follows the upstream's `on_unresolved` policy."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def names_by_ids(self, ids: Iterable[str], *, budget: float | None = None) -> dict[str, str]:
+        raise GraphUnavailable(self.reason)
+
+    def user_groups(self, object_id: str, *, budget: float | None = None) -> dict[str, str]:
+        raise GraphUnavailable(self.reason)
 
 
 @dataclass(frozen=True, slots=True)

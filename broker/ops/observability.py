@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 STEP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+LOGIN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class Metrics:
@@ -46,6 +47,8 @@ class Metrics:
                                       buckets=STEP_BUCKETS, registry=r)  # fmt: skip
         self.group_names = Counter("broker_group_names", "Group names resolved, by source (static, cache, graph, "
                                    "passthrough, unresolved)", ["source"], registry=r)  # fmt: skip
+        self.login_seconds = Histogram("broker_login_seconds", "Time from the IdP's response to the outcome",
+                                       ["outcome"], buckets=LOGIN_BUCKETS, registry=r)  # fmt: skip
         self.provisioning = Counter("broker_provisioning", "Pre-provisioning outcomes", ["portal", "status"],
                                     registry=r)  # fmt: skip
 

@@ -50,7 +50,8 @@ class IssuedResponse:
     saml_response: str  # base64, ready for the form field
     assertion_id: str
     response_id: str
-    xml: bytes  # the signed document (for the admin trace; never logged)
+    xml: bytes  # the document (for the admin trace and `broker simulate`; never logged)
+    signed: bool = True  # False: a preview of what would be sent, which no portal accepts
 
 
 def _new_id() -> str:
@@ -71,6 +72,7 @@ def build_assertion(
     now: datetime,
     authn_instant: datetime | None,
     session_index: str | None = None,
+    placeholder: bool = True,
 ) -> etree._Element:
     """An unsigned assertion with a signature placeholder after Issuer (where SAML's schema wants it)."""
     assertion_id = _new_id()
@@ -82,7 +84,8 @@ def build_assertion(
         IssueInstant=format_instant(now),
     )  # fmt: skip
     _text(assertion, qname(SAML, "Issuer"), trust.idp_entity_id)
-    assertion.append(signature_placeholder())
+    if placeholder:
+        assertion.append(signature_placeholder())
     subject = etree.SubElement(assertion, qname(SAML, "Subject"))
     _text(subject, qname(SAML, "NameID"), email, Format=NAMEID_EMAIL)
     confirmation = etree.SubElement(subject, qname(SAML, "SubjectConfirmation"), Method=BEARER)
@@ -122,29 +125,35 @@ def issue_response(
     now: datetime,
     authn_instant: datetime | None = None,
     session_index: str | None = None,
+    sign: bool = True,
 ) -> IssuedResponse:
-    """Sign the assertion (and the Response, when the portal wants that too) for an unsolicited POST."""
+    """Sign the assertion (and the Response, when the portal wants that too) for an unsolicited POST.
+    With `sign=False`: the same document without any signature, a preview that no portal would accept
+    (the admin's trace shows it; only a real login, or the trace's Continue, signs)."""
     assertion = build_assertion(
-        trust, email, attributes, now=now, authn_instant=authn_instant, session_index=session_index
-    )
-    signed_assertion = sign_enveloped(assertion, trust.key_pair, trust.algorithm)
+        trust, email, attributes, now=now, authn_instant=authn_instant, session_index=session_index,
+        placeholder=sign,
+    )  # fmt: skip
+    if sign:
+        assertion = sign_enveloped(assertion, trust.key_pair, trust.algorithm)
     response_id = _new_id()
     response = etree.Element(
         qname(SAMLP, "Response"), nsmap=_NSMAP, ID=response_id, Version="2.0", IssueInstant=format_instant(now),
         Destination=trust.acs_url,
     )  # fmt: skip
     _text(response, qname(SAML, "Issuer"), trust.idp_entity_id)
-    if trust.sign_response:
+    if sign and trust.sign_response:
         response.append(signature_placeholder())
     status = etree.SubElement(response, qname(SAMLP, "Status"))
     etree.SubElement(status, qname(SAMLP, "StatusCode"), Value=STATUS_SUCCESS)
-    response.append(signed_assertion)
-    if trust.sign_response:
+    response.append(assertion)
+    if sign and trust.sign_response:
         response = sign_enveloped(response, trust.key_pair, trust.algorithm)
     xml = etree.tostring(response, xml_declaration=True, encoding="UTF-8")
     return IssuedResponse(
         saml_response=base64.b64encode(xml).decode("ascii"),
-        assertion_id=signed_assertion.get("ID"),
+        assertion_id=assertion.get("ID"),
         response_id=response_id,
         xml=xml,
+        signed=sign,
     )

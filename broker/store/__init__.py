@@ -2,6 +2,7 @@
 
 Every key expires. `take` reads and deletes in one step, so a pending request is consumed once even when
 two replicas race for it; `add` stores only when the key is absent, which is what a replay cache needs.
+A capped log (`log_append`, `log_recent`) keeps the last logins for the admin's activity page.
 """
 
 from __future__ import annotations
@@ -30,6 +31,14 @@ class Store(Protocol):
 
     def incr(self, key: str, ttl: int) -> int:
         """Add one to a counter that starts at 0 and expires `ttl` seconds after its first increment."""
+
+    def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
+        """Add `value` to the capped log at `key`: at most `max_entries` are kept (the oldest go first), and
+        each entry is dropped `ttl` seconds after it was added (what an activity log with PII needs)."""
+
+    def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
+        """Up to `count` entries of the log at `key`, newest first, none older than `ttl` seconds (older
+        entries are dropped now, not only hidden)."""
 
     def ping(self) -> bool:
         """True when the store answers."""

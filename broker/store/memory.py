@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from broker.errors import StoreFull
@@ -19,6 +20,7 @@ class MemoryStore:
         self._data: dict[str, tuple[float, bytes]] = {}
         self._expiries: list[tuple[float, str]] = []
         self._lock = threading.Lock()
+        self._logs: dict[str, deque[tuple[float, bytes]]] = {}
 
     def _sweep(self, now: float) -> None:
         while self._expiries and self._expiries[0][0] <= now:
@@ -86,6 +88,30 @@ class MemoryStore:
             count = int(entry[1]) + 1
             self._data[key] = (entry[0], str(count).encode())
             return count
+
+    def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
+        with self._lock:
+            now = self._clock()
+            entries = self._logs.setdefault(key, deque())
+            entries.appendleft((now, value))
+            while len(entries) > max_entries:
+                entries.pop()
+            self._trim_log(key, now - ttl)
+
+    def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
+        with self._lock:
+            self._trim_log(key, self._clock() - ttl)
+            return [value for _, value in list(self._logs.get(key, ()))[:count]]
+
+    def _trim_log(self, key: str, cutoff: float) -> None:
+        """Drop the entries added at or before `cutoff` (newest first: the oldest are at the end)."""
+        entries = self._logs.get(key)
+        if entries is None:
+            return
+        while entries and entries[-1][0] <= cutoff:
+            entries.pop()
+        if not entries:
+            del self._logs[key]
 
     def ping(self) -> bool:
         return True

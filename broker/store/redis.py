@@ -25,6 +25,28 @@ if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
 
+# The capped log is a stream: its entry ids are the Redis server's clock (the same for every replica), so
+# "older than ttl" is one XTRIM MINID. Trimmed on write and on read; the key itself expires with its newest entry.
+_LOG_APPEND = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local ttl_ms = tonumber(ARGV[3]) * 1000
+redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'v', ARGV[1])
+redis.call('XTRIM', KEYS[1], 'MINID', now_ms - ttl_ms + 1)
+redis.call('PEXPIRE', KEYS[1], ttl_ms)
+"""
+_LOG_RECENT = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+redis.call('XTRIM', KEYS[1], 'MINID', now_ms - tonumber(ARGV[2]) * 1000 + 1)
+local values = {}
+for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])) do
+  values[#values + 1] = entry[2][2]
+end
+return values
+"""
+
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     hosts = []
@@ -66,6 +88,8 @@ class RedisStore:
         self._redis = client
         self._ns = namespace
         self._incr = client.register_script(_INCR_WITH_TTL)
+        self._log_append = client.register_script(_LOG_APPEND)
+        self._log_recent = client.register_script(_LOG_RECENT)
         self._cluster = isinstance(client, RedisCluster)
 
     @classmethod
@@ -104,6 +128,18 @@ class RedisStore:
             return int(self._incr(keys=[self._ns + key], args=[ttl]))
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis incr failed: {exc}") from exc
+
+    def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
+        try:
+            self._log_append(keys=[self._ns + key], args=[value, max_entries, ttl])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis log append failed: {exc}") from exc
+
+    def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
+        try:
+            return list(self._log_recent(keys=[self._ns + key], args=[count, ttl]))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis log read failed: {exc}") from exc
 
     def ping(self) -> bool:
         try:

@@ -1,8 +1,8 @@
-"""`broker simulate`: the login pipeline run offline from a claims file, with no IdP and no browser.
+"""`broker simulate`: the login's own steps (broker.login) from a claims file, with no IdP and no browser.
 
-map claims → resolve groups → route → outgoing attributes → provisioning plan (dry run) → signed assertion,
-each step the pipeline's own function (broker.login and the modules it calls), each result shown.
-`tools_runtime` is the Runtime the admin commands share: secrets that are missing leave their client out.
+Every step after the response is consumed runs, in trace mode (Graph and LearnUpon read, nothing written,
+the assertion an unsigned preview) or with `--offline` in offline mode (no network, no store writes); each
+result is shown. `tools_runtime` is the Runtime the admin commands share: missing secrets leave a client out.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -17,21 +18,16 @@ from typing import Any
 
 from lxml import etree
 
-from broker.claims.presets import map_claims
+from broker.claims.groups import UnreachableDirectory
 from broker.claims.profile import outgoing_attributes
-from broker.clients.graph import GraphUnavailable
-from broker.clients.learnupon import LearnUponError
 from broker.config import Config
-from broker.errors import LoginRefused
-from broker.login import resolve_group_names
-from broker.model import Claims, Identity
+from broker.login import LoginRun, Mode, StepDone, run_steps
+from broker.model import Claims, Identity, PendingLogin
 from broker.ops.observability import diverted_logs
-from broker.provisioning.plan import ApiCall, CurrentState, DesiredState, desired_state, plan
-from broker.provisioning.sync import dry_run
-from broker.rules import trust
-from broker.rules.routing import RoutingDecision, route
+from broker.provisioning.preview import ProvisioningPreview
+from broker.rules.routing import RoutingDecision
 from broker.runtime import Runtime, build_runtime
-from broker.saml.assertion import IssuedResponse, issue_response
+from broker.saml.assertion import IssuedResponse
 from broker.saml.xml import parse_untrusted
 from broker.store.memory import MemoryStore
 
@@ -54,20 +50,6 @@ class SimulationInputError(ValueError):
 # ---- a runtime for the admin tools -----------------------------------------------------------------------------
 
 
-class _GraphNotAvailable:
-    """Stands in for Graph when its secret is missing or the run is offline: every lookup fails the way an
-    unreachable Graph does, so group resolution follows the upstream's `on_unresolved` policy."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def names_by_ids(self, ids: Iterable[str], *, budget: float | None = None) -> dict[str, str]:
-        raise GraphUnavailable(self.reason)
-
-    def user_groups(self, object_id: str, *, budget: float | None = None) -> dict[str, str]:
-        raise GraphUnavailable(self.reason)
-
-
 @dataclass
 class ToolsRuntime:
     rt: Runtime
@@ -88,7 +70,7 @@ def tools_runtime(
         kind, name = where.split(".", 1)
         if kind == "upstreams":
             reason = "offline: Microsoft Graph not asked" if offline else f"Graph not available: {why}"
-            rt.group_directories[name] = _GraphNotAvailable(reason)
+            rt.group_directories[name] = UnreachableDirectory(reason)
             notes.append(f"{where}: {reason}")
         elif not offline:
             notes.append(f"{where}: LearnUpon API not available: {why}")
@@ -173,15 +155,6 @@ def choose_upstream(config: Config, portal: str | None, upstream: str | None) ->
 
 
 @dataclass
-class ProvisioningPreview:
-    desired: DesiredState
-    calls: tuple[ApiCall, ...] | None  # None: no plan (the API could not be read)
-    against: str  # what the plan was made against
-    problem: str | None = None
-    cached: bool = False
-
-
-@dataclass
 class Simulation:
     upstream: str
     identity: Identity
@@ -194,6 +167,7 @@ class Simulation:
     issued: IssuedResponse | None = None
     relay_state: str | None = None
     refused: tuple[str, str] | None = None  # (step, reason)
+    steps: tuple[StepDone, ...] = ()  # the login's steps that ran
     warnings: list[str] = field(default_factory=list)  # what the pipeline logged
 
 
@@ -205,71 +179,38 @@ def run_simulation(
     upstream: str | None = None,
     offline: bool = False,
 ) -> Simulation:
-    """Run the pipeline after validation. A refusal (no email, groups unresolved under `fail`, no access)
+    """The login's steps after validation. A refusal (no email, groups unresolved under `fail`, no access)
     ends the run at that step, as it would end the login."""
     if portal is not None and portal not in rt.config.portals:
         raise SimulationInputError(f"unknown portal {portal!r} (known: {', '.join(rt.config.portals)})")
     upstream = choose_upstream(rt.config, portal, upstream)
     identity = identity_from_document(rt, upstream, document)
     sim = Simulation(upstream, identity)
-    step = "claims"
-    # what the pipeline logs (e.g. "dropping 2 group IDs without a name") becomes part of the report
+
+    def trace(section: str, detail: str) -> None:
+        if section == "groups":
+            sim.group_records.append(detail)
+
+    pending = PendingLogin(None, upstream, portal, None, time.time())
+    mode = Mode.OFFLINE if offline else Mode.TRACE
+    # what the steps log (e.g. "dropping 2 group IDs without a name") becomes part of the report
     with diverted_logs(_Collect(sim.warnings)):
-        try:
-            claims = map_claims(identity, rt.claim_names[upstream])
-            step = "trust"
-            trust.check_email_domain(upstream, rt.config.upstreams[upstream], claims.email)
-            step = "groups"
-
-            def trace(kind: str, detail: str) -> None:
-                if kind == "groups":
-                    sim.group_records.append(detail)
-
-            claims = resolve_group_names(rt, identity, claims, trace)
-            sim.claims = claims
-            step = "routing"
-            sim.decision = route(rt.config, portal, upstream, claims)
-        except LoginRefused as exc:
-            sim.refused = (step, exc.reason)
-            return sim
-        sim.portal = chosen = sim.decision.portals[0]
-        settings = rt.config.portals[chosen]
-        sim.attributes = outgoing_attributes(claims, settings)
-        if settings.provisioning.enabled:
-            sim.provisioning = preview_provisioning(rt, chosen, claims, offline=offline)
-        # as broker.login.issue, keeping the XML it does not return
-        sim.issued = issue_response(
-            rt.portal_trust[chosen],
-            claims.email,
-            sim.attributes,
-            now=rt.clock(),
-            authn_instant=identity.authn_instant,
-            session_index=identity.session_index,
-        )
-        sim.relay_state = settings.landing_path
+        run = run_steps(LoginRun(rt, pending, mode, trace, identity=identity), after="consume")
+    sim.steps = run.done
+    sim.claims, sim.decision, sim.portal = run.claims, run.decision, run.portal
+    if run.refused is not None:
+        sim.refused = (run.refused.step or "?", run.refused.reason)
+        return sim
+    sim.provisioning, sim.issued = run.provisioning_preview, run.issued
+    if run.outgoing is not None:
+        sim.attributes = outgoing_attributes_of(run)
+        sim.relay_state = run.outgoing.relay_state
     return sim
 
 
-def preview_provisioning(rt: Runtime, portal: str, claims: Claims, *, offline: bool) -> ProvisioningPreview:
-    settings = rt.config.portals[portal].provisioning
-    desired = desired_state(claims, settings)
-    if offline:
-        calls = tuple(plan(desired, CurrentState(user=None)))
-        return ProvisioningPreview(desired, calls, "an empty portal (--offline)")
-    client = rt.learnupon_clients.get(portal)
-    if client is None:
-        problem = "no LearnUpon API client (its credentials are not in the environment)"
-        return ProvisioningPreview(desired, None, "", problem)
-    try:
-        result = dry_run(portal, claims, settings, client, rt.store)
-    except LearnUponError as exc:
-        return ProvisioningPreview(desired, None, "", str(exc))
-    return ProvisioningPreview(
-        desired,
-        result.calls,
-        f"LearnUpon as it is now ({result.requests} GET requests)",
-        cached=result.cached,
-    )
+def outgoing_attributes_of(run: LoginRun) -> dict[str, tuple[str, ...]]:
+    assert run.portal is not None and run.claims is not None
+    return outgoing_attributes(run.claims, run.rt.config.portals[run.portal])
 
 
 class _Collect(logging.Handler):
@@ -306,6 +247,9 @@ def format_simulation(sim: Simulation, notes: Iterable[str] = ()) -> str:
         out += [f"  {record}" for record in sim.group_records]
     if sim.warnings:
         out += ["", "Logged"] + [f"  {w}" for w in sim.warnings]
+    if sim.steps:
+        out += ["", "Steps      " + " → ".join(f"{s.name} ({s.seconds * 1000:.1f} ms{', refused' if s.outcome == 'refused' else ''})"
+                                            for s in sim.steps)]  # fmt: skip
     if sim.refused is not None:
         step, reason = sim.refused
         out += ["", f"REFUSED at {step}: {reason}"]
@@ -321,7 +265,7 @@ def format_simulation(sim: Simulation, notes: Iterable[str] = ()) -> str:
     out += [
         "",
         f"Assertion  ID {sim.issued.assertion_id}, RelayState {sim.relay_state or '(none)'}",
-        "           (pretty-printed for reading: the added whitespace breaks the signature)",
+        "           (an unsigned preview, pretty-printed for reading: only a real login signs)",
         _pretty(sim.issued.xml),
     ]
     return "\n".join(out) + "\n"

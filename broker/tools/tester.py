@@ -1,5 +1,7 @@
 """The admin's flow tester: a real login through the upstream IdP that ends in a trace page instead of the
-portal. Every step records what it did; a refused response shows the exact check, expected and got."""
+portal. The login's own steps run in trace mode (broker.login): provisioning is a dry run, the assertion an
+unsigned preview, signed only when the admin presses Continue. A refused response shows the exact check,
+expected and got."""
 
 from __future__ import annotations
 
@@ -9,26 +11,28 @@ import json
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Literal
 from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
 
 from broker.errors import LoginRefused, SamlRejected
-from broker.login import finish_login, held_login, issue, receive, restore_login, start_login
+from broker.login import LoginRun, Mode, begin, continue_held, run_steps
 from broker.model import OutgoingLogin, PendingLogin
-from broker.provisioning.sync import dry_run
-from broker.rules.routing import route
+from broker.pending import start_login
+from broker.picker import HeldLogin
 from broker.runtime import Runtime
 from broker.saml.authn_request import decode_redirect_request
 from broker.saml.xml import UnsafeXml, parse_untrusted
 
 REPORT_TTL_SECONDS = 3600
+TraceStatus = Literal["pass", "fail", "info"]
 
 
 @dataclass
 class TraceStep:
     section: str
-    status: str  # "pass", "fail" or "info"
+    status: TraceStatus
     detail: str
     expected: str | None = None
     got: str | None = None
@@ -50,8 +54,9 @@ class TraceReport:
     outgoing: str = ""
     outgoing_attributes: dict[str, list[str]] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    pipeline: list[tuple[str, float, str]] = field(default_factory=list)  # (step, milliseconds, outcome)
     error: str | None = None
-    held: dict | None = None  # what "continue to the portal" needs
+    held: dict | None = None  # what "continue to the portal" needs (HeldLogin.to_json)
 
     def sections(self) -> dict[str, list[TraceStep]]:
         grouped: dict[str, list[TraceStep]] = {}
@@ -97,7 +102,7 @@ def start_test(rt: Runtime, portal: str, upstream: str, browser: str | None = No
 
 
 def run_test(rt: Runtime, saml_response: str, relay_state: str | None, pending: PendingLogin) -> TraceReport:
-    """The whole pipeline with a recorder; provisioning as a dry run; the assertion issued but not posted."""
+    """The login's steps in trace mode, with a recorder; the report is kept for the trace page."""
     assert pending.portal is not None
     report = TraceReport(secrets.token_urlsafe(16), pending.portal, pending.upstream, time.time())
     request_xml = rt.store.get(f"testreq:{pending.request_id}") or b""
@@ -108,78 +113,90 @@ def run_test(rt: Runtime, saml_response: str, relay_state: str | None, pending: 
         report.response = "(not base64)"
 
     def record(section: str, detail: str) -> None:
-        report.steps.append(
-            TraceStep(section, "pass" if section not in ("groups", "claims") else "info", detail)
-        )
+        report.steps.append(TraceStep(section, "info" if section in ("groups", "claims") else "pass", detail))
 
     try:
-        received = receive(rt, saml_response, relay_state, record, pending)
-        identity, claims = received.identity, received.claims
-        report.attributes_received = {k: list(v) for k, v in identity.attributes.items()}
-        report.claims = asdict(claims)
-        decision = route(rt.config, pending.portal, identity.upstream, claims)
-        report.routing = decision.reason
-        record("routing", f"{pending.portal}: {decision.reason}")
-        _plan_provisioning(rt, pending.portal, claims, report)
-        outgoing = issue(rt, pending.portal, identity, claims, pending.target)
-        _describe_outgoing(rt, outgoing, report)
-        report.held = {**held_login(identity, claims, pending.target), "portal": pending.portal}
-    except SamlRejected as exc:
-        report.steps.append(TraceStep(exc.check, "fail", exc.reason, _text(exc.expected), _text(exc.got)))
-        report.error = f"{exc.check}: {exc.reason}"
-    except LoginRefused as exc:
-        report.steps.append(TraceStep("refused", "fail", exc.reason))
-        report.error = exc.reason
+        run = run_steps(begin(rt, saml_response, relay_state, pending=pending, mode=Mode.TRACE, trace=record))
+    except LoginRefused as exc:  # before any step: no pending login, an unsolicited response refused
+        run = None
+        _refused(report, exc)
+    if run is not None:
+        _describe(rt, run, report)
     save(rt, report)
     return report
+
+
+def _refused(report: TraceReport, exc: LoginRefused) -> None:
+    if isinstance(exc, SamlRejected):
+        report.steps.append(TraceStep(exc.check, "fail", exc.reason, _text(exc.expected), _text(exc.got)))
+        report.error = f"{exc.check}: {exc.reason}"
+    else:
+        report.steps.append(TraceStep("refused", "fail", exc.reason))
+        report.error = exc.reason
+
+
+def _describe(rt: Runtime, run: LoginRun, report: TraceReport) -> None:
+    report.pipeline = [(step.name, round(step.seconds * 1000, 2), step.outcome) for step in run.done]
+    if run.identity is not None:
+        report.attributes_received = {k: list(v) for k, v in run.identity.attributes.items()}
+    if run.claims is not None:
+        report.claims = asdict(run.claims)
+    if run.decision is not None:
+        report.routing = run.decision.reason
+    if run.refused is not None:
+        _refused(report, run.refused)
+        return
+    assert run.portal is not None and run.identity is not None and run.claims is not None
+    _describe_provisioning(run, report)
+    if run.outgoing is not None and run.issued is not None:
+        _describe_outgoing(rt, run.outgoing, run.issued.xml, report)
+    report.held = HeldLogin(run.identity, run.claims, run.pending.target, run.portal).to_json()
 
 
 def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _plan_provisioning(rt: Runtime, portal: str, claims, report: TraceReport) -> None:
-    client = rt.learnupon_clients.get(portal)
-    if client is None:
+def _describe_provisioning(run: LoginRun, report: TraceReport) -> None:
+    preview = run.provisioning_preview
+    if preview is None:
         report.provisioning_plan = [
             "provisioning is off for this portal: LearnUpon creates the user on first login"
         ]
         return
-    try:
-        plan = dry_run(portal, claims, rt.config.portals[portal].provisioning, client, rt.store)
-    except Exception as exc:  # noqa: BLE001 - a dry run must never break the trace
-        report.provisioning_plan = [f"could not read the current state from LearnUpon: {exc}"]
-        report.steps.append(TraceStep("provisioning", "fail", str(exc)))
+    if preview.calls is None:
+        report.provisioning_plan = [f"could not read the current state from LearnUpon: {preview.problem}"]
+        report.steps.append(TraceStep("provisioning", "fail", preview.problem or ""))
         return
-    report.provisioning_plan = [call.describe() for call in plan.calls] or ["no change needed"]
+    report.provisioning_plan = [call.describe() for call in preview.calls] or ["no change needed"]
     report.steps.append(
-        TraceStep("provisioning", "info", f"dry run: {len(plan.calls)} API call(s) would be made")
+        TraceStep("provisioning", "info", f"dry run: {len(preview.calls)} API call(s) would be made")
     )
 
 
-def _describe_outgoing(rt: Runtime, outgoing: OutgoingLogin, report: TraceReport) -> None:
+def _describe_outgoing(rt: Runtime, outgoing: OutgoingLogin, document: bytes, report: TraceReport) -> None:
     trust = rt.portal_trust[outgoing.portal]
-    document = base64.b64decode(outgoing.saml_response)
     report.outgoing = pretty_xml(document)
     report.fingerprints = {"sha1": trust.key_pair.sha1_fingerprint, "sha256": trust.key_pair.sha256_fingerprint,
                            "algorithm": trust.algorithm}  # fmt: skip
     root = etree.fromstring(document)
     values: dict[str, list[str]] = {}
     for attribute in root.iter("{urn:oasis:names:tc:SAML:2.0:assertion}Attribute"):
-        values[attribute.get("Name")] = [v.text or "" for v in attribute]
+        values[attribute.get("Name") or ""] = [v.text or "" for v in attribute]
     report.outgoing_attributes = values
-    report.steps.append(
-        TraceStep("issue", "pass", f"assertion signed ({trust.algorithm}) for {trust.acs_url}")
-    )
+    report.steps.append(TraceStep(
+        "issue", "pass", f"unsigned preview for {trust.acs_url}; signed ({trust.algorithm}) when you continue"
+    ))  # fmt: skip
 
 
 def continue_to_portal(rt: Runtime, report_id: str) -> OutgoingLogin:
-    """The trace page's button: provision for real, issue a fresh assertion, post it to the portal."""
+    """The trace page's button: the steps after routing, live: provision for real, sign a fresh assertion."""
     report = load(rt, report_id)
     if report is None or report.held is None:
         raise LoginRefused(
             f"trace {report_id} cannot continue", public_message="This test login has expired."
         )
     rt.store.delete(_report_key(report_id))  # one continue per test login
-    identity, claims, target = restore_login(report.held)
-    return finish_login(rt, report.held["portal"], identity, claims, target)
+    run = continue_held(rt, HeldLogin.from_json(report.held))
+    assert run.outgoing is not None
+    return run.outgoing

@@ -6,8 +6,11 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, url_for
 
 from broker.errors import LoginRefused, SamlRejected
-from broker.login import PortalChoice, complete_login, find_pending, receive
+from broker.login import complete_login, sign_in_run
+from broker.model import PendingLogin
 from broker.ops.audit import audit
+from broker.pending import find_pending
+from broker.picker import PortalChoice
 from broker.rules.trust import groups_match
 from broker.tools.tester import run_test
 from broker.web.admin import sign_in_admin
@@ -45,7 +48,7 @@ def acs():
     return autopost_page(outcome)
 
 
-def refuse_from_other_browser(rt, pending) -> None:
+def refuse_from_other_browser(rt, pending: PendingLogin) -> None:
     """Login CSRF: the response must arrive in the browser that started the login (checked before anything
     is consumed, so the real browser can still finish)."""
     try:
@@ -57,18 +60,20 @@ def refuse_from_other_browser(rt, pending) -> None:
         raise
 
 
-def admin_sign_in(saml_response: str, relay_state: str | None, pending):
+def admin_sign_in(saml_response: str, relay_state: str | None, pending: PendingLogin):
+    """The login's steps up to routing; instead of a portal, the admin groups decide."""
     rt = runtime()
-    received = receive(rt, saml_response, relay_state, pending=pending)
-    if received.identity.upstream not in rt.config.admin.upstreams or not groups_match(
-        received.claims, rt.config.admin.groups
-    ):
+    run = sign_in_run(rt, saml_response, relay_state, pending)
+    claims = run.claims
+    assert claims is not None  # map_claims ran (sign_in_run raises otherwise)
+    # only the upstreams named in admin.upstreams; Entra groups by object id (see broker.rules.trust)
+    if run.upstream not in rt.config.admin.upstreams or not groups_match(claims, rt.config.admin.groups):
         raise LoginRefused(
-            f"{received.claims.email} is not in an admin group {rt.config.admin.groups}",
+            f"{claims.email} is not in an admin group {rt.config.admin.groups}",
             public_message="Your account is not allowed to administer this broker.",
             status_code=403,
         )
-    sign_in_admin(received.claims.email, received.identity.upstream)
+    sign_in_admin(claims.email, run.upstream)
     return redirect(url_for("admin.index"), code=303)
 
 

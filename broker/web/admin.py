@@ -15,6 +15,7 @@ from werkzeug.exceptions import Forbidden
 from broker.errors import new_reference
 from broker.keys import fingerprint
 from broker.ops.audit import audit
+from broker.pending import start_login
 from broker.rules.routing import upstreams_for
 from broker.tools.tester import continue_to_portal, load, start_test
 from broker.web.binding import bind_to_browser, browser_hash
@@ -139,8 +140,6 @@ def refresh_upstream(name: str):
 
 @bp.get("/login")
 def login_via_idp():
-    from broker.login import start_login
-
     upstream = request.args.get("idp", "")
     if upstream not in _admin_upstreams():
         abort(400, "That sign-in option is not offered for administrators.")

@@ -9,7 +9,8 @@ from flask import Blueprint, current_app, redirect, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import BadRequest
 
-from broker.login import UnknownPortal, choose_portal, start_login
+from broker.login import choose_portal
+from broker.pending import UnknownPortal, start_login
 from broker.rules.routing import portal_for_host, upstreams_for
 from broker.web.binding import bind_to_browser, browser_hash
 from broker.web.pages import autopost_page, page, runtime, secure_cookies

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from broker.login import UnknownPortal
+from broker.pending import UnknownPortal
 from broker.tools.portal_setup import portal_metadata_xml, portal_setup, sp_metadata_xml
 from broker.web.pages import page, runtime
 

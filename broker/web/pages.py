@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from broker.errors import LoginRefused, SamlRejected, StoreUnavailable, new_reference
 from broker.model import OutgoingLogin
+from broker.ops.activity import record_refusal
 from broker.runtime import Runtime
 
 log = logging.getLogger("broker.web")
@@ -85,6 +86,7 @@ def _login_refused(exc: LoginRefused) -> Response:
         exc.reason,
         extra={"reference": exc.reference, "check": exc.check, "path": request.path},
     )
+    record_refusal(runtime(), exc, request.path)
     return error_page(exc.status_code, "Sign-in failed", exc.public_message, exc.reference)
 
 

@@ -61,7 +61,10 @@ def test_simulate_shows_claims_groups_routing_attributes_plan_and_assertion(
     xml = out[out.index("<samlp:Response") :]
     root = etree.fromstring(xml.encode())
     assert root.findtext(".//saml:NameID", namespaces=NS) == "alex@contoso.example"
-    assert root.find(".//ds:Signature", NS) is not None
+    # only a live login signs: simulate shows an unsigned preview that no portal would accept
+    assert root.find(".//ds:Signature", NS) is None
+    assert "an unsigned preview" in out
+    assert "Steps      map_claims" in out and "check_trust" in out and "→ issue" in out
 
 
 def test_offline_plans_against_an_empty_portal_and_asks_no_one(
@@ -110,9 +113,9 @@ def test_a_refused_login_ends_the_report_and_exits_1(run, write_config, claims_f
     result = run("simulate", "--config", config, "--portal", "academy", "--claims", claims_file())
 
     assert result.exit_code == 1
-    assert "REFUSED at routing: alex@contoso.example is in none of academy's required groups" in result.stdout
+    assert "REFUSED at route: alex@contoso.example is in none of academy's required groups" in result.stdout
     assert "<samlp:Response" not in result.stdout
-    assert result.stderr.startswith("broker: the login would be refused at routing")
+    assert result.stderr.startswith("broker: the login would be refused at route")
 
 
 def test_an_address_outside_the_upstreams_email_domains_is_refused_at_trust(run, write_config, claims_file):

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import inspect
-import textwrap
-import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -14,9 +10,9 @@ import pytest
 import broker.login
 from tests.harness import Harness
 
-# Steps that must never see an identity from a refused response. Found in complete_login's source too, so a
-# step added later (group resolution, provisioning) is spied on without anyone remembering to list it here.
-KNOWN_LATER_STEPS = ("map_claims", "issue")
+# Steps that must never see an identity from a refused response. Every step after `consume` in
+# broker.login.STEPS is spied on, so a step added later is covered without anyone listing it here.
+KNOWN_LATER_STEPS = ("map_claims", "resolve_groups", "check_trust", "route", "provision", "issue")
 
 
 @dataclass
@@ -27,77 +23,35 @@ class Spy:
     original: Callable
     calls: int = 0
 
+    def __post_init__(self) -> None:
+        self.__name__ = self.name  # the runner names steps by their __name__
+
     def __call__(self, *args: object, **kwargs: object) -> object:
         self.calls += 1
         return self.original(*args, **kwargs)
 
 
-def _calls(function: Callable) -> list[tuple[object, str]]:
-    """The broker functions `function` calls, in source order: (module, attribute) pairs."""
-    body = ast.parse(textwrap.dedent(inspect.getsource(function))).body[0].body  # not the decorators
-    calls = sorted(
-        (node for statement in body for node in ast.walk(statement) if isinstance(node, ast.Call)),
-        key=lambda node: (node.lineno, node.col_offset),
-    )
-    found = []
-    for call in calls:
-        owner, name = broker.login, None
-        if isinstance(call.func, ast.Name):
-            name = call.func.id
-        elif isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name):
-            owner, name = getattr(broker.login, call.func.value.id, None), call.func.attr
-            if not isinstance(owner, types.ModuleType):
-                continue  # log.info(...), rt.store.add(...): not a step
-        target = getattr(owner, name, None) if name else None
-        if inspect.isfunction(target) and target.__module__.startswith("broker."):
-            found.append((owner, name))
-    return found
-
-
-def _validates(function: Callable, seen: frozenset = frozenset()) -> bool:
-    """Does `function` (a broker.login step) consume the response, itself or through its own steps?"""
-    for owner, name in _calls(function):
-        target = getattr(owner, name)
-        if name == "consume":
-            return True
-        if target.__module__ == "broker.login" and name not in seen and _validates(target, seen | {name}):
-            return True
-    return False
-
-
-def later_steps() -> list[tuple[object, str]]:
-    """Every broker function the login calls after the response is validated and consumed, found by walking
-    complete_login's calls in source order (so a step added later is spied on without being listed here)."""
-    found: dict[tuple[int, str], tuple[object, str]] = {}
-
-    def visit(function: Callable, later: bool) -> None:
-        for owner, name in _calls(function):
-            target = getattr(owner, name)
-            mine = target.__module__ == "broker.login"
-            if later:
-                if (id(owner), name) not in found:
-                    found[(id(owner), name)] = (owner, name)
-                    if mine:
-                        visit(target, True)
-            elif name == "consume" or (mine and _validates(target)):
-                if name != "consume":
-                    visit(target, False)  # the steps after consume() inside it are later steps too
-                later = True
-
-    visit(broker.login.complete_login, False)
-    names = {name for _, name in found.values()}
-    missing = set(KNOWN_LATER_STEPS) - names
-    assert not missing, f"complete_login no longer calls {missing} after consume(): update the security spies"
-    return list(found.values())
+def later_steps() -> list[str]:
+    """The names of the login's steps after the response is validated and consumed, read from STEPS."""
+    names = [step.__name__ for step in broker.login.STEPS]
+    assert "consume" in names, "broker.login.STEPS has no consume step: update the security spies"
+    later = names[names.index("consume") + 1 :]
+    missing = set(KNOWN_LATER_STEPS) - set(later)
+    assert not missing, f"STEPS no longer runs {missing} after consume: update the security spies"
+    return later
 
 
 @pytest.fixture
 def spies(monkeypatch: pytest.MonkeyPatch) -> dict[str, Spy]:
+    """Every step after consume replaced, in broker.login.STEPS, by a spy that calls through."""
+    later = set(later_steps())
     installed: dict[str, Spy] = {}
-    for owner, name in later_steps():
-        spy = Spy(name, getattr(owner, name))
-        monkeypatch.setattr(owner, name, spy)
-        installed[name] = spy
+    steps = []
+    for step in broker.login.STEPS:
+        if step.__name__ in later:
+            step = installed.setdefault(step.__name__, Spy(step.__name__, step))
+        steps.append(step)
+    monkeypatch.setattr(broker.login, "STEPS", tuple(steps))
     return installed
 
 

@@ -105,3 +105,42 @@ def test_get_many_in_one_call(store):
     store.put("c", b"3", 60)
     assert store.get_many(["a", "b", "c"]) == [b"1", None, b"3"]
     assert store.get_many([]) == []
+
+
+def test_log_keeps_the_newest_entries_up_to_the_cap(store):
+    for i in range(7):
+        store.log_append("activity", f"e{i}".encode(), max_entries=5, ttl=60)
+    assert store.log_recent("activity", 100, ttl=60) == [b"e6", b"e5", b"e4", b"e3", b"e2"]
+    assert store.log_recent("activity", 2, ttl=60) == [b"e6", b"e5"]
+    assert store.log_recent("nothing-here", 10, ttl=60) == []
+
+
+def test_log_entries_are_dropped_after_their_ttl(store):
+    store.log_append("activity", b"old", max_entries=10, ttl=1)
+    time.sleep(0.6)
+    store.log_append("activity", b"new", max_entries=10, ttl=1)
+    assert store.log_recent("activity", 10, ttl=1) == [b"new", b"old"]
+    time.sleep(0.6)  # "old" is now 1.2 s old, "new" 0.6 s
+    assert store.log_recent("activity", 10, ttl=1) == [b"new"]
+    time.sleep(0.6)
+    assert store.log_recent("activity", 10, ttl=1) == []
+
+
+def test_log_entries_past_a_shorter_retention_are_dropped_on_read(store):
+    """Lowering the retention in the configuration removes what is now too old at the next read."""
+    store.log_append("activity", b"a", max_entries=10, ttl=3600)
+    time.sleep(1.1)
+    assert store.log_recent("activity", 10, ttl=1) == []
+    assert store.log_recent("activity", 10, ttl=3600) == []  # dropped, not hidden
+
+
+def test_memory_log_expiry_follows_the_store_clock():
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    store.log_append("activity", b"a", max_entries=10, ttl=100)
+    clock.now += 50
+    store.log_append("activity", b"b", max_entries=10, ttl=100)
+    clock.now += 51
+    assert store.log_recent("activity", 10, ttl=100) == [b"b"]
+    clock.now += 50
+    assert store.log_recent("activity", 10, ttl=100) == []

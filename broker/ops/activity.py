@@ -1,0 +1,219 @@
+"""The activity log: the last logins and refusals, kept in the store for the admin's /admin/activity page.
+
+One JSON entry per outcome (signed in, or refused with the failed check), in a capped log whose entries
+expire after the configured retention, so the e-mail addresses in it do not outlive what the operator chose.
+Never an assertion, a token or an attribute value other than the e-mail: who, where, the outcome and why.
+
+The login pipeline tells it what it learns (`note_pending`: portal and upstream; `note_user`: who, once the
+claims are mapped from a validated response) and the outcome (`record_login`). Refusals are recorded where
+their error page is made (`record_refusal`). The web layer starts a fresh attempt per request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from broker.errors import BrokerError, LoginRefused
+from broker.ops.observability import request_id
+
+if TYPE_CHECKING:
+    from broker.provisioning.sync import SyncOutcome
+    from broker.runtime import Runtime
+
+log = logging.getLogger("broker.ops.activity")
+
+ACTIVITY_KEY = "activity:log"
+MAX_REASON_CHARS = 300  # refusal reasons may quote what the sender put in the response
+
+
+class ActivitySettings(BaseModel):
+    """`activity:` in broker.yaml. The log holds users' e-mail addresses: keep it as short as support needs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    enabled: bool = True
+    max_entries: int = Field(200, ge=10, le=10_000, description="logins and refusals kept (newest)")
+    retention_hours: float = Field(72, gt=0, le=24 * 90, description="each entry is deleted after this")
+
+    @property
+    def ttl_seconds(self) -> int:
+        return max(1, int(self.retention_hours * 3600))
+
+
+Outcome = Literal["signed_in", "refused"]
+
+
+@dataclass(frozen=True)
+class ActivityEntry:
+    time: str  # ISO 8601, UTC
+    outcome: Outcome
+    reference: str  # the id on the user's error page (refusals) or the request id (logins)
+    email: str = ""  # empty when the refusal came before the identity was known (or trusted)
+    upstream: str = ""
+    portal: str = ""
+    check: str = ""  # the failed check, e.g. "audience", "no_access", "provisioning"
+    reason: str = ""
+    path: str = ""
+    provisioning: str = ""  # disabled, unchanged, synced, failed; empty when provisioning is off
+    provisioning_error: str = ""
+    learnupon_requests: int = 0
+    learnupon_calls: tuple[str, ...] = ()
+    duration_ms: float | None = None
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ActivityEntry | None:
+        try:
+            data = json.loads(raw)
+            data["learnupon_calls"] = tuple(data.get("learnupon_calls", ()))
+            return cls(**data)
+        except (ValueError, TypeError, KeyError):
+            return None  # an entry from another version: skip it rather than fail the page
+
+
+# --- the current attempt: who, since when (one per request; the web layer starts it) -----------------------
+
+
+@dataclass
+class _Attempt:
+    started: float = field(default_factory=time.perf_counter)
+    portal: str = ""
+    upstream: str = ""
+    email: str = ""
+
+
+_attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("activity_attempt", default=None)
+
+
+def begin_attempt() -> None:
+    """A new request: forget the previous one's user (a worker thread serves many requests)."""
+    _attempt.set(_Attempt())
+
+
+def note_pending(portal: str | None, upstream: str) -> None:
+    """The login pipeline found the pending login: a refusal later in this request names its portal and upstream."""
+    attempt = _attempt.get()
+    if attempt is not None:
+        attempt.portal, attempt.upstream = portal or "", upstream
+
+
+def note_user(email: str) -> None:
+    """Claims were mapped from a validated response: a refusal later in this request names the user."""
+    attempt = _attempt.get()
+    if attempt is not None:
+        attempt.email = email
+
+
+def _elapsed_ms() -> float | None:
+    attempt = _attempt.get()
+    return None if attempt is None else round((time.perf_counter() - attempt.started) * 1000, 1)
+
+
+# --- recording ------------------------------------------------------------------------------------------------
+
+
+def _describe_calls(outcome: SyncOutcome | None) -> tuple[str, ...]:
+    """The LearnUpon changes, by operation and group or course only (no field values: those are PII)."""
+    if outcome is None:
+        return ()
+    described = []
+    for call in outcome.calls:
+        what = call.op
+        if call.group:
+            what += f" {call.group!r}"
+        if call.course_id is not None:
+            what += f" course {call.course_id}"
+        described.append(what)
+    return tuple(described)
+
+
+def _provisioning_fields(outcome: SyncOutcome | None) -> dict[str, Any]:
+    if outcome is None:
+        return {}
+    return {
+        "provisioning": outcome.status,
+        "provisioning_error": (outcome.error or "")[:MAX_REASON_CHARS],
+        "learnupon_requests": outcome.requests,
+        "learnupon_calls": _describe_calls(outcome),
+    }
+
+
+def _append(rt: Runtime, entry: ActivityEntry) -> None:
+    settings: ActivitySettings = rt.config.activity
+    if not settings.enabled:
+        return
+    try:
+        rt.store.log_append(ACTIVITY_KEY, entry.to_json(), max_entries=settings.max_entries,
+                            ttl=settings.ttl_seconds)  # fmt: skip
+    except BrokerError as exc:  # the store is down: the login's own outcome matters more than its log line
+        log.warning("activity not recorded [%s]: %s", entry.reference, exc)
+
+
+def _now(rt: Runtime) -> str:
+    return rt.clock().isoformat(timespec="seconds")
+
+
+def record_login(
+    rt: Runtime, portal: str, upstream: str, email: str, provisioning: SyncOutcome | None
+) -> None:
+    """A login that ended with an assertion posted to `portal`."""
+    duration = _elapsed_ms()
+    if duration is not None:
+        rt.metrics.login_seconds.labels("signed_in").observe(duration / 1000)
+    _append(rt, ActivityEntry(time=_now(rt), outcome="signed_in", reference=request_id.get(), email=email,
+                              upstream=upstream, portal=portal, duration_ms=duration,
+                              **_provisioning_fields(provisioning)))  # fmt: skip
+
+
+def record_refusal(rt: Runtime, refused: LoginRefused, path: str = "") -> None:
+    """A refused login: the check, the precise reason, and the reference the user was shown."""
+    attempt = _attempt.get() or _Attempt()
+    duration = _elapsed_ms()
+    if duration is not None:
+        rt.metrics.login_seconds.labels("refused").observe(duration / 1000)
+    _append(rt, ActivityEntry(
+        time=_now(rt), outcome="refused", reference=refused.reference, email=attempt.email,
+        upstream=attempt.upstream, portal=attempt.portal, check=refused.check,
+        reason=refused.reason[:MAX_REASON_CHARS], path=path[:100], duration_ms=duration,
+        **_provisioning_fields(getattr(refused, "outcome", None)),
+    ))  # fmt: skip
+
+
+# --- reading ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivityFilter:
+    user: str = ""  # part of the e-mail address, any case
+    portal: str = ""
+    outcome: str = ""
+
+    def matches(self, entry: ActivityEntry) -> bool:
+        return (
+            (not self.user or self.user.lower() in entry.email.lower())
+            and (not self.portal or entry.portal == self.portal)
+            and (not self.outcome or entry.outcome == self.outcome)
+        )
+
+
+def recent_activity(rt: Runtime, wanted: ActivityFilter = ActivityFilter()) -> list[ActivityEntry]:
+    """The kept entries that match, newest first."""
+    settings: ActivitySettings = rt.config.activity
+    raw = rt.store.log_recent(ACTIVITY_KEY, settings.max_entries, ttl=settings.ttl_seconds)
+    entries = (ActivityEntry.from_json(item) for item in raw)
+    return [entry for entry in entries if entry is not None and wanted.matches(entry)]
+
+
+def find_by_reference(rt: Runtime, reference: str) -> ActivityEntry | None:
+    """The login whose reference id a user quoted (from the error page), if it is still kept."""
+    reference = reference.strip().lower()
+    return next((entry for entry in recent_activity(rt) if entry.reference.lower() == reference), None)

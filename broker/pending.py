@@ -1,0 +1,116 @@
+"""The first half of a login: remember it server-side and send the browser to the upstream IdP; later, find
+that pending login again from the response's RelayState (or accept an allowed IdP-initiated response)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict
+
+from broker.claims.presets import is_email
+from broker.errors import LoginRefused, SamlRejected
+from broker.model import PendingLogin, Purpose
+from broker.rules.routing import target_allowed
+from broker.rules.targets import safe_target
+from broker.runtime import Runtime
+from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
+from broker.saml.response import peek
+
+
+class UnknownPortal(LoginRefused):
+    status_code = 404
+    check = "unknown_portal"
+    public_message = "This sign-in link does not match any learning portal. Please check the address."
+
+
+class LoginExpired(LoginRefused):
+    status_code = 400
+    check = "expired"
+    public_message = "This sign-in has expired or was already used. Please start again from your bookmark."
+
+
+def pending_key(relay_state: str) -> str:
+    return f"login:{relay_state}"
+
+
+def start_login(
+    rt: Runtime,
+    portal: str | None,
+    upstream: str,
+    target: str | None = None,
+    login_hint: str | None = None,
+    purpose: Purpose = "login",
+    browser: str | None = None,
+) -> str:
+    """Remember the login server-side and return the upstream IdP URL to redirect the browser to.
+    `browser`: the hash of the starting browser's binding cookie; the response must come back with it."""
+    if portal is not None and portal not in rt.config.portals:
+        raise UnknownPortal(f"unknown portal {portal!r}")
+    if upstream not in rt.upstreams or (
+        portal is not None and upstream not in rt.config.portals[portal].upstream_names
+    ):
+        raise LoginRefused(f"upstream {upstream!r} not offered for portal {portal!r}",
+                           public_message="This sign-in option is not available here.")  # fmt: skip
+    checked_target = check_target(rt, portal, target)
+    request_id = new_request_id()
+    pending = PendingLogin(request_id, upstream, portal, checked_target, time.time(), purpose, browser)
+    # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
+    relay_state = secrets.token_urlsafe(32)
+    rt.store.put(
+        pending_key(relay_state), json.dumps(asdict(pending)).encode(), rt.config.broker.login_ttl_seconds
+    )
+    idp = rt.upstreams[upstream]
+    request = build_authn_request(
+        request_id=request_id,
+        issuer=rt.config.broker.sp_entity,
+        destination=idp.sso_url,
+        acs_url=rt.config.broker.acs_url,
+        now=rt.clock(),
+        name_id_format=rt.config.upstreams[upstream].name_id_format,
+    )
+    extra = None
+    if login_hint and rt.config.upstreams[upstream].preset == "entra" and is_email(login_hint):
+        extra = {"login_hint": login_hint}  # Entra pre-fills the account; a SAML Subject is not allowed
+    signing_key = rt.broker_keys if idp.want_authn_requests_signed else None
+    rt.metrics.logins_started.labels(portal or "-", upstream).inc()
+    return redirect_url(idp.sso_url, request, relay_state, signing_key=signing_key, extra_params=extra)
+
+
+def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | None:
+    """A deep link is a safe relative path, allowed by the portal's patterns (checked again after routing)."""
+    if not target:
+        return None
+    checked = safe_target(target)
+    if checked is None or (portal is not None and not target_allowed(rt.config.portals[portal], checked)):
+        raise LoginRefused(
+            f"target not allowed: {target[:80]!r}", public_message="This link's target page is not allowed."
+        )
+    return checked
+
+
+def find_pending(rt: Runtime, relay_state: str | None) -> PendingLogin | None:
+    if not relay_state or len(relay_state) > 80:
+        return None
+    raw = rt.store.get(pending_key(relay_state))
+    return PendingLogin(**json.loads(raw)) if raw is not None else None
+
+
+def unsolicited_login(rt: Runtime, saml_response: str, relay_state: str | None) -> PendingLogin:
+    """An IdP-initiated response (e.g. a tile in Entra My Apps): refused unless its upstream allows it,
+    then routed by RelayState (a portal name) or the upstream's default portal."""
+    issuer, in_response_to = peek(saml_response, rt.config.broker.max_response_bytes)
+    if in_response_to is not None or issuer is None:
+        raise LoginExpired("no pending login for this RelayState (expired, already used, or never started)")
+    upstream = next((name for name, idp in rt.upstreams.items() if idp.entity_id == issuer), None)
+    if upstream is None:
+        raise SamlRejected("issuer", "unsolicited response from an unknown issuer", got=issuer)
+    settings = rt.config.upstreams[upstream]
+    if not settings.allow_unsolicited:
+        raise SamlRejected("unsolicited", f"IdP-initiated logins from upstream {upstream} are not allowed")
+    portal = relay_state or settings.default_portal
+    if portal not in rt.config.portals or upstream not in rt.config.portals[portal].upstream_names:
+        raise SamlRejected(
+            "unsolicited", "RelayState names no portal that accepts this upstream", got=relay_state
+        )
+    return PendingLogin(None, upstream, portal, None, time.time())

@@ -1,0 +1,95 @@
+"""Several portals are open to the user: hold the signed-in login in the store while they pick one.
+
+The same held shape (`HeldLogin`) lets the admin's trace page continue a test login to the portal."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from broker.errors import LoginRefused
+from broker.model import Claims, Identity
+from broker.pending import LoginExpired
+from broker.runtime import Runtime
+
+PICK_TTL_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class PortalChoice:
+    """Several portals are open to this user: the browser shows a picker. The held login is keyed by
+    `token` and bound to this browser by `browser_nonce` (a cookie), so a picker link cannot be planted."""
+
+    token: str
+    browser_nonce: str
+    portals: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class HeldLogin:
+    """What must be kept to finish a login later (after the picker, or the trace page's Continue)."""
+
+    identity: Identity
+    claims: Claims
+    target: str | None
+    portal: str | None = None  # the trace page's portal; the picker's comes from the user
+
+    def to_json(self) -> dict[str, Any]:
+        instant = self.identity.authn_instant.isoformat() if self.identity.authn_instant else None
+        return {
+            # the upstream's raw attributes are not kept: the claims carry what later steps read
+            "identity": {**asdict(self.identity), "attributes": {}, "authn_instant": instant},
+            "claims": asdict(self.claims),
+            "target": self.target,
+            "portal": self.portal,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> HeldLogin:
+        identity_data = dict(data["identity"])
+        instant = identity_data.pop("authn_instant")
+        identity = Identity(
+            **identity_data, authn_instant=datetime.fromisoformat(instant) if instant else None
+        )
+        claims_data = data["claims"]
+        claims = Claims(**{**claims_data, "groups": tuple(claims_data["groups"]),
+                           "group_ids": tuple(claims_data.get("group_ids", ())),
+                           "extra": {k: tuple(v) for k, v in claims_data["extra"].items()}})  # fmt: skip
+        return cls(identity, claims, data["target"], data.get("portal"))
+
+
+def _held_key(token: str) -> str:
+    return f"pick:{token}"
+
+
+def hold_for_choice(rt: Runtime, portals: tuple[str, ...], held: HeldLogin) -> PortalChoice:
+    token, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    record = {
+        "portals": portals,
+        "nonce_sha256": hashlib.sha256(nonce.encode()).hexdigest(),
+        **held.to_json(),
+    }
+    rt.store.put(_held_key(token), json.dumps(record).encode(), PICK_TTL_SECONDS)
+    return PortalChoice(token, nonce, portals)
+
+
+def take_choice(rt: Runtime, token: str, browser_nonce: str | None, portal: str) -> HeldLogin:
+    """The picker's answer: the held login (once only, from the browser it was shown to) for `portal`."""
+    raw = rt.store.take(_held_key(token)) if token and len(token) <= 64 else None
+    if raw is None:
+        raise LoginExpired("portal choice expired or already used")
+    record = json.loads(raw)
+    given = hashlib.sha256((browser_nonce or "").encode()).hexdigest()
+    if not hmac.compare_digest(record["nonce_sha256"], given):
+        raise LoginExpired("portal choice made from another browser")
+    if portal not in record["portals"]:
+        raise LoginRefused(
+            f"portal {portal!r} was not offered", public_message="That portal was not offered to you."
+        )
+    held = HeldLogin.from_json(record)
+    return HeldLogin(held.identity, held.claims, held.target, portal)
