@@ -137,15 +137,32 @@ def validate(run: LoginRun) -> LoginRun:
 
 
 def consume(run: LoginRun) -> LoginRun:
-    """Record the assertion ID (replay cache, shared by replicas) and delete the pending request: once only."""
+    """Record the assertion ID (replay cache, shared by replicas) and take the pending request, in one atomic
+    store operation: once only. An IdP-initiated response issued before the store epoch (the store lost its
+    data since) is refused, as its replay-cache entry may have been lost with it."""
     rt, validated = run.rt, _required(run.validated, "validate")
     identity = validated.identity
     ttl = max(1, int((validated.replay_until - rt.clock()).total_seconds()) + 1)
-    if not rt.store.add(f"assertion:{identity.issuer}:{identity.assertion_id}", b"1", ttl):
+    issued = validated.issued_at or rt.clock()
+    solicited = run.pending.request_id is not None and run.relay_state is not None
+    result = rt.store.consume(
+        f"assertion:{identity.issuer}:{identity.assertion_id}",
+        ttl,
+        pending_key=pending_key(run.relay_state or "") if solicited else None,
+        issued_at=issued.timestamp(),
+        wipe_margin=rt.skew.total_seconds(),
+    )
+    if result == "replay":
         rt.metrics.replay_rejections.inc()
         raise SamlRejected("replay", "this assertion was already used", got=identity.assertion_id)
-    solicited = run.pending.request_id is not None and run.relay_state is not None
-    if solicited and rt.store.take(pending_key(run.relay_state or "")) is None:
+    if result == "before_epoch":
+        rt.metrics.replay_rejections.inc()
+        raise SamlRejected(
+            "replay", "IdP-initiated response issued before the store epoch (the state store lost its data, "
+            "or an in-memory store was restarted): its replay-cache entry may be gone",
+            got=identity.assertion_id,
+        )  # fmt: skip
+    if result == "pending_gone":
         raise SamlRejected("in_response_to", "the pending request was consumed by another response")
     return run
 

@@ -21,6 +21,7 @@ from broker.config import Config, UpstreamSettings
 from broker.errors import ConfigError
 from broker.keys import KeyPair, load_certificate_text, load_key_pair
 from broker.ops.observability import Metrics
+from broker.ops.readiness import DurabilityProbe
 from broker.provisioning.sync import build_client
 from broker.saml.assertion import PortalTrust
 from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
@@ -47,6 +48,7 @@ class Runtime:
     metadata_refresher: MetadataRefresher | None = None  # started by the app, for metadata_url upstreams
     left_out: dict[str, str] = field(default_factory=dict)  # "upstreams.X" / "portals.Y" → why no client
     clock: Callable[[], datetime] = field(default=_now)
+    durability_probe: DurabilityProbe = field(default_factory=DurabilityProbe)
 
     @property
     def skew(self) -> timedelta:

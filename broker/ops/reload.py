@@ -50,6 +50,7 @@ class Reloader:
             return None
 
     def _store_generation(self) -> bytes | None:
+        """The announced generation; None when none is announced, or the store cannot say (an outage)."""
         try:
             return self.runtime.store.get(GENERATION_KEY)
         except BrokerError:
@@ -92,7 +93,9 @@ class Reloader:
         self._checked = now
         generation = self._store_generation()
         mtime = self._file_mtime()
-        if generation != self._generation:
+        # Only a new announcement is one: a store that cannot answer, or lost its data (the key is gone after
+        # a Redis restart), announces nothing.
+        if generation is not None and generation != self._generation:
             self._generation = generation
             self.reload("announced by another process")
         elif mtime is not None and mtime != self._mtime:

@@ -63,6 +63,7 @@ class Expectations:
 class ValidatedResponse:
     identity: Identity
     replay_until: datetime  # keep the assertion ID in the replay cache until then
+    issued_at: datetime | None = None  # the Assertion's IssueInstant (checked against the store epoch)
 
 
 def _no_trace(check: str, detail: str) -> None:
@@ -345,4 +346,4 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
         in_response_to=exp.request_id,
     )
     limits = [limit for limit in (confirmation_limit, conditions_limit) if limit is not None]
-    return ValidatedResponse(identity, max(limits) + exp.skew)
+    return ValidatedResponse(identity, max(limits) + exp.skew, issue_instant)

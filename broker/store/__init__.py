@@ -1,13 +1,25 @@
 """State store: pending AuthnRequests, the replay cache and caches, shared by all replicas.
 
-Every key expires. `take` reads and deletes in one step, so a pending request is consumed once even when
-two replicas race for it; `add` stores only when the key is absent, which is what a replay cache needs.
+Every key expires (except the epoch). `take` reads and deletes in one step, so a pending request is consumed
+once even when two replicas race for it; `add` stores only when the key is absent. `consume` does what a login
+needs in one atomic operation: replay entry, pending login and the store epoch.
+
+The **epoch** is a key written when the store is first used. When it is missing later, the store lost its data
+(a Redis restart without persistence, a flush): a new epoch is set, and IdP-initiated responses issued before
+it are refused, since the replay cache that would have caught them is gone.
+
 A capped log (`log_append`, `log_recent`) keeps the last logins for the admin's activity page.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol
+
+from broker.store.durability import Durability
+
+EPOCH_KEY = "store:epoch"
+
+ConsumeResult = Literal["ok", "replay", "pending_gone", "before_epoch"]
 
 
 class Store(Protocol):
@@ -42,6 +54,21 @@ class Store(Protocol):
 
     def ping(self) -> bool:
         """True when the store answers."""
+
+    def consume(
+        self, replay_key: str, ttl: int, *, pending_key: str | None, issued_at: float, wipe_margin: float = 0
+    ) -> ConsumeResult:
+        """In one atomic operation: refuse when `replay_key` exists ("replay"); without a pending login (an
+        IdP-initiated response) refuse what was issued (unix time) before the store epoch ("before_epoch");
+        take `pending_key` ("pending_gone" when absent); then write `replay_key` for `ttl` seconds. A retry of
+        the same call after a lost answer is safe. When the epoch is missing (the store was wiped since this
+        process saw it), the new epoch is now + `wipe_margin` (the IdPs' clock tolerance)."""
+
+    def epoch(self) -> float:
+        """The store epoch (unix time), written now when absent."""
+
+    def durability(self) -> Durability:
+        """Persistence and eviction settings, judged (see broker.store.durability)."""
 
 
 def open_store(url: str, *, namespace: str = "broker:") -> Store:

@@ -9,6 +9,8 @@ from collections import deque
 from collections.abc import Callable
 
 from broker.errors import StoreFull
+from broker.store import ConsumeResult
+from broker.store.durability import Durability
 
 
 class MemoryStore:
@@ -20,6 +22,9 @@ class MemoryStore:
         self._data: dict[str, tuple[float, bytes]] = {}
         self._expiries: list[tuple[float, str]] = []
         self._lock = threading.Lock()
+        # Everything is lost when the process ends, so the epoch is the process's start: an IdP-initiated
+        # response consumed by an earlier process is refused rather than accepted a second time.
+        self._epoch = float(int(time.time()))  # whole seconds, like most IssueInstants
         self._logs: dict[str, deque[tuple[float, bytes]]] = {}
 
     def _sweep(self, now: float) -> None:
@@ -115,6 +120,27 @@ class MemoryStore:
 
     def ping(self) -> bool:
         return True
+
+    def consume(
+        self, replay_key: str, ttl: int, *, pending_key: str | None, issued_at: float, wipe_margin: float = 0
+    ) -> ConsumeResult:
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            if self._live(replay_key, now) is not None:
+                return "replay"
+            if pending_key is None and issued_at < self._epoch:
+                return "before_epoch"
+            if pending_key is not None and self._data.pop(pending_key, (0.0, None))[0] <= now:
+                return "pending_gone"
+            self._set(replay_key, b"1", ttl, now)
+            return "ok"
+
+    def epoch(self) -> float:
+        return self._epoch
+
+    def durability(self) -> Durability:
+        return Durability("process", "none")
 
     def __len__(self) -> int:
         with self._lock:

@@ -3,11 +3,15 @@
 One URL says which Redis: `redis://` / `rediss://` / `unix://` (one server or a managed endpoint),
 `redis+sentinel://[:password@]host:26379[,host:26379…]/<service>[/<db>]` (Sentinel: the current master is
 looked up and followed through failovers), or `redis+cluster://[:password@]host:6379[,host:6379…]` (Redis
-Cluster). Every command touches one key, so all three behave the same.
+Cluster). Every command touches one key except `consume`, one script over the epoch, the replay entry and the
+pending login; on a cluster those live on different nodes, so there it runs as three one-key scripts.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
+import time
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -15,6 +19,10 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.sentinel import Sentinel
 
 from broker.errors import StoreUnavailable
+from broker.store import EPOCH_KEY, ConsumeResult
+from broker.store.durability import Durability, judge
+
+log = logging.getLogger(__name__)
 
 TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
@@ -45,6 +53,43 @@ for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[
   values[#values + 1] = entry[2][2]
 end
 return values
+"""
+
+
+# The epoch, written when absent (ARGV[1]: the value to write). Returns {epoch, 1 if it was just written}.
+_EPOCH = """
+local epoch = redis.call('GET', KEYS[1])
+if epoch then return {epoch, 0} end
+redis.call('SET', KEYS[1], ARGV[1])
+return {ARGV[1], 1}
+"""
+
+# consume, atomically. KEYS: epoch, replay entry[, pending login]. ARGV: token (random per call, so a retry of
+# the same call after a lost answer finds its own entry and succeeds), ttl, issued_at, epoch to write if absent.
+_CONSUME = """
+local epoch = redis.call('GET', KEYS[1])
+local wiped = 0
+if not epoch then
+  epoch = ARGV[4]
+  redis.call('SET', KEYS[1], epoch)
+  wiped = 1
+end
+local seen = redis.call('GET', KEYS[2])
+if seen == ARGV[1] then return {'ok', epoch, wiped} end
+if seen then return {'replay', epoch, wiped} end
+if #KEYS == 2 and tonumber(ARGV[3]) < tonumber(epoch) then return {'before_epoch', epoch, wiped} end
+if #KEYS == 3 and redis.call('DEL', KEYS[3]) == 0 then return {'pending_gone', epoch, wiped} end
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return {'ok', epoch, wiped}
+"""
+
+# the replay entry alone (a cluster's consume): 1 written (or written by this same call before), 0 there already
+_ADD_ONCE = """
+local seen = redis.call('GET', KEYS[1])
+if seen == ARGV[1] then return 1 end
+if seen then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
 """
 
 
@@ -88,9 +133,13 @@ class RedisStore:
         self._redis = client
         self._ns = namespace
         self._incr = client.register_script(_INCR_WITH_TTL)
+        self._epoch_script = client.register_script(_EPOCH)
+        self._consume = client.register_script(_CONSUME)
+        self._add_once = client.register_script(_ADD_ONCE)
         self._log_append = client.register_script(_LOG_APPEND)
         self._log_recent = client.register_script(_LOG_RECENT)
         self._cluster = isinstance(client, RedisCluster)
+        self._seen_epoch: float | None = None  # the last epoch this process read: a missing one is a wipe
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "broker:") -> RedisStore:
@@ -146,3 +195,102 @@ class RedisStore:
             return bool(self._redis.ping())
         except redis.RedisError:
             return False
+
+    # ---- epoch and consume ---------------------------------------------------------------------------
+
+    def _new_epoch(self, wipe_margin: float) -> str:
+        # a wipe seen by a process that knew the old epoch: assertions issued up to the IdPs' clock tolerance
+        # ahead of now may have been consumed just before it
+        # whole seconds: IssueInstants usually have no fraction, and one issued in the epoch's second is new
+        return str(int(time.time() + (wipe_margin if self._seen_epoch is not None else 0.0)))
+
+    def _noticed(self, epoch: bytes | str, written: int) -> float:
+        value = float(epoch)
+        if written and self._seen_epoch is not None:
+            log.warning(
+                "store epoch was missing: Redis lost its data (restart without persistence, or a flush); "
+                "refusing IdP-initiated responses issued before the new epoch %.0f", value,
+            )  # fmt: skip
+        self._seen_epoch = value
+        return value
+
+    def epoch(self) -> float:
+        try:
+            epoch, written = self._epoch_script(keys=[self._ns + EPOCH_KEY], args=[self._new_epoch(0.0)])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis epoch failed: {exc}") from exc
+        return self._noticed(epoch, written)
+
+    def consume(
+        self, replay_key: str, ttl: int, *, pending_key: str | None, issued_at: float, wipe_margin: float = 0
+    ) -> ConsumeResult:
+        token = secrets.token_hex(8)
+        try:
+            if self._cluster:
+                return self._consume_on_cluster(replay_key, ttl, pending_key, issued_at, wipe_margin, token)
+            keys = [self._ns + EPOCH_KEY, self._ns + replay_key]
+            if pending_key is not None:
+                keys.append(self._ns + pending_key)
+            # redis-py retries a call whose connection broke; the token makes that retry find its own entry
+            result, epoch, written = self._consume(
+                keys=keys, args=[token, ttl, repr(issued_at), self._new_epoch(wipe_margin)]
+            )
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis consume failed: {exc}") from exc
+        self._noticed(epoch, written)
+        return result.decode() if isinstance(result, bytes) else result
+
+    def _consume_on_cluster(
+        self, replay_key: str, ttl: int, pending_key: str | None, issued_at: float, margin: float, token: str
+    ) -> ConsumeResult:
+        epoch, written = self._epoch_script(keys=[self._ns + EPOCH_KEY], args=[self._new_epoch(margin)])
+        if pending_key is None and issued_at < self._noticed(epoch, written):
+            return "before_epoch"
+        if not self._add_once(keys=[self._ns + replay_key], args=[token, ttl]):
+            return "replay"
+        if pending_key is not None and self._redis.getdel(self._ns + pending_key) is None:
+            return "pending_gone"
+        return "ok"
+
+    # ---- durability -------------------------------------------------------------------------------------
+
+    def durability(self) -> Durability:
+        """Read appendonly, save and maxmemory-policy (CONFIG GET; INFO when CONFIG is renamed, as on some
+        managed services). On a cluster, every primary must pass."""
+        try:
+            return judge(*self._settings())
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis durability check failed: {exc}") from exc
+
+    def _settings(self) -> tuple[str | None, str | None, str | None]:
+        nodes = self._redis.get_primaries() if self._cluster else [None]
+        values = [self._node_settings(node) for node in nodes]
+        # several primaries: the weakest answer counts
+        appendonly = next((a for a, _, _ in values if a != "yes"), values[0][0])
+        save = next((s for _, s, _ in values if not s), values[0][1])
+        policy = next((p for _, _, p in values if p != "noeviction"), values[0][2])
+        return appendonly, save, policy
+
+    def _node_settings(self, node) -> tuple[str | None, str | None, str | None]:
+        target = {"target_nodes": node} if node is not None else {}
+        try:
+            found = {}
+            for name in ("appendonly", "save", "maxmemory-policy"):
+                answer = self._redis.config_get(name, **target)
+                found[name] = _text(answer.get(name, answer.get(name.encode())))
+            return found["appendonly"], found["save"], found["maxmemory-policy"]
+        except redis.ResponseError:  # CONFIG renamed or refused (managed services): INFO tells less
+            persistence = self._redis.info("persistence", **target)
+            memory = self._redis.info("memory", **target)
+            aof = persistence.get("aof_enabled")
+            return (
+                None if aof is None else ("yes" if str(aof) == "1" else "no"),
+                None,
+                _text(memory.get("maxmemory_policy")),
+            )
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -263,12 +263,22 @@ def check_store(config: Config) -> list[CheckResult]:
         ]
     shown = _without_password(url)
     try:
-        answered = open_store(url).ping()
+        store = open_store(url)
+        answered = store.ping()
+        durability = store.durability() if answered else None
     except Exception as exc:  # noqa: BLE001 - any failure to reach it is the finding
         return [CheckResult("FAIL", "store", f"{shown}: {type(exc).__name__}: {exc}")]
-    if not answered:
+    if not answered or durability is None:
         return [CheckResult("FAIL", "store", f"{shown}: Redis does not answer PING")]
-    return [CheckResult("OK", "store", f"{shown}: Redis answers PING")]
+    results = [CheckResult("OK", "store", f"{shown}: Redis answers PING")]
+    settings = f"persistence {durability.persistence}, maxmemory-policy {durability.eviction_policy}"
+    results += [
+        CheckResult("FAIL", "store durability", f"{error} ({settings})") for error in durability.errors
+    ]
+    results += [CheckResult("WARN", "store durability", f"{w} ({settings})") for w in durability.warnings]
+    if not durability.errors and not durability.warnings:
+        results.append(CheckResult("OK", "store durability", settings))
+    return results
 
 
 def _without_password(url: str) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 
 from flask import Blueprint, Response, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from werkzeug.exceptions import Forbidden
 
-from broker.saml.metadata import is_expired
+from broker.ops.readiness import readiness
 from broker.web.pages import runtime, same_secret
 
 bp = Blueprint("health", __name__)
@@ -25,16 +24,8 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    rt = runtime()
-    now = datetime.now(UTC)
-    checks = {
-        "config": True,
-        "keys": bool(rt.portal_trust) and rt.broker_keys is not None,
-        "store": rt.store.ping(),
-        "upstream_metadata": all(not is_expired(upstream, now) for upstream in rt.upstreams.values()),
-    }
-    ready = all(checks.values())
-    return {"ready": ready, "checks": checks}, 200 if ready else 503
+    ready, body = readiness(runtime())
+    return body, 200 if ready else 503
 
 
 @bp.get("/metrics")

@@ -6,6 +6,7 @@ import datetime as dt
 import os
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from broker.keys import load_certificate_text
@@ -133,6 +134,23 @@ def test_an_unreachable_redis_fails(write_config):
 
     assert result.status == "FAIL"
     assert result.detail.startswith("redis://127.0.0.1:1/0")
+
+
+@pytest.mark.redis
+def test_redis_durability_is_checked_eviction_fails_no_persistence_warns(write_config, redis_url):
+    import redis
+
+    direct = redis.Redis.from_url(redis_url)
+    config = write_config(store={"url": redis_url})
+    results = [r for r in run_checks(config) if r.name.startswith("store")]
+    assert [(r.name, r.status) for r in results] == [("store", "OK"), ("store durability", "WARN")]
+    assert "appendonly yes" in results[1].detail
+    direct.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        failed = [r for r in run_checks(config) if r.name == "store durability" and r.status == "FAIL"]
+    finally:
+        direct.config_set("maxmemory-policy", "noeviction")
+    assert len(failed) == 1 and "allkeys-lru" in failed[0].detail and "noeviction" in failed[0].detail
 
 
 def test_missing_credentials_fail(write_config, graph, lu_provisioning, monkeypatch):

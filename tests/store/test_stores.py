@@ -107,6 +107,70 @@ def test_get_many_in_one_call(store):
     assert store.get_many([]) == []
 
 
+def test_consume_takes_the_pending_login_and_writes_the_replay_entry_once(store):
+    now = time.time()
+    store.put("login:r1", b"pending", 60)
+    assert store.consume("assertion:a", 60, pending_key="login:r1", issued_at=now) == "ok"
+    assert store.get("login:r1") is None
+    assert store.consume("assertion:a", 60, pending_key=None, issued_at=now) == "replay"
+    assert store.consume("assertion:b", 60, pending_key="login:r1", issued_at=now) == "pending_gone"
+    assert store.consume("assertion:b", 60, pending_key=None, issued_at=now) == "ok"  # b was not written
+
+
+def test_consume_refuses_an_idp_initiated_assertion_issued_before_the_epoch(store):
+    epoch = store.epoch()
+    assert epoch <= time.time()
+    assert store.epoch() == epoch  # written once
+    assert store.consume("assertion:old", 60, pending_key=None, issued_at=epoch - 1) == "before_epoch"
+    # bound to a pending login, the login itself guarantees one use: the epoch does not matter
+    store.put("login:r", b"pending", 60)
+    assert store.consume("assertion:old", 60, pending_key="login:r", issued_at=epoch - 1) == "ok"
+
+
+def test_concurrent_consumes_of_one_pending_login_let_exactly_one_through(store):
+    store.put("login:race", b"pending", 60)
+    results = []
+
+    def race(n: int):
+        results.append(store.consume(f"assertion:{n}", 60, pending_key="login:race", issued_at=time.time()))
+
+    threads = [threading.Thread(target=race, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results).count("ok") == 1 and results.count("pending_gone") == 19
+
+
+def test_memory_store_has_no_durability_findings():
+    durability = MemoryStore().durability()
+    assert durability.ok and not durability.warnings and durability.persistence == "process"
+
+
+@pytest.mark.redis
+def test_redis_durability_fails_an_evicting_policy_and_warns_without_persistence(redis_url):
+    import redis
+
+    store = RedisStore.from_url(redis_url, namespace="test:durability:")
+    direct = redis.Redis.from_url(redis_url)
+    before = direct.config_get("maxmemory-policy")["maxmemory-policy"]
+    try:
+        found = store.durability()  # the fixture's server: --save "" --appendonly no
+        assert found.ok and found.persistence == "none" and found.eviction_policy == "noeviction"
+        assert any("appendonly" in w for w in found.warnings)
+        for policy in ("allkeys-lru", "volatile-ttl", "volatile-lfu"):
+            direct.config_set("maxmemory-policy", policy)
+            found = store.durability()
+            assert not found.ok and policy in found.errors[0]
+        direct.config_set("maxmemory-policy", "noeviction")
+        direct.config_set("appendonly", "yes")
+        found = store.durability()
+        assert found.ok and found.persistence == "aof" and not found.warnings
+    finally:
+        direct.config_set("maxmemory-policy", before)
+        direct.config_set("appendonly", "no")
+
+
 def test_log_keeps_the_newest_entries_up_to_the_cap(store):
     for i in range(7):
         store.log_append("activity", f"e{i}".encode(), max_entries=5, ttl=60)

@@ -67,6 +67,21 @@ def test_redis_outage_gives_503_and_not_ready_then_recovers_without_restart(keys
     assert harness.post(harness.valid_response(fresh), fresh.relay_state).status_code == 200
 
 
+@pytest.mark.redis
+def test_readyz_fails_on_an_evicting_redis_and_reports_missing_persistence(keys, private_redis):
+    import redis
+
+    harness = Harness(keys, store=open_store(private_redis.url))
+    ready = harness.client.get("/readyz")
+    assert ready.status_code == 200 and ready.json["checks"]["store_durability"] is True
+    assert ready.json["store"]["persistence"] == "none" and ready.json["store"]["warnings"]
+    redis.Redis.from_url(private_redis.url).config_set("maxmemory-policy", "volatile-lru")
+    harness.runtime.durability_probe.checked = -1e9  # read again now, not in 30 s
+    ready = harness.client.get("/readyz")
+    assert ready.status_code == 503 and ready.json["checks"]["store_durability"] is False
+    assert "volatile-lru" in ready.json["store"]["errors"][0]
+
+
 def metric(text: str, metric_name: str, **labels: str) -> float:
     for line in text.splitlines():
         if not line.startswith(metric_name + "{") and not line.startswith(metric_name + " "):

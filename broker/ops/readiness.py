@@ -1,0 +1,70 @@
+"""What /readyz reports: whether this process can take logins, and why not. Cheap and bounded, so a health
+probe never waits long: the store's durability settings are read at most every `DURABILITY_EVERY` seconds."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from broker.errors import BrokerError
+from broker.saml.metadata import is_expired
+from broker.store.durability import Durability
+
+if TYPE_CHECKING:
+    from broker.runtime import Runtime
+
+DURABILITY_EVERY = 30.0
+
+
+@dataclass
+class DurabilityProbe:
+    """The last durability reading of a store, kept for `DURABILITY_EVERY` seconds."""
+
+    checked: float = -1e9
+    last: Durability | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read(self, store: Any) -> Durability | None:
+        now = time.monotonic()
+        if now - self.checked < DURABILITY_EVERY:
+            return self.last
+        # one reader at a time; the others use the last reading rather than wait
+        if not self._lock.acquire(blocking=False):
+            return self.last
+        try:
+            try:
+                self.last = store.durability()
+            except BrokerError:
+                self.last = None
+            self.checked = now
+            return self.last
+        finally:
+            self._lock.release()
+
+
+def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
+    """(ready, body) for /readyz: named checks, then details (store durability findings)."""
+    now = datetime.now(UTC)
+    store_up = rt.store.ping()
+    durability = rt.durability_probe.read(rt.store) if store_up else None
+    checks = {
+        "config": True,
+        "keys": bool(rt.portal_trust) and rt.broker_keys is not None,
+        "store": store_up,
+        # an evicting maxmemory-policy could drop replay-cache entries: not fit for logins
+        "store_durability": durability is not None and durability.ok,
+        "upstream_metadata": all(not is_expired(upstream, now) for upstream in rt.upstreams.values()),
+    }
+    ready = all(checks.values())
+    body: dict[str, Any] = {"ready": ready, "checks": checks}
+    if durability is not None:
+        body["store"] = {
+            "persistence": durability.persistence,
+            "eviction_policy": durability.eviction_policy,
+            "errors": list(durability.errors),
+            "warnings": list(durability.warnings),
+        }
+    return ready, body
