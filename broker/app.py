@@ -18,6 +18,7 @@ from broker.config import Config, load_config
 from broker.errors import StoreUnavailable
 from broker.ops.observability import request_id
 from broker.ops.reload import Reloader
+from broker.ops.runtime_gauges import RuntimeGauges
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
 from broker.web import acs, activity, admin, health, login, metadata, pages, ratelimit
@@ -66,7 +67,7 @@ def create_app(
         SESSION_COOKIE_SECURE=not config.broker.demo,
         PERMANENT_SESSION_LIFETIME=60 * config.admin.session_minutes,
     )
-    runtime.metrics.attach(lambda: app.extensions["broker"])
+    runtime.metrics.attach(RuntimeGauges(lambda: app.extensions["broker"]))
     if runtime.metadata_refresher is not None:
         runtime.metadata_refresher.start()
     reloader = Reloader(app)

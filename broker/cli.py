@@ -345,7 +345,7 @@ def provision(
     """
     from broker.provisioning.bulk import read_rows
     from broker.provisioning.sync import build_client
-    from broker.store import open_store
+    from broker.store.connect import open_store
 
     if (csv_path is None) == (group is None):
         raise click.UsageError("give either --csv FILE or --from-group NAME")

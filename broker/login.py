@@ -44,7 +44,7 @@ from broker.ops.observability import request_id
 from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
 from broker.pending import UnknownPortal as UnknownPortal
 from broker.pending import check_target as check_target
-from broker.pending import find_pending, pending_key, unsolicited_login
+from broker.pending import find_pending, unsolicited_login
 from broker.pending import start_login as start_login
 from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
@@ -54,6 +54,7 @@ from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
 from broker.saml.assertion import IssuedResponse, issue_response
 from broker.saml.response import Expectations, ValidatedResponse, validate_response
+from broker.store import keys
 
 log = logging.getLogger("broker.login")
 
@@ -146,9 +147,9 @@ def consume(run: LoginRun) -> LoginRun:
     issued = validated.issued_at or rt.clock()
     solicited = run.pending.request_id is not None and run.relay_state is not None
     result = rt.store.consume(
-        f"assertion:{identity.issuer}:{identity.assertion_id}",
+        keys.used_assertion(identity.issuer, identity.assertion_id),
         ttl,
-        pending_key=pending_key(run.relay_state or "") if solicited else None,
+        pending_key=keys.pending_login(run.relay_state or "") if solicited else None,
         issued_at=issued.timestamp(),
         wipe_margin=rt.skew.total_seconds(),
     )
@@ -238,7 +239,7 @@ def link_account(run: LoginRun) -> LoginRun:
     and offline runs only look."""
     rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
     upstream, live = run.upstream, run.mode is Mode.LIVE
-    key = first_upstream_key(portal, claims.email)
+    key = keys.first_upstream(portal, claims.email)
     if live and rt.store.add(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS):
         return run
     raw = rt.store.get(key)
@@ -254,10 +255,6 @@ def link_account(run: LoginRun) -> LoginRun:
         rt.store.put(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS)
     run.trace("trust", f"{portal}: {first or 'no upstream yet'} brought {claims.email} here first")
     return run
-
-
-def first_upstream_key(portal: str, email: str) -> str:
-    return f"firstupstream:{portal}:{email.lower()}"
 
 
 def provision(run: LoginRun) -> LoginRun:

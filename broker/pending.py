@@ -16,6 +16,7 @@ from broker.rules.targets import safe_target
 from broker.runtime import Runtime
 from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
 from broker.saml.response import peek
+from broker.store import keys
 
 
 class UnknownPortal(LoginRefused):
@@ -28,10 +29,6 @@ class LoginExpired(LoginRefused):
     status_code = 400
     check = "expired"
     public_message = "This sign-in has expired or was already used. Please start again from your bookmark."
-
-
-def pending_key(relay_state: str) -> str:
-    return f"login:{relay_state}"
 
 
 def start_login(
@@ -58,7 +55,9 @@ def start_login(
     # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
     relay_state = secrets.token_urlsafe(32)
     rt.store.put(
-        pending_key(relay_state), json.dumps(asdict(pending)).encode(), rt.config.broker.login_ttl_seconds
+        keys.pending_login(relay_state),
+        json.dumps(asdict(pending)).encode(),
+        rt.config.broker.login_ttl_seconds,
     )
     idp = rt.upstreams[upstream]
     request = build_authn_request(
@@ -92,7 +91,7 @@ def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | N
 def find_pending(rt: Runtime, relay_state: str | None) -> PendingLogin | None:
     if not relay_state or len(relay_state) > 80:
         return None
-    raw = rt.store.get(pending_key(relay_state))
+    raw = rt.store.get(keys.pending_login(relay_state))
     return PendingLogin(**json.loads(raw)) if raw is not None else None
 
 

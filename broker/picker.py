@@ -16,6 +16,7 @@ from broker.errors import LoginRefused
 from broker.model import Claims, Identity
 from broker.pending import LoginExpired
 from broker.runtime import Runtime
+from broker.store import keys
 
 PICK_TTL_SECONDS = 300
 
@@ -63,10 +64,6 @@ class HeldLogin:
         return cls(identity, claims, data["target"], data.get("portal"))
 
 
-def _held_key(token: str) -> str:
-    return f"pick:{token}"
-
-
 def hold_for_choice(rt: Runtime, portals: tuple[str, ...], held: HeldLogin) -> PortalChoice:
     token, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     record = {
@@ -74,13 +71,13 @@ def hold_for_choice(rt: Runtime, portals: tuple[str, ...], held: HeldLogin) -> P
         "nonce_sha256": hashlib.sha256(nonce.encode()).hexdigest(),
         **held.to_json(),
     }
-    rt.store.put(_held_key(token), json.dumps(record).encode(), PICK_TTL_SECONDS)
+    rt.store.put(keys.held_choice(token), json.dumps(record).encode(), PICK_TTL_SECONDS)
     return PortalChoice(token, nonce, portals)
 
 
 def take_choice(rt: Runtime, token: str, browser_nonce: str | None, portal: str) -> HeldLogin:
     """The picker's answer: the held login (once only, from the browser it was shown to) for `portal`."""
-    raw = rt.store.take(_held_key(token)) if token and len(token) <= 64 else None
+    raw = rt.store.take(keys.held_choice(token)) if token and len(token) <= 64 else None
     if raw is None:
         raise LoginExpired("portal choice expired or already used")
     record = json.loads(raw)

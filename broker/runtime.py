@@ -21,12 +21,13 @@ from broker.config import Config, UpstreamSettings
 from broker.errors import ConfigError
 from broker.keys import KeyPair, load_certificate_text, load_key_pair
 from broker.ops.observability import Metrics
-from broker.ops.readiness import DurabilityProbe
 from broker.provisioning.sync import build_client
 from broker.saml.assertion import PortalTrust
 from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
 from broker.saml.upstream_metadata import MetadataRefresher, fetch_upstream, refresh_targets
-from broker.store import Store, open_store
+from broker.store import Store
+from broker.store.connect import open_store
+from broker.store.durability import DurabilityProbe
 
 
 def _now() -> datetime:

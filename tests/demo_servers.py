@@ -15,7 +15,7 @@ import requests
 
 from broker.demo.run import DemoApps, DemoUrls, build_demo
 from broker.demo.webserver import BackgroundServer, LateApp
-from broker.store import open_store
+from broker.store.connect import open_store
 
 
 @dataclass

@@ -20,7 +20,6 @@ from broker.login import (
     begin,
     check_trust,
     consume,
-    first_upstream_key,
     issue,
     link_account,
     map_claims,
@@ -33,6 +32,7 @@ from broker.login import (
 from broker.model import Claims, Identity, PendingLogin
 from broker.rules import trust
 from broker.rules.routing import NoAccess
+from broker.store import keys as store_keys
 from broker.store.memory import MemoryStore
 from broker.tools.simulate import run_simulation, tools_runtime
 from broker.tools.tester import run_test, start_test
@@ -234,7 +234,7 @@ def test_check_trust_refuses_an_address_outside_the_upstreams_email_domains(harn
 
 def test_link_account_records_the_first_upstream_live_and_only_looks_in_a_trace(harness):
     store = harness.runtime.store
-    key = first_upstream_key("academy", ALEX.email)
+    key = store_keys.first_upstream("academy", ALEX.email)
     link_account(routed_run(harness, Mode.TRACE))
     assert store.get(key) is None  # a trace writes nothing
     link_account(routed_run(harness))

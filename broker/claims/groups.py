@@ -12,21 +12,13 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
-from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from broker.clients.graph import (
-    DEFAULT_GRAPH_BASE,
-    DEFAULT_LOGIN_BASE,
-    GUID_RE,
-    GraphClient,
-    GraphError,
-    GraphMode,
-    GraphUnavailable,
-)
-from broker.errors import ConfigError, LoginRefused
-from broker.store import Store
+from broker.clients.graph import GraphClient, GraphError, GraphUnavailable
+from broker.config.groups import GUID_RE
+from broker.config.groups import GraphSettings as GraphSettings  # re-exported: the settings live in config
+from broker.config.groups import GroupResolution as GroupResolution
+from broker.errors import LoginRefused
+from broker.store import Store, keys
 
 log = logging.getLogger(__name__)
 
@@ -36,66 +28,6 @@ Source = Literal["static", "cache", "graph", "passthrough", "unresolved"]
 _NOT_FOUND = b""
 # Stale GUIDs (deleted groups) would cost a Graph call on every login; remember them briefly.
 NEGATIVE_TTL_SECONDS = 300
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
-
-
-class GraphSettings(BaseModel):
-    """How to reach Microsoft Graph for one Entra upstream (app registration with client credentials)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    tenant_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$", description="tenant GUID or domain")
-    client_id: str = Field(pattern=GUID_RE.pattern, description="application (client) ID")
-    client_secret_env: str = Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="name of the environment variable holding the secret"
-    )
-    mode: GraphMode = "getByIds"  # batch: GET /groups/{id} in $batch, needs only GroupMember.Read.All
-    overage: bool = False  # fetch the user's groups when Entra sends groups.link instead of groups
-    login_base: str = DEFAULT_LOGIN_BASE
-    graph_base: str = DEFAULT_GRAPH_BASE
-
-    @field_validator("login_base", "graph_base")
-    @classmethod
-    def _https_unless_loopback(cls, value: str) -> str:
-        # the client secret and tokens travel to these URLs: cleartext only to this machine (demo, tests)
-        parts = urlsplit(value)
-        if parts.query or parts.fragment or not parts.hostname:
-            raise ValueError("must be a base URL like https://graph.microsoft.com")
-        if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS):
-            raise ValueError("must use https (plain http only to 127.0.0.1 / localhost)")
-        return value.rstrip("/")
-
-    def client_secret(self, env: Mapping[str, str] = os.environ) -> str:
-        """The secret from the environment variable named by `client_secret_env`."""
-        secret = env.get(self.client_secret_env, "")
-        if not secret:
-            raise ConfigError(
-                f"graph.client_secret_env: environment variable {self.client_secret_env} is not set or empty"
-            )
-        return secret
-
-
-class GroupResolution(BaseModel):
-    """Per-upstream settings for turning group values into LearnUpon group names."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    static_map: dict[str, str] = {}  # group object GUID → LearnUpon group name; wins over Graph
-    graph: GraphSettings | None = None
-    cache_ttl_seconds: int = Field(3600, ge=1)
-    on_unresolved: Literal["drop", "fail"] = "drop"
-    budget_seconds: float = Field(3.0, gt=0, le=30)
-
-    @field_validator("static_map")
-    @classmethod
-    def _guid_keys(cls, value: dict[str, str]) -> dict[str, str]:
-        # only GUIDs are looked up (names pass through), so any other key would silently never match
-        for key, name in value.items():
-            if not GUID_RE.match(key):
-                raise ValueError(f"key {key!r} is not a group object ID (GUID)")
-            if not name.strip():
-                raise ValueError(f"the name for {key} is empty")
-        return {key.lower(): name for key, name in value.items()}
 
 
 class GroupDirectory(Protocol):
@@ -183,7 +115,7 @@ def resolve_groups(
     Raises GroupResolutionFailed under `on_unresolved: fail` when a GUID stays unresolved or Graph fails.
     """
     graph = settings.graph
-    cache_prefix = f"graphname:{graph.tenant_id}:" if graph is not None else None
+    cache_prefix = keys.group_name_prefix(graph.tenant_id) if graph is not None else None
     records: dict[str, GroupRecord] = {}  # by GUID (lower case) or by name
     missing: list[str] = []  # GUIDs to ask Graph about
 

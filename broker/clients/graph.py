@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any, Literal
+from typing import Any
 
 import requests
 
@@ -26,21 +26,20 @@ from broker.clients.http import (
     retry_after_seconds,
     scrub,
 )
+from broker.config.groups import DEFAULT_GRAPH_BASE as DEFAULT_GRAPH_BASE  # re-exported
+from broker.config.groups import DEFAULT_LOGIN_BASE as DEFAULT_LOGIN_BASE
+from broker.config.groups import GUID_RE as GUID_RE
+from broker.config.groups import GraphMode as GraphMode
 from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
-GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-DEFAULT_LOGIN_BASE = "https://login.microsoftonline.com"
-DEFAULT_GRAPH_BASE = "https://graph.microsoft.com"
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 GET_BY_IDS_MAX = 1000  # Graph's limit for directoryObjects/getByIds
 BATCH_MAX = 20  # Graph's limit for requests in one $batch
 PAGE_SIZE = 999  # the maximum $top for transitiveMemberOf (default would be 100)
 MAX_PAGES = 100  # of one listing, unless the caller allows more
 TOKEN_EARLY_REFRESH = 300.0  # renew this long before expiry, so a token never dies mid-call
-
-GraphMode = Literal["getByIds", "batch"]
 
 
 class GraphError(BrokerError):

@@ -18,10 +18,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from broker.config.activity import (
+    ActivitySettings as ActivitySettings,  # re-exported: settings live in config
+)
 from broker.errors import BrokerError, LoginRefused
 from broker.ops.observability import request_id
+from broker.store import keys
 
 if TYPE_CHECKING:
     from broker.provisioning.sync import SyncOutcome
@@ -29,22 +31,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("broker.ops.activity")
 
-ACTIVITY_KEY = "activity:log"
+ACTIVITY_KEY = keys.ACTIVITY_LOG
 MAX_REASON_CHARS = 300  # refusal reasons may quote what the sender put in the response
-
-
-class ActivitySettings(BaseModel):
-    """`activity:` in broker.yaml. The log holds users' e-mail addresses: keep it as short as support needs."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-    enabled: bool = True
-    max_entries: int = Field(200, ge=10, le=10_000, description="logins and refusals kept (newest)")
-    retention_hours: float = Field(72, gt=0, le=24 * 90, description="each entry is deleted after this")
-
-    @property
-    def ttl_seconds(self) -> int:
-        return max(1, int(self.retention_hours * 3600))
 
 
 Outcome = Literal["signed_in", "refused"]

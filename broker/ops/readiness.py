@@ -3,46 +3,15 @@ probe never waits long: the store's durability settings are read at most every `
 
 from __future__ import annotations
 
-import threading
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from broker.errors import BrokerError
 from broker.saml.metadata import is_expired
-from broker.store.durability import Durability
+from broker.store.durability import DURABILITY_EVERY as DURABILITY_EVERY  # re-exported
+from broker.store.durability import DurabilityProbe as DurabilityProbe
 
 if TYPE_CHECKING:
     from broker.runtime import Runtime
-
-DURABILITY_EVERY = 30.0
-
-
-@dataclass
-class DurabilityProbe:
-    """The last durability reading of a store, kept for `DURABILITY_EVERY` seconds."""
-
-    checked: float = -1e9
-    last: Durability | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def read(self, store: Any) -> Durability | None:
-        now = time.monotonic()
-        if now - self.checked < DURABILITY_EVERY:
-            return self.last
-        # one reader at a time; the others use the last reading rather than wait
-        if not self._lock.acquire(blocking=False):
-            return self.last
-        try:
-            try:
-                self.last = store.durability()
-            except BrokerError:
-                self.last = None
-            self.checked = now
-            return self.last
-        finally:
-            self._lock.release()
 
 
 def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:

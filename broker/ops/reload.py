@@ -18,11 +18,12 @@ from broker.config import load_config
 from broker.errors import BrokerError
 from broker.ops.audit import audit
 from broker.runtime import Runtime, build_runtime
+from broker.store import keys
 
 log = logging.getLogger("broker.ops.reload")
 
 CHECK_EVERY_SECONDS = 5.0
-GENERATION_KEY = "config:generation"
+GENERATION_KEY = keys.CONFIG_GENERATION
 
 
 @dataclass

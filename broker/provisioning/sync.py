@@ -9,7 +9,6 @@ shows the plan.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -35,7 +34,7 @@ from broker.provisioning.plan import (
     desired_state,
     plan,
 )
-from broker.store import Store
+from broker.store import Store, keys
 
 log = logging.getLogger(__name__)
 
@@ -212,8 +211,7 @@ def _converge(desired: DesiredState, client: LearnUponClient) -> tuple[tuple[Api
 
 
 def _keys(portal: str, email: str) -> tuple[str, str]:
-    digest = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-    return f"lu:state:{portal}:{digest}", f"lu:lock:{portal}:{digest}"
+    return keys.provisioning_state(portal, email), keys.provisioning_lock(portal, email)
 
 
 class _LockTimeout(Exception):

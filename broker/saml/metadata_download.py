@@ -7,7 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from broker.clients.urls import insecure_url_problem, same_origin
+from broker.config.urls import insecure_url_problem, same_origin
 from broker.saml.metadata import MetadataError
 
 ACCEPT = "application/samlmetadata+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"

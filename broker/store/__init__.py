@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from typing import Literal, Protocol
 
+from broker.store import keys
 from broker.store.durability import Durability
 
-EPOCH_KEY = "store:epoch"
+EPOCH_KEY = keys.STORE_EPOCH
 
 ConsumeResult = Literal["ok", "replay", "pending_gone", "before_epoch"]
 
@@ -69,18 +70,3 @@ class Store(Protocol):
 
     def durability(self) -> Durability:
         """Persistence and eviction settings, judged (see broker.store.durability)."""
-
-
-def open_store(url: str, *, namespace: str = "broker:") -> Store:
-    """A store for `url`: `memory://` (single process), or Redis (see broker.store.redis for the URL forms)."""
-    if url == "memory://" or url == "memory":
-        from broker.store.memory import MemoryStore
-
-        return MemoryStore()
-    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")):
-        from broker.store.redis import RedisStore
-
-        return RedisStore.from_url(url, namespace=namespace)
-    raise ValueError(
-        f"unknown store URL scheme in {url.split('://')[0]!r}: use memory:// or redis://host:port/db"
-    )

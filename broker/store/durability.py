@@ -7,7 +7,12 @@ Redis without persistence is a warning (the store epoch then refuses what was is
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
+from typing import Any
+
+from broker.errors import BrokerError
 
 SAFE_POLICIES = ("noeviction",)
 
@@ -59,3 +64,32 @@ def judge(appendonly: str | None, save: str | None, policy: str | None) -> Durab
             "including the replay cache and pending logins); set maxmemory-policy noeviction"
         )
     return Durability(persistence, shown, tuple(errors), tuple(warnings))
+
+
+DURABILITY_EVERY = 30.0
+
+
+@dataclass
+class DurabilityProbe:
+    """The last durability reading of a store, kept for `DURABILITY_EVERY` seconds."""
+
+    checked: float = -1e9
+    last: Durability | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def read(self, store: Any) -> Durability | None:
+        now = time.monotonic()
+        if now - self.checked < DURABILITY_EVERY:
+            return self.last
+        # one reader at a time; the others use the last reading rather than wait
+        if not self._lock.acquire(blocking=False):
+            return self.last
+        try:
+            try:
+                self.last = store.durability()
+            except BrokerError:
+                self.last = None
+            self.checked = now
+            return self.last
+        finally:
+            self._lock.release()

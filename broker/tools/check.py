@@ -29,7 +29,7 @@ from broker.keys import load_certificate_text
 from broker.provisioning.sync import build_client
 from broker.rules.trust import name_based
 from broker.runtime import load_upstream
-from broker.store import open_store
+from broker.store.connect import open_store
 
 Status = Literal["OK", "WARN", "FAIL"]
 CERT_WARN_DAYS = 30

@@ -24,6 +24,7 @@ from broker.picker import HeldLogin
 from broker.runtime import Runtime
 from broker.saml.authn_request import decode_redirect_request
 from broker.saml.xml import UnsafeXml, parse_untrusted
+from broker.store import keys
 
 REPORT_TTL_SECONDS = 3600
 TraceStatus = Literal["pass", "fail", "info"]
@@ -75,16 +76,12 @@ def pretty_xml(document: bytes) -> str:
     return etree.tostring(root, encoding="unicode")
 
 
-def _report_key(report_id: str) -> str:
-    return f"trace:{report_id}"
-
-
 def save(rt: Runtime, report: TraceReport) -> None:
-    rt.store.put(_report_key(report.id), json.dumps(asdict(report)).encode(), REPORT_TTL_SECONDS)
+    rt.store.put(keys.trace_report(report.id), json.dumps(asdict(report)).encode(), REPORT_TTL_SECONDS)
 
 
 def load(rt: Runtime, report_id: str) -> TraceReport | None:
-    raw = rt.store.get(_report_key(report_id)) if len(report_id) <= 64 else None
+    raw = rt.store.get(keys.trace_report(report_id)) if len(report_id) <= 64 else None
     if raw is None:
         return None
     data = json.loads(raw)
@@ -97,7 +94,7 @@ def start_test(rt: Runtime, portal: str, upstream: str, browser: str | None = No
     url = start_login(rt, portal, upstream, purpose="test", browser=browser)
     request_xml = decode_redirect_request(parse_qs(urlsplit(url).query)["SAMLRequest"][0])
     request_id = etree.fromstring(request_xml).get("ID")
-    rt.store.put(f"testreq:{request_id}", request_xml, rt.config.broker.login_ttl_seconds)
+    rt.store.put(keys.test_request(request_id), request_xml, rt.config.broker.login_ttl_seconds)
     return url
 
 
@@ -105,7 +102,7 @@ def run_test(rt: Runtime, saml_response: str, relay_state: str | None, pending: 
     """The login's steps in trace mode, with a recorder; the report is kept for the trace page."""
     assert pending.portal is not None
     report = TraceReport(secrets.token_urlsafe(16), pending.portal, pending.upstream, time.time())
-    request_xml = rt.store.get(f"testreq:{pending.request_id}") or b""
+    request_xml = rt.store.get(keys.test_request(pending.request_id or "")) or b""
     report.authn_request = pretty_xml(request_xml) if request_xml else "(not kept)"
     try:
         report.response = pretty_xml(base64.b64decode("".join(saml_response.split()), validate=True))
@@ -196,7 +193,7 @@ def continue_to_portal(rt: Runtime, report_id: str) -> OutgoingLogin:
         raise LoginRefused(
             f"trace {report_id} cannot continue", public_message="This test login has expired."
         )
-    rt.store.delete(_report_key(report_id))  # one continue per test login
+    rt.store.delete(keys.trace_report(report_id))  # one continue per test login
     run = continue_held(rt, HeldLogin.from_json(report.held))
     assert run.outgoing is not None
     return run.outgoing

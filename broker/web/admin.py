@@ -3,7 +3,6 @@ the flow tester and its trace pages. Every form carries a CSRF token bound to th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import secrets
@@ -17,6 +16,7 @@ from broker.keys import fingerprint
 from broker.ops.audit import audit
 from broker.pending import start_login
 from broker.rules.routing import upstreams_for
+from broker.store import keys
 from broker.tools.tester import continue_to_portal, load, start_test
 from broker.web.binding import bind_to_browser, browser_hash
 from broker.web.pages import autopost_page, error_page, page, runtime, same_secret
@@ -39,16 +39,12 @@ def _check_csrf():
 
 
 # Admin sessions live in the store (the cookie holds only a random id), so logout really ends them and
-# they can be revoked by deleting the key. The key is the id's hash: a store dump gives no usable cookie.
-def _session_key(session_id: str) -> str:
-    return "adminsession:" + hashlib.sha256(session_id.encode()).hexdigest()
-
-
+# they can be revoked by deleting the key (keys.admin_session: by the id's hash).
 def current_admin() -> str | None:
     session_id = session.get("admin_session")
     if not isinstance(session_id, str) or len(session_id) > 64:
         return None
-    raw = runtime().store.get(_session_key(session_id))
+    raw = runtime().store.get(keys.admin_session(session_id))
     return json.loads(raw)["email"] if raw is not None else None
 
 
@@ -60,7 +56,7 @@ def sign_in_admin(email: str, via: str) -> None:
     session_id = secrets.token_urlsafe(32)
     minutes = runtime().config.admin.session_minutes
     record = json.dumps({"email": email, "via": via, "since": int(time.time())}).encode()
-    runtime().store.put(_session_key(session_id), record, minutes * 60)
+    runtime().store.put(keys.admin_session(session_id), record, minutes * 60)
     session["admin_session"] = session_id
     audit("admin.signed_in", admin=email, via=via)
 
@@ -68,7 +64,7 @@ def sign_in_admin(email: str, via: str) -> None:
 def end_admin_session() -> None:
     session_id = session.get("admin_session")
     if isinstance(session_id, str) and len(session_id) <= 64:
-        runtime().store.delete(_session_key(session_id))
+        runtime().store.delete(keys.admin_session(session_id))
 
 
 def _require_admin() -> str:
@@ -155,8 +151,10 @@ def _token_attempts_exceeded() -> bool:
     """Count this attempt per client and in total (store-wide, so replicas share it) for this window."""
     rt, window = runtime(), int(time.time() // TOKEN_WINDOW_SECONDS)
     limits = rt.config.admin
-    by_client = rt.store.incr(f"admintoken:{request.remote_addr}:{window}", TOKEN_WINDOW_SECONDS + 1)
-    overall = rt.store.incr(f"admintoken:*:{window}", TOKEN_WINDOW_SECONDS + 1)
+    by_client = rt.store.incr(
+        keys.admin_token_attempts(request.remote_addr or "-", window), TOKEN_WINDOW_SECONDS + 1
+    )
+    overall = rt.store.incr(keys.admin_token_attempts("*", window), TOKEN_WINDOW_SECONDS + 1)
     return by_client > limits.token_attempts_per_client or overall > limits.token_attempts_total
 
 

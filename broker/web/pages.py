@@ -19,7 +19,11 @@ log = logging.getLogger("broker.web")
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["broker"]
+    """The runtime this request uses, read once: a reload swapping in a new one mid-request (another thread,
+    SIGHUP) never hands one request two configurations."""
+    if "broker_runtime" not in g:
+        g.broker_runtime = current_app.extensions["broker"]
+    return g.broker_runtime
 
 
 def csp_nonce() -> str:

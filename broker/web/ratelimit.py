@@ -7,6 +7,7 @@ import time
 from flask import Flask, Response, request
 
 from broker.errors import new_reference
+from broker.store import keys
 from broker.web.pages import error_page, runtime
 
 # /admin/login starts a pending login just like /login does, so it shares /login's limit
@@ -26,7 +27,7 @@ def _check() -> Response | None:
     if limit == 0:
         return None
     window = int(time.time() // 60)
-    count = runtime().store.incr(f"rate:{setting}:{request.remote_addr}:{window}", 61)
+    count = runtime().store.incr(keys.rate_window(setting, str(request.remote_addr), window), 61)
     if count <= limit:
         return None
     response = error_page(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.store import open_store
+from broker.store.connect import open_store
 from tests.harness import Harness
 
 pytestmark = pytest.mark.redis

@@ -8,7 +8,7 @@ import time
 import redis
 
 from broker.ops.reload import GENERATION_KEY, Reloader
-from broker.store import open_store
+from broker.store.connect import open_store
 from broker.store.redis import RedisStore
 from tests.faults.processes import AnswerSwallowingProxy
 from tests.harness import Harness

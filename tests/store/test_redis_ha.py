@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from broker.errors import StoreUnavailable
-from broker.store import open_store
+from broker.store.connect import open_store
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import yaml
 from broker.app import create_app
 from broker.config import load_config
 from broker.ops.observability import configure_logging
-from broker.store import open_store
+from broker.store.connect import open_store
 from tests.conftest import RedisServer, start_redis_server
 from tests.harness import Harness, base_config
 

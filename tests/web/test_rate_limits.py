@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.store import open_store
+from broker.store.connect import open_store
 from tests.harness import Harness
 
 

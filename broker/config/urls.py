@@ -1,5 +1,6 @@
-"""Outbound URL policy: secrets, tokens and trust anchors travel only over HTTPS. Plain http:// is allowed to
-this machine alone (the demo and the tests run their fakes on loopback)."""
+"""Outbound URL policy (config validation and the metadata download share it): secrets, tokens and trust
+anchors travel only over HTTPS. Plain http:// is allowed to this machine alone (the demo and the tests run their
+fakes on loopback)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Configuration: one YAML file, validated on load into typed models.
+"""Configuration: one YAML file, validated on load into typed models (the sections that belong to one
+feature, such as group resolution or provisioning, are in this package's other modules).
 
 Every error names the file, the field path and the reason. Secrets are never in the file: it names the
 environment variables that hold them.
@@ -14,12 +15,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from broker.claims.groups import GroupResolution
-from broker.clients.urls import insecure_url_problem
+from broker.config.activity import ActivitySettings
+from broker.config.groups import GroupResolution
+from broker.config.metadata import MetadataRefreshSettings
+from broker.config.provisioning import ProvisioningSettings
+from broker.config.urls import insecure_url_problem
 from broker.errors import ConfigError
-from broker.ops.activity import ActivitySettings
-from broker.provisioning.plan import ProvisioningSettings
-from broker.saml.upstream_metadata import MetadataRefreshSettings
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 # An e-mail domain an upstream may assert: `contoso.com`, or `*.contoso.com` for every subdomain (not itself).

@@ -1,0 +1,65 @@
+"""Gauges computed at scrape time from the current runtime: certificate expiry, LearnUpon and Graph call
+counters, upstream metadata freshness. Registered by the app (Metrics.attach), read from whatever runtime is
+current (a reload swaps it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from prometheus_client.core import GaugeMetricFamily
+
+from broker.runtime import Runtime
+
+
+class RuntimeGauges:
+    def __init__(self, runtime_of: Callable[[], Runtime]):
+        self._runtime_of = runtime_of
+
+    def describe(self):
+        return []
+
+    def collect(self):
+        rt = self._runtime_of()
+        now = datetime.now(UTC)
+        expiry = GaugeMetricFamily("broker_certificate_expiry_days", "Days until a certificate expires",
+                                   labels=["kind", "name", "sha1"])  # fmt: skip
+        for portal, trust in rt.portal_trust.items():
+            cert = trust.key_pair.certificate
+            expiry.add_metric(["portal_signing", portal, trust.key_pair.sha1_fingerprint],
+                              (cert.not_valid_after_utc - now).total_seconds() / 86400)  # fmt: skip
+        for portal, cert in rt.next_certificates.items():
+            expiry.add_metric(
+                ["portal_next", portal, ""], (cert.not_valid_after_utc - now).total_seconds() / 86400
+            )
+        for name, upstream in rt.upstreams.items():
+            for cert in upstream.certificates:
+                serial = format(cert.serial_number, "x")[:16]
+                expiry.add_metric([f"upstream_signing:{serial}", name, ""],
+                                  (cert.not_valid_after_utc - now).total_seconds() / 86400)  # fmt: skip
+        yield expiry
+        api = GaugeMetricFamily("broker_learnupon_api_calls", "LearnUpon API calls by outcome (since start)",
+                                labels=["portal", "outcome"])  # fmt: skip
+        for portal, client in rt.learnupon_clients.items():
+            for outcome, count in dict(client.counters).items():
+                api.add_metric([portal, str(outcome)], count)
+        yield api
+        graph = GaugeMetricFamily("broker_graph_requests", "Microsoft Graph requests by call and outcome (since start)",
+                                  labels=["upstream", "call", "outcome"])  # fmt: skip
+        for upstream, directory in rt.group_directories.items():
+            for key, count in dict(getattr(directory, "counters", {})).items():
+                call, _, outcome = key.partition(" ")
+                graph.add_metric([upstream, call, outcome], count)
+        yield graph
+        refresher = rt.metadata_refresher
+        if refresher is not None:
+            success = GaugeMetricFamily("broker_upstream_metadata_last_success_timestamp",
+                                        "When the upstream's metadata was last fetched", labels=["upstream"])  # fmt: skip
+            failures = GaugeMetricFamily("broker_upstream_metadata_consecutive_failures",
+                                         "Failed metadata refreshes since the last success", labels=["upstream"])  # fmt: skip
+            for name, status in refresher.status().items():
+                if status.last_success is not None:
+                    success.add_metric([name], status.last_success.timestamp())
+                failures.add_metric([name], status.consecutive_failures)
+            yield success
+            yield failures

@@ -1,0 +1,91 @@
+"""Every key the broker keeps in the state store, in one place: its prefix, what it holds, who writes it.
+
+A new kind of state gets its function here, so prefixes never collide and an operator can read the whole
+key space in one screen. The stores add their own namespace (`broker:` by default) in front of these.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+PREFIXES = {
+    "login": "a pending login, by RelayState (broker.pending); taken once by the response",
+    "assertion": "an upstream assertion ID already used (the replay cache, broker.login.consume)",
+    "pick": "a login held while the user picks a portal (broker.picker)",
+    "trace": "an admin flow tester report (broker.tools.tester)",
+    "testreq": "the AuthnRequest of a flow test, shown on its report (broker.tools.tester)",
+    "graphname": "a group GUID's name from Microsoft Graph, per tenant (broker.claims.groups)",
+    "lu": "LearnUpon provisioning: the last synced state and the per-user lock (broker.provisioning.sync)",
+    "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
+    "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
+    "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
+    "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
+    "firstupstream": "the upstream that first brought a user to a portal (broker.login.link_account)",
+    "adminsession": "a server-side admin session, by the hash of its cookie id (broker.web.admin)",
+    "admintoken": "bootstrap token attempts per client and in total, per window (broker.web.admin)",
+    "testowner": "the admin who started a flow test; its report is theirs alone (broker.tools.tester)",
+}
+
+
+def pending_login(relay_state: str) -> str:
+    return f"login:{relay_state}"
+
+
+def used_assertion(issuer: str, assertion_id: str) -> str:
+    return f"assertion:{issuer}:{assertion_id}"
+
+
+def held_choice(token: str) -> str:
+    return f"pick:{token}"
+
+
+def trace_report(report_id: str) -> str:
+    return f"trace:{report_id}"
+
+
+def test_request(request_id: str) -> str:
+    return f"testreq:{request_id}"
+
+
+def group_name_prefix(tenant_id: str) -> str:
+    """Followed by the group's GUID (lower case)."""
+    return f"graphname:{tenant_id}:"
+
+
+def _user_digest(email: str) -> str:
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def provisioning_state(portal: str, email: str) -> str:
+    return f"lu:state:{portal}:{_user_digest(email)}"
+
+
+def provisioning_lock(portal: str, email: str) -> str:
+    return f"lu:lock:{portal}:{_user_digest(email)}"
+
+
+def rate_window(setting: str, client: str, window: int) -> str:
+    return f"rate:{setting}:{client}:{window}"
+
+
+def first_upstream(portal: str, email: str) -> str:
+    return f"firstupstream:{portal}:{_user_digest(email)}"
+
+
+def admin_session(session_id: str) -> str:
+    """By the id's hash: a store dump gives no usable session cookie."""
+    return "adminsession:" + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def admin_token_attempts(client: str, window: int) -> str:
+    """`client` is the client address, or `*` for every client together."""
+    return f"admintoken:{client}:{window}"
+
+
+def test_owner(request_id: str) -> str:
+    return f"testowner:{request_id}"
+
+
+CONFIG_GENERATION = "config:generation"
+ACTIVITY_LOG = "activity:log"
+STORE_EPOCH = "store:epoch"
