@@ -30,6 +30,13 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
+@bp.after_request
+def _never_cached(response):
+    """Admin pages show users' claims, groups and configuration: no browser or proxy may keep a copy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.before_request
 def _check_csrf():
     if request.method == "POST":
@@ -208,21 +215,21 @@ def test(portal: str):
     if upstream not in offered:
         abort(400, "That upstream is not offered for this portal.")
     audit("admin.test_started", admin=admin, portal=portal, upstream=upstream)
-    return bind_to_browser(redirect(start_test(rt, portal, upstream, browser=browser_hash())))
+    return bind_to_browser(redirect(start_test(rt, portal, upstream, browser=browser_hash(), owner=admin)))
 
 
 @bp.get("/trace/<report_id>")
 def trace(report_id: str):
-    _require_admin()
-    report = load(runtime(), report_id)
+    admin = _require_admin()
+    report = load(runtime(), report_id, admin)
     if report is None:
-        abort(404, "This trace has expired.")
+        abort(404, "This trace has expired (traces last ten minutes), or another administrator ran it.")
     return page("trace.html", report=report, csrf=csrf_token())
 
 
 @bp.post("/trace/<report_id>/continue")
 def continue_(report_id: str):
     admin = _require_admin()
-    outgoing = continue_to_portal(runtime(), report_id)
+    outgoing = continue_to_portal(runtime(), report_id, admin)
     audit("admin.test_continued", admin=admin, portal=outgoing.portal)
     return autopost_page(outgoing)

@@ -86,3 +86,22 @@ def test_second_upstream_for_an_address_is_refused_unless_linking_is_allowed(
 def test_partner_user_of_its_own_domain_still_signs_in(demo):
     landed = sign_in(demo.urls, "academy", "jordan.kim@fabrikam.example", idp="okta")
     assert "Signed in to academy as jordan.kim@fabrikam.example" in landed.text
+
+
+def test_an_assertion_rebuilt_from_the_trace_page_cannot_sign_in_to_the_portal(demo):
+    import base64
+    import html
+    import re
+
+    from tests.e2e.test_admin import admin_session
+
+    session = admin_session(demo)
+    idp_page = session.get(f"{demo.urls.broker}/admin/test/academy?idp=entra")
+    trace = submit_form(session, submit_form(session, idp_page, email="sam.lee@contoso.example"))
+    assert "/admin/trace/" in trace.url and trace.headers["Cache-Control"] == "no-store"
+    shown = html.unescape(re.search(r'<h2 id="outgoing">.*?<pre>(.*?)</pre>', trace.text, re.S)[1])
+    assert "<samlp:Response" in shown and "SignatureValue" not in shown  # an unsigned preview
+    rebuilt = base64.b64encode(shown.encode()).decode()
+    portal = requests.post(f"{demo.urls.learnupon}/academy/saml/consumer", data={"SAMLResponse": rebuilt})
+    assert portal.status_code == 403 and "Signed in" not in portal.text
+    assert demo.apps.learnupon_states["academy"].find_user("sam.lee@contoso.example") is None

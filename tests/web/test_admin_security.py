@@ -150,3 +150,59 @@ def test_a_full_store_refuses_new_pending_logins_with_a_503(keys):
     login = harness.client.get("/login/academy")
     assert login.status_code == 503 and login.headers["Retry-After"]
     assert "briefly unavailable" in login.get_data(as_text=True)
+
+
+# ---- the flow tester's traces --------------------------------------------------------------------------------
+
+
+def run_a_test(harness: Harness) -> str:
+    """The signed-in admin tests academy's login with Alex's account; returns the trace's id."""
+    reply = harness.client.get("/admin/test/academy", query_string={"idp": "entra"})
+    assert reply.status_code == 302, reply.get_data(as_text=True)[:300]
+    params = parse_qs(urlsplit(reply.headers["Location"]).query)
+    request = etree.fromstring(decode_redirect_request(params["SAMLRequest"][0]))
+    pending = Pending(params["RelayState"][0], request.get("ID"), reply.headers["Location"], request)
+    landed = harness.post(harness.valid_response(pending), pending.relay_state)
+    assert landed.status_code == 303 and "/admin/trace/" in landed.headers["Location"]
+    return landed.headers["Location"].rsplit("/", 1)[1]
+
+
+def other_admin(harness: Harness, monkeypatch):
+    """A second administrator, in their own browser, signed in with the bootstrap token."""
+    monkeypatch.setenv("BROKER_ADMIN_TOKEN", "bootstrap-secret")
+    client = harness.app.test_client()
+    client.environ_base["wsgi.url_scheme"] = "https"
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/").get_data(as_text=True))[1]
+    assert (
+        client.post("/admin/login/token", data={"csrf": token, "token": "bootstrap-secret"}).status_code
+        == 303
+    )
+    return client, re.search(r'name="csrf" value="([^"]+)"', client.get("/admin/").get_data(as_text=True))[1]
+
+
+def test_a_trace_belongs_to_the_admin_who_ran_it_and_is_never_cached(keys, monkeypatch):
+    harness = admin_harness(keys)
+    sign_in_as(harness, ADMIN_USER)
+    report_id = run_a_test(harness)
+    own = harness.client.get(f"/admin/trace/{report_id}")
+    assert own.status_code == 200 and "alex@contoso.example" in own.get_data(as_text=True)
+    assert own.headers["Cache-Control"] == "no-store"
+    assert harness.client.get("/admin/").headers["Cache-Control"] == "no-store"
+    client, token = other_admin(harness, monkeypatch)
+    theirs = client.get(f"/admin/trace/{report_id}")
+    assert theirs.status_code == 404 and "alex@contoso.example" not in theirs.get_data(as_text=True)
+    assert client.post(f"/admin/trace/{report_id}/continue", data={"csrf": token}).status_code == 400
+    continued = harness.client.post(f"/admin/trace/{report_id}/continue", data={"csrf": csrf(harness)})
+    assert continued.status_code == 200 and 'name="SAMLResponse"' in continued.get_data(as_text=True)
+
+
+def test_a_trace_expires_after_ten_minutes(keys):
+    now = [1000.0]
+    harness = admin_harness(keys, store=MemoryStore(clock=lambda: now[0]))
+    sign_in_as(harness, ADMIN_USER)
+    report_id = run_a_test(harness)
+    now[0] += 9 * 60
+    assert harness.client.get(f"/admin/trace/{report_id}").status_code == 200
+    now[0] += 61
+    assert harness.client.get(f"/admin/trace/{report_id}").status_code == 404
+    assert is_admin(harness)  # the session lasts longer than its traces
