@@ -1,5 +1,5 @@
-"""Gauges computed at scrape time from the current runtime: certificate expiry, LearnUpon and Graph call
-counters, upstream metadata freshness. Registered by the app (Metrics.attach), read from whatever runtime is
+"""Gauges computed at scrape time from the current runtime: readiness (as /readyz), certificate expiry,
+LearnUpon and Graph call counters, upstream metadata freshness. Registered by the app (Metrics.attach), read from whatever runtime is
 current (a reload swaps it)."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from prometheus_client.core import GaugeMetricFamily
 
+from broker.ops.readiness import readiness
 from broker.runtime import Runtime
 
 
@@ -22,6 +23,16 @@ class RuntimeGauges:
     def collect(self):
         rt = self._runtime_of()
         now = datetime.now(UTC)
+        ready, body = readiness(rt)
+        gauge = GaugeMetricFamily("broker_ready", "1 when this replica is ready for logins (as /readyz)")
+        gauge.add_metric([], 1.0 if ready else 0.0)
+        yield gauge
+        checks = GaugeMetricFamily(
+            "broker_ready_check", "Each /readyz check: 1 passing, 0 failing", labels=["check"]
+        )
+        for check, ok in body["checks"].items():
+            checks.add_metric([check], 1.0 if ok else 0.0)
+        yield checks
         expiry = GaugeMetricFamily("broker_certificate_expiry_days", "Days until a certificate expires",
                                    labels=["kind", "name", "sha1"])  # fmt: skip
         for portal, trust in rt.portal_trust.items():

@@ -4,7 +4,7 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
-from tests.browser.test_demo_in_chromium import browser, page, shot  # noqa: F401 (fixtures)
+from tests.browser.test_demo_in_chromium import ARTIFACTS, browser, page, shot  # noqa: F401 (fixtures)
 
 
 def test_activity_shows_a_login_and_a_refusal_with_reasons(demo, page):  # noqa: F811
@@ -48,3 +48,11 @@ def test_activity_shows_a_login_and_a_refusal_with_reasons(demo, page):  # noqa:
     shot(page, "21-admin-activity-record")
     assert "Refused: no_access" in page.inner_text("#verdict")
     assert "priya.shah@contoso.example" in page.inner_text("#record")
+
+    page.goto(f"{demo.urls.broker}/admin/")
+    page.wait_for_selector("#health")
+    page.locator("#health").screenshot(path=str(ARTIFACTS / "22-admin-health.png"))
+    academy = page.locator('#health section[data-kind="portal"][data-name="academy"]')
+    assert academy.get_attribute("data-level") == "green"  # Alex's login reached the mock LearnUpon API
+    assert "Reachable: last call" in academy.inner_text()
+    assert page.locator('#health section[data-kind="upstream"]').count() == 2

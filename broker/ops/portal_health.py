@@ -1,0 +1,237 @@
+"""Health at a glance for the admin page: per portal (LearnUpon API, provisioning, signing certificate) and per
+upstream (metadata, signing certificates), each red, amber or green with the action to take.
+
+LearnUpon's state comes from the activity log (shared by every replica, so any replica answers the same) and
+from this replica's API counters; certificates and metadata from the running configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from cryptography import x509
+
+from broker.keys import fingerprint
+from broker.ops.activity import ActivityEntry, recent_activity
+
+if TYPE_CHECKING:
+    from broker.runtime import Runtime
+
+Level = Literal["red", "amber", "green", "grey"]
+ORDER: dict[str, int] = {"grey": 0, "green": 1, "amber": 2, "red": 3}
+CERT_AMBER_DAYS = 30  # the alert rules use the same threshold
+CERT_RED_DAYS = 7
+API_TROUBLE = (
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "connection_error",
+    "auth_error",
+    "budget_exhausted",
+)
+
+
+@dataclass(frozen=True)
+class Signal:
+    subject: str
+    level: Level
+    summary: str
+    action: str = ""  # what to do about it; empty when nothing is needed
+    reference: str = ""  # an activity record to open (the last provisioning error)
+
+
+@dataclass(frozen=True)
+class HealthCard:
+    kind: Literal["portal", "upstream"]
+    name: str
+    label: str
+    signals: list[Signal] = field(default_factory=list)
+
+    @property
+    def level(self) -> Level:
+        return max((s.level for s in self.signals), key=ORDER.__getitem__, default="grey")
+
+
+def _days_left(cert: x509.Certificate, now: datetime) -> float:
+    return (cert.not_valid_after_utc - now).total_seconds() / 86400
+
+
+def _when(value: str | datetime) -> str:
+    text = value.isoformat(timespec="seconds") if isinstance(value, datetime) else value
+    return text.replace("T", " ").replace("+00:00", " UTC")
+
+
+# --- portals ----------------------------------------------------------------------------------------------------
+
+
+def learnupon_signal(rt: Runtime, portal: str, entries: list[ActivityEntry]) -> Signal:
+    """Reachable when the latest login that called the API got through; the last error and its reference."""
+    settings = rt.config.portals[portal].provisioning
+    field_path = f"portals.{portal}.provisioning"
+    if not settings.enabled:
+        return Signal(
+            "LearnUpon API", "grey", "Provisioning is off: LearnUpon creates users at their first login."
+        )
+    if portal not in rt.learnupon_clients:  # the CLI's offline runtime leaves out clients without secrets
+        why = rt.left_out.get(f"portals.{portal}", "not configured")
+        return Signal("LearnUpon API", "red", f"No API client: {why}.",
+                      f"Set the environment variables named in {field_path} (username_env, password_env) and restart.")  # fmt: skip
+    calls = [
+        e for e in entries if e.portal == portal and (e.learnupon_requests or e.provisioning == "failed")
+    ]
+    client = rt.learnupon_clients[portal]
+    counters = dict(client.counters)
+    troubles = {k: v for k, v in counters.items() if k in API_TROUBLE and v}
+    seen_here = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(troubles.items()))
+    remaining = client.rate_limit_remaining_minute
+    rate_note = f" Rate limit left this minute: {remaining}." if remaining is not None else ""
+    if not calls:
+        level: Level = "amber" if troubles else "grey"
+        summary = "No API call in the kept activity." + (
+            f" This replica saw: {seen_here}." if troubles else ""
+        )
+        return Signal("LearnUpon API", level, summary + rate_note)
+    last, failures = calls[0], [e for e in calls if e.provisioning == "failed"]
+    policy = rt.config.portals[portal].provisioning.on_failure
+    if last.provisioning == "failed":
+        blocked = (
+            "users cannot sign in until it answers" if policy == "block" else "users still sign in (JIT)"
+        )
+        return Signal(
+            "LearnUpon API", "red",
+            f"Last call {_when(last.time)} failed: {last.provisioning_error or 'no detail'}.{rate_note}",
+            f"Check LearnUpon's status and the API key pair ({field_path}); under on_failure: {policy} "
+            f"{blocked}. Open the reference for the user it failed for.",
+            reference=last.reference,
+        )  # fmt: skip
+    summary = f"Reachable: last call {_when(last.time)} ({last.provisioning}, {last.learnupon_requests} request(s))."
+    if failures:
+        error = failures[0]
+        return Signal("LearnUpon API", "amber",
+                      f"{summary} Last error {_when(error.time)}: {error.provisioning_error or 'no detail'}.{rate_note}",
+                      "Recovered since; if errors recur, check LearnUpon's status and rate limits.",
+                      reference=error.reference)  # fmt: skip
+    if troubles:
+        return Signal("LearnUpon API", "amber", f"{summary} Retried here: {seen_here}.{rate_note}",
+                      "Calls got through after retries; watch the LearnUpon error alert.")  # fmt: skip
+    return Signal("LearnUpon API", "green", summary + rate_note)
+
+
+def signing_signal(rt: Runtime, portal: str, now: datetime) -> Signal:
+    """The certificate LearnUpon trusts for this portal, and whether its successor is published."""
+    cert = rt.portal_trust[portal].key_pair.certificate
+    days = _days_left(cert, now)
+    upcoming = rt.next_certificates.get(portal)
+    where = f"portals.{portal}.next_certificate (or broker.next_certificate)"
+    if upcoming is not None:
+        published = (f" Next certificate published ({fingerprint(upcoming, 'sha1')}, "
+                     f"{_days_left(upcoming, now):.0f} days).")  # fmt: skip
+    else:
+        published = " No next certificate published."
+    summary = f"{days:.0f} days left (until {cert.not_valid_after_utc.date().isoformat()}).{published}"
+    if days < CERT_RED_DAYS:
+        return Signal("Signing certificate", "red", summary,
+                      "Roll over now: add the next certificate's fingerprint in LearnUpon, then make it the "
+                      "portal's signing key and reload." if upcoming is not None else
+                      f"Make a new key and certificate (broker keygen), publish it in {where}, add its "
+                      "fingerprint in LearnUpon, then switch.")  # fmt: skip
+    if days < CERT_AMBER_DAYS:
+        return Signal("Signing certificate", "amber", summary,
+                      "Add the next certificate's fingerprint in LearnUpon, then switch the signing key."
+                      if upcoming is not None else
+                      f"Publish the next certificate in {where} and add its fingerprint in LearnUpon.")  # fmt: skip
+    return Signal("Signing certificate", "green", summary)
+
+
+def portal_cards(rt: Runtime, now: datetime) -> list[HealthCard]:
+    entries = recent_activity(rt)
+    return [
+        HealthCard(
+            "portal",
+            name,
+            settings.display_name or name,
+            [learnupon_signal(rt, name, entries), signing_signal(rt, name, now)],
+        )  # fmt: skip
+        for name, settings in rt.config.portals.items()
+    ]
+
+
+# --- upstreams ---------------------------------------------------------------------------------------------------
+
+
+def metadata_signal(rt: Runtime, name: str, now: datetime) -> Signal:
+    settings = rt.config.upstreams[name]
+    upstream = rt.upstreams[name]
+    status = rt.metadata_refresher.status().get(name) if rt.metadata_refresher else None
+    if upstream.valid_until is not None and upstream.valid_until <= now:
+        return Signal("Metadata", "red", f"Expired at {_when(upstream.valid_until)}: /readyz is false.",
+                      "Fetch fresh metadata (Fetch now) or update the file and reload.")  # fmt: skip
+    if status is None:
+        source = "inline certificates" if settings.sso_url else f"file {settings.metadata_file}"
+        return Signal("Metadata", "green", f"From {source}, loaded with the configuration.")
+    if status.last_success is None:
+        return Signal("Metadata", "red", f"Never fetched: {status.last_failure_reason or 'not yet tried'}.",
+                      f"Check that {status.url} answers from the broker's network, then Fetch now.")  # fmt: skip
+    age = now - status.last_success
+    summary = f"Fetched {_when(status.last_success)} ({_age(age)} ago)."
+    if status.consecutive_failures:
+        return Signal("Metadata", "amber",
+                      f"{summary} {status.consecutive_failures} failed refresh(es) since: "
+                      f"{status.last_failure_reason}. The last good copy is in use.",
+                      f"Check that {status.url} answers from the broker's network, then Fetch now.")  # fmt: skip
+    stale_after = timedelta(seconds=2 * settings.metadata_refresh.interval_seconds)
+    if age > stale_after:
+        return Signal("Metadata", "amber", f"{summary} Older than twice the refresh interval.",
+                      "The refresh schedule may have stopped: Fetch now, or restart the broker.")  # fmt: skip
+    return Signal("Metadata", "green", summary)
+
+
+def upstream_certificate_signal(rt: Runtime, name: str, now: datetime) -> Signal:
+    """Trust comes from metadata (an expired certificate is still accepted, as Shibboleth does); the warning is
+    for the day the IdP rolls over and the metadata must follow."""
+    certificates = rt.upstreams[name].certificates
+    if not certificates:
+        return Signal("Signing certificates", "red", "None: no response from this IdP can be verified.",
+                      "Fix the upstream's metadata or certificates and reload.")  # fmt: skip
+    days = max(_days_left(c, now) for c in certificates)
+    summary = f"{len(certificates)} certificate(s); the longest-lived has {days:.0f} days left."
+    refreshed = rt.config.upstreams[name].metadata_url is not None
+    follow = ("its metadata URL brings the new certificate by itself" if refreshed else
+              "update the metadata file (or certificates) and reload")  # fmt: skip
+    if days < CERT_RED_DAYS:
+        return Signal("Signing certificates", "red", summary,
+                      f"Ask the IdP's administrators for their new signing certificate; {follow}.")  # fmt: skip
+    if days < CERT_AMBER_DAYS:
+        return Signal("Signing certificates", "amber", summary,
+                      f"A rollover is due: {follow}.")  # fmt: skip
+    return Signal("Signing certificates", "green", summary)
+
+
+def upstream_cards(rt: Runtime, now: datetime) -> list[HealthCard]:
+    return [
+        HealthCard(
+            "upstream",
+            name,
+            settings.display_name or name,
+            [metadata_signal(rt, name, now), upstream_certificate_signal(rt, name, now)],
+        )  # fmt: skip
+        for name, settings in rt.config.upstreams.items()
+    ]
+
+
+def _age(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} days"
+
+
+def health_report(rt: Runtime) -> list[HealthCard]:
+    now = rt.clock()
+    return portal_cards(rt, now) + upstream_cards(rt, now)
