@@ -22,6 +22,10 @@ MADE = [
     keys.CONFIG_GENERATION,
     keys.ACTIVITY_LOG,
     keys.STORE_EPOCH,
+    keys.first_upstream("academy", "alex@contoso.example"),
+    keys.admin_session("session-id"),
+    keys.admin_token_attempts("127.0.0.1", 1),
+    keys.test_owner("_r"),
 ]
 
 
