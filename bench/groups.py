@@ -78,7 +78,7 @@ def runtime_for(folder: Path, graph_url: str, store_url: str) -> Runtime:
 
 def login_of(rt: Runtime, guids: list[str]) -> tuple[Identity, Claims]:
     """What the step gets from a validated Entra assertion carrying `guids` (no overage signalled)."""
-    groups_claim = rt.claim_names["entra"].groups[0]
+    groups_claim = rt.upstreams["entra"].claim_names.groups[0]
     identity = Identity(upstream="entra", issuer=IDP_ENTITY, assertion_id="_" + uuid.uuid4().hex,
                         name_id="alex@contoso.example", name_id_format=None,
                         attributes={groups_claim: tuple(guids)})  # fmt: skip
@@ -117,7 +117,7 @@ def us(values: list[float], fraction: float | None = None) -> float:
 
 def cache_hit_path(rt: Runtime, control: FakeGraphControl, label: str, calls: int, deadline: float) -> None:
     settings = rt.config.upstreams["entra"].groups
-    client = rt.group_directories["entra"]
+    client = rt.upstreams["entra"].directory
     print(f"\n{label}")
     # fill the cache the way a login does: one login with an empty cache asks Graph for all 150
     before = control.counts.copy()

@@ -73,7 +73,7 @@ def measure_logins(app, prepared) -> list[float]:
 def floor_inputs(app, keys, prepared, user):
     """The upstream assertions (parsed) and the outgoing assertions (built), outside the clock."""
     rt = app.extensions["broker"]
-    trust: PortalTrust = rt.portal_trust[PORTAL]
+    trust: PortalTrust = rt.portals[PORTAL].trust
     groups = tuple(f"Group {i:03d}" for i in range(len(user.groups)))
     inputs = []
     for _, document, _ in prepared:

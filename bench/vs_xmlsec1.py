@@ -158,11 +158,11 @@ def measure_broker_saml(app, keys, user, count: int) -> list[float]:
     for n in range(count):
         request_id = f"_saml{os.getpid()}x{time.time_ns()}x{n}"
         inputs.append((base64.b64encode(signed_response(keys, user, request_id)).decode(), request_id))
-    trust = rt.portal_trust[PORTAL]
+    trust = rt.portals[PORTAL].trust
     wall = []
     for saml_response, request_id in inputs:
         start = time.perf_counter()
-        expectations = Expectations("entra", rt.upstreams["entra"], broker.sp_entity, broker.acs_url, request_id,
+        expectations = Expectations("entra", rt.upstreams["entra"].idp, broker.sp_entity, broker.acs_url, request_id,
                                     rt.clock(), rt.skew, broker.max_response_bytes)  # fmt: skip
         identity = validate_response(saml_response, expectations).identity
         issue_response(trust, identity.name_id, {"groups": tuple(user.groups)}, now=rt.clock())

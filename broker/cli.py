@@ -14,6 +14,7 @@ import click
 import yaml
 
 from broker.errors import BrokerError, ConfigError
+from broker.review.command import review as _review_command
 
 if TYPE_CHECKING:
     from broker.provisioning.bulk import Row
@@ -482,6 +483,10 @@ def _run_provisioning(portal, settings, client, store, rows: list[Row], source: 
         rows_failed = "1 row" if summary.failed == 1 else f"{summary.failed} rows"
         _fail(f"{rows_failed} failed; run the same command again to retry only those")
 
+
+# ---- review: the access review lives in its own package ----------------------------------------------------
+
+main.add_command(_review_command)
 
 if __name__ == "__main__":
     main()

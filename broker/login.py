@@ -124,14 +124,14 @@ def validate(run: LoginRun) -> LoginRun:
     broker = rt.config.broker
     expectations = Expectations(
         upstream_name=pending.upstream,
-        upstream=rt.upstreams[pending.upstream],
+        upstream=rt.upstreams[pending.upstream].idp,
         sp_entity_id=broker.sp_entity,
         acs_url=broker.acs_url,
         request_id=pending.request_id,
         now=rt.clock(),
         skew=rt.skew,
         max_bytes=broker.max_response_bytes,
-        allow_sha1=rt.config.upstreams[pending.upstream].allow_sha1,
+        allow_sha1=rt.upstreams[pending.upstream].settings.allow_sha1,
     )
     validated = validate_response(run.saml_response, expectations, run.trace)
     return replace(run, validated=validated, identity=validated.identity)
@@ -171,26 +171,25 @@ def consume(run: LoginRun) -> LoginRun:
 def map_claims(run: LoginRun) -> LoginRun:
     """The upstream's attributes → the canonical claims, by the upstream's preset (Entra, Okta, ...)."""
     identity = _required(run.identity, "validate")
-    claims = presets.map_claims(identity, run.rt.claim_names[identity.upstream])
+    upstream = run.rt.upstreams[identity.upstream]
+    claims = presets.map_claims(identity, upstream.claim_names)
     note_user(claims.email)  # a refusal later in this request names the user on the activity page
-    run.trace(
-        "claims",
-        f"mapped with the {run.rt.config.upstreams[identity.upstream].preset} preset: {claims.email}",
-    )
+    run.trace("claims", f"mapped with the {upstream.settings.preset} preset: {claims.email}")
     return replace(run, claims=claims)
 
 
 def resolve_groups(run: LoginRun) -> LoginRun:
     """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
     rt, identity, claims = run.rt, _required(run.identity, "validate"), _required(run.claims, "map_claims")
-    directory = rt.group_directories.get(identity.upstream)
+    upstream = rt.upstreams[identity.upstream]
+    directory = upstream.directory
     if run.mode is Mode.OFFLINE and directory is not None:
         directory = UnreachableDirectory("offline: Microsoft Graph not asked")
     result = resolve_group_values(
         claims.groups,
         object_id=claims.object_id,
-        overage_signalled=presets.groups_overage_signalled(identity, rt.claim_names[identity.upstream]),
-        settings=rt.config.upstreams[identity.upstream].groups,
+        overage_signalled=presets.groups_overage_signalled(identity, upstream.claim_names),
+        settings=upstream.settings.groups,
         store=rt.store,
         graph_client=directory,
     )
@@ -262,16 +261,13 @@ def provision(run: LoginRun) -> LoginRun:
     Under the portal's `block` policy a failure stops the login; under `continue` LearnUpon's JIT takes over.
     Trace and offline runs only plan: against LearnUpon as it is (GET only), or offline an empty portal."""
     rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
-    settings = rt.config.portals[portal].provisioning
+    settings, client = rt.portals[portal].settings.provisioning, rt.portals[portal].learnupon
     if run.mode is not Mode.LIVE:
         if not settings.enabled:
             return run
         offline = run.mode is Mode.OFFLINE
-        preview = preview_provisioning(
-            portal, claims, settings, rt.learnupon_clients.get(portal), rt.store, offline=offline
-        )
+        preview = preview_provisioning(portal, claims, settings, client, rt.store, offline=offline)
         return replace(run, provisioning_preview=preview)
-    client = rt.learnupon_clients.get(portal)
     if client is None:
         return run
     outcome = sync_user(portal, claims, settings, client, rt.store)
@@ -286,12 +282,11 @@ def issue(run: LoginRun) -> LoginRun:
     """The portal's assertion, signed with the portal's key in a live login; an unsigned preview otherwise."""
     rt, portal = run.rt, _required(run.portal, "route")
     identity, claims = _required(run.identity, "validate"), _required(run.claims, "map_claims")
-    settings = rt.config.portals[portal]
+    settings, portal_trust = rt.portals[portal].settings, rt.portals[portal].trust
     target = run.pending.target
     if target is not None and not target_allowed(settings, target):
         log.info("deep link %r not allowed for portal %s: sending the landing path", target, portal)
         target = None
-    portal_trust = rt.portal_trust[portal]
     attributes = outgoing_attributes(claims, settings)
     live = run.mode is Mode.LIVE
     issued = issue_response(

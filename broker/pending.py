@@ -59,7 +59,7 @@ def start_login(
         json.dumps(asdict(pending)).encode(),
         rt.config.broker.login_ttl_seconds,
     )
-    idp = rt.upstreams[upstream]
+    idp = rt.upstreams[upstream].idp
     request = build_authn_request(
         request_id=request_id,
         issuer=rt.config.broker.sp_entity,
@@ -101,7 +101,7 @@ def unsolicited_login(rt: Runtime, saml_response: str, relay_state: str | None) 
     issuer, in_response_to = peek(saml_response, rt.config.broker.max_response_bytes)
     if in_response_to is not None or issuer is None:
         raise LoginExpired("no pending login for this RelayState (expired, already used, or never started)")
-    upstream = next((name for name, idp in rt.upstreams.items() if idp.entity_id == issuer), None)
+    upstream = next((name for name, u in rt.upstreams.items() if u.entity_id == issuer), None)
     if upstream is None:
         raise SamlRejected("issuer", "unsolicited response from an unknown issuer", got=issuer)
     settings = rt.config.upstreams[upstream]

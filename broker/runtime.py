@@ -6,7 +6,7 @@ Views and the login pipeline receive a Runtime; nothing on the login path reads 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from broker.claims.groups import GroupDirectory, graph_client_for
 from broker.claims.presets import ClaimNames, claim_names_for
 from broker.claims.profile import CANONICAL_FIELDS
 from broker.clients.learnupon import LearnUponClient
-from broker.config import Config, UpstreamSettings
+from broker.config import Config, PortalSettings, UpstreamSettings
 from broker.errors import ConfigError
 from broker.keys import KeyPair, load_certificate_text, load_key_pair
 from broker.ops.observability import Metrics
@@ -35,16 +35,65 @@ def _now() -> datetime:
 
 
 @dataclass
+class Upstream:
+    """One upstream IdP as loaded: its settings, its metadata, how its claims are named, its group directory."""
+
+    name: str
+    settings: UpstreamSettings
+    idp: (
+        UpstreamIdp  # entity ID, SSO URL, certificates: replaced in one assignment when metadata is refreshed
+    )
+    claim_names: ClaimNames
+    directory: GroupDirectory | None = None  # Microsoft Graph, when group GUIDs are named through it
+
+    @property
+    def entity_id(self) -> str:
+        return self.idp.entity_id
+
+
+@dataclass(frozen=True)
+class Portal:
+    """One LearnUpon portal as loaded: its settings, how its assertions are signed, its API client."""
+
+    name: str
+    settings: PortalSettings
+    trust: PortalTrust
+    learnupon: LearnUponClient | None = None  # when provisioning is on (and its secrets are there)
+    next_certificate: x509.Certificate | None = None  # published before a key rollover
+
+
+class _CurrentMetadata(MutableMapping[str, UpstreamIdp]):
+    """The upstreams' metadata as the refresher sees it: a refreshed copy lands in its Upstream."""
+
+    def __init__(self, upstreams: dict[str, Upstream]):
+        self._upstreams = upstreams
+
+    def __getitem__(self, name: str) -> UpstreamIdp:
+        return self._upstreams[name].idp
+
+    def __setitem__(self, name: str, idp: UpstreamIdp) -> None:
+        self._upstreams[name].idp = idp
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError("upstreams are removed by a configuration reload, not by a metadata refresh")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._upstreams)
+
+    def __len__(self) -> int:
+        return len(self._upstreams)
+
+
+@dataclass
 class Runtime:
+    """What one configuration loaded into. A request reads it once (web.pages.runtime); a reload builds a new
+    one and swaps it in, so a request never sees parts of two configurations."""
+
     config: Config
     store: Store
     broker_keys: KeyPair
-    upstreams: dict[str, UpstreamIdp]
-    portal_trust: dict[str, PortalTrust]
-    claim_names: dict[str, ClaimNames]
-    group_directories: dict[str, GroupDirectory | None] = field(default_factory=dict)
-    learnupon_clients: dict[str, LearnUponClient] = field(default_factory=dict)
-    next_certificates: dict[str, x509.Certificate] = field(default_factory=dict)  # published before rollover
+    upstreams: dict[str, Upstream]
+    portals: dict[str, Portal]
     metrics: Metrics = field(default_factory=Metrics)
     metadata_refresher: MetadataRefresher | None = None  # started by the app, for metadata_url upstreams
     left_out: dict[str, str] = field(default_factory=dict)  # "upstreams.X" / "portals.Y" → why no client
@@ -54,6 +103,11 @@ class Runtime:
     @property
     def skew(self) -> timedelta:
         return timedelta(seconds=self.config.broker.clock_skew_seconds)
+
+    @property
+    def upstream_metadata(self) -> MutableMapping[str, UpstreamIdp]:
+        """Each upstream's current metadata, by name (what the metadata refresher reads and replaces)."""
+        return _CurrentMetadata(self.upstreams)
 
 
 def load_upstream(name: str, settings: UpstreamSettings, source: str = "<config>") -> UpstreamIdp:
@@ -103,70 +157,74 @@ def build_runtime(
     client whose secret is missing is left out and listed in `left_out` instead of failing."""
     source = str(config.source or "<config>")
     broker_keys = load_key_pair(config.broker.signing.key, config.broker.signing.cert)
-    upstreams = {name: load_upstream(name, settings, source) for name, settings in config.upstreams.items()}
-    lifetime = timedelta(seconds=config.broker.assertion_lifetime_seconds)
-    portal_trust = {}
-    for name, portal in config.portals.items():
-        keys = config.portal_signing(name)
-        portal_trust[name] = PortalTrust(
-            idp_entity_id=config.broker.idp_entity,
-            acs_url=config.portal_acs_url(name),
-            audience=config.portal_audience(name),
-            key_pair=load_key_pair(keys.key, keys.cert),
-            algorithm=portal.algorithm,
-            sign_response=portal.sign_response,
-            lifetime=lifetime,
-        )
+    left_out: dict[str, str] = {}
     # Attributes that portals' custom data rules read by upstream name are kept when claims are mapped.
     wanted = {
         f.source for p in config.portals.values() for f in p.custom_data if f.source not in CANONICAL_FIELDS
     }
-    claim_names = {
-        name: claim_names_for(settings.preset, settings.claims.model_dump(), wanted)
-        for name, settings in config.upstreams.items()
-    }
-    group_directories: dict[str, GroupDirectory | None] = {}
-    left_out: dict[str, str] = {}
+    upstreams = {}
     for name, settings in config.upstreams.items():
+        claim_names = claim_names_for(settings.preset, settings.claims.model_dump(), wanted)
+        upstreams[name] = Upstream(name, settings, load_upstream(name, settings, source), claim_names)
         graph = settings.groups.graph
-        group_directories[name] = None
         if graph is None:
             continue
         try:
-            group_directories[name] = graph_client_for(graph, env=env, budget=settings.groups.budget_seconds)
+            upstreams[name].directory = graph_client_for(
+                graph, env=env, budget=settings.groups.budget_seconds
+            )
         except ConfigError as exc:
             if require_secrets:
                 raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
             left_out[f"upstreams.{name}"] = str(exc)
-    next_certificates = {}
-    for name, portal in config.portals.items():
-        path = portal.next_certificate or (config.broker.next_certificate if portal.signing is None else None)
-        if path is not None:
+    portals = {}
+    for name, settings in config.portals.items():
+        trust = portal_trust(config, name)
+        learnupon = None
+        if settings.provisioning.enabled:
             try:
-                next_certificates[name] = load_certificate_text(Path(path).read_text())
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"{source}: portals.{name}.next_certificate: {path}: {exc}") from None
-    learnupon_clients = {}
-    for name, portal in config.portals.items():
-        if portal.provisioning.enabled:
-            try:
-                learnupon_clients[name] = build_client(name, portal.provisioning, env)
+                learnupon = build_client(name, settings.provisioning, env)
             except ConfigError as exc:
                 if require_secrets:
                     raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None
                 left_out[f"portals.{name}"] = str(exc)
-    return Runtime(
+        portals[name] = Portal(name, settings, trust, learnupon, next_certificate(config, name, source))
+    runtime = Runtime(
         config=config,
         store=store if store is not None else open_store(config.store.url),
         broker_keys=broker_keys,
         upstreams=upstreams,
-        portal_trust=portal_trust,
-        claim_names=claim_names,
-        group_directories=group_directories,
-        learnupon_clients=learnupon_clients,
-        next_certificates=next_certificates,
+        portals=portals,
         metrics=metrics or Metrics(),
-        metadata_refresher=MetadataRefresher(upstreams, refresh_targets(config)),
         left_out=left_out,
         clock=clock,
     )
+    runtime.metadata_refresher = MetadataRefresher(runtime.upstream_metadata, refresh_targets(config))
+    return runtime
+
+
+def portal_trust(config: Config, name: str) -> PortalTrust:
+    """How portal `name` expects its assertions: where, for whom, signed with which key and algorithm."""
+    settings, keys = config.portals[name], config.portal_signing(name)
+    return PortalTrust(
+        idp_entity_id=config.broker.idp_entity,
+        acs_url=config.portal_acs_url(name),
+        audience=config.portal_audience(name),
+        key_pair=load_key_pair(keys.key, keys.cert),
+        algorithm=settings.algorithm,
+        sign_response=settings.sign_response,
+        lifetime=timedelta(seconds=config.broker.assertion_lifetime_seconds),
+    )
+
+
+def next_certificate(config: Config, name: str, source: str) -> x509.Certificate | None:
+    """The certificate published ahead of a key rollover: the portal's own, or the broker's for portals
+    signed with the broker's key."""
+    portal = config.portals[name]
+    path = portal.next_certificate or (config.broker.next_certificate if portal.signing is None else None)
+    if path is None:
+        return None
+    try:
+        return load_certificate_text(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{source}: portals.{name}.next_certificate: {path}: {exc}") from None

@@ -191,7 +191,7 @@ def graph_harness(keys, monkeypatch) -> Harness:
 def test_resolve_groups_names_guids_and_asks_the_directory_in_a_live_login(graph_harness):
     harness = graph_harness
     directory = RecordingDirectory()
-    harness.runtime.group_directories["entra"] = directory
+    harness.runtime.upstreams["entra"].directory = directory
     run = resolve_groups(map_claims(signed_in_run(harness)))
     assert run.claims is not None
     assert run.claims.groups == (f"Directory group {SALES_GUID[:4]}",)
@@ -201,7 +201,7 @@ def test_resolve_groups_names_guids_and_asks_the_directory_in_a_live_login(graph
 def test_resolve_groups_offline_asks_no_directory(graph_harness):
     harness = graph_harness
     directory = RecordingDirectory()
-    harness.runtime.group_directories["entra"] = directory
+    harness.runtime.upstreams["entra"].directory = directory
     run = resolve_groups(map_claims(signed_in_run(harness, Mode.OFFLINE)))
     assert directory.asked == []
     assert run.claims is not None and run.claims.groups == ()  # unresolved, dropped by the upstream's policy

@@ -365,6 +365,14 @@ class LearnUponClient:
         hide = (str(fields["password"]),) if fields.get("password") else ()
         self._request("PUT", f"users/{int(user_id)}", json={"User": dict(fields)}, hide=hide)
 
+    def list_users(self) -> list[dict[str, Any]]:
+        """Every user of the portal (`GET users`, page after page of 500)."""
+        return self._paginate("users", "user", max_pages=100_000)
+
+    def delete_user(self, user_id: int) -> None:
+        """`DELETE users/{id}`: the account and its history go; disabling keeps them."""
+        self._request("DELETE", f"users/{int(user_id)}")
+
     # -- groups ----------------------------------------------------------------------------------------------
 
     def list_groups(self, title: str | None = None) -> list[dict[str, Any]]:

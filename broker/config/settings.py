@@ -19,6 +19,7 @@ from broker.config.activity import ActivitySettings
 from broker.config.groups import GroupResolution
 from broker.config.metadata import MetadataRefreshSettings
 from broker.config.provisioning import ProvisioningSettings
+from broker.config.review import DirectorySettings, ReviewSettings
 from broker.config.urls import insecure_url_problem
 from broker.errors import ConfigError
 
@@ -175,6 +176,8 @@ class UpstreamSettings(_Model):
             raise ValueError(problem)
         return value
 
+    directory: DirectorySettings | None = Field(None, description="where access reviews read its users")
+
     @model_validator(mode="after")
     def _one_source(self) -> UpstreamSettings:
         sources = [self.metadata_file is not None, self.metadata_url is not None, self.sso_url is not None]
@@ -243,6 +246,8 @@ class PortalSettings(_Model):
     @classmethod
     def _shared_domains(cls, value: list[str]) -> list[str]:
         return _domain_entries(value)
+
+    review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="after")
     def _some_upstream(self) -> PortalSettings:

@@ -37,7 +37,11 @@ ENDPOINTS = (
     "batch",
     "batch.group",
     "transitiveMemberOf",
+    "users",
+    "deletedUsers",
 )
+# Graph caps a page of users at 500 when signInActivity is selected (999 otherwise)
+SIGN_IN_ACTIVITY_PAGE_MAX = 500
 
 _ERROR_CODES = {
     400: "BadRequest",
@@ -74,6 +78,8 @@ class FakeGraphControl:
         self.denied: set[str] = set()
         self.max_page_size = MAX_PAGE_SIZE
         self.hide_names = False
+        # why signInActivity is refused: None (allowed), "permission" (no AuditLog.Read.All), "premium" (no P1)
+        self.sign_in_activity_refused: str | None = None
 
     def fail_next(
         self, n: int, status: int = 429, *, retry_after: float | None = None, endpoint: str | None = None
@@ -103,6 +109,7 @@ class FakeGraphControl:
             self.denied.clear()
             self.max_page_size = MAX_PAGE_SIZE
             self.hide_names = False
+            self.sign_in_activity_refused = None
             self._wake.set()
             self._wake = threading.Event()
 
@@ -144,20 +151,24 @@ def create_fake_graph(
     groups: dict[str, str],
     memberships: dict[str, list[str]] | None = None,
     *,
-    users: dict[str, dict[str, str | None]] | None = None,
+    users: dict[str, dict[str, Any]] | None = None,
+    deleted_users: dict[str, dict[str, Any]] | None = None,
     control: FakeGraphControl | None = None,
 ) -> Flask:
     """A WSGI app answering like Entra's token endpoint and Graph v1.0 for `groups` ({GUID: displayName}).
 
     `memberships` maps a user's object ID to the group IDs returned by transitiveMemberOf; read backwards, it
     gives each group's transitiveMembers. `users` maps a user's object ID to what Graph shows of them (`mail`,
-    `givenName`, `surname`, `userPrincipalName`); a member not in it shows only its ID. The control object
-    is `control` or a new one, reachable as `app.extensions["fake_graph"]`.
+    `givenName`, `surname`, `userPrincipalName`, and for `GET /users` also `accountEnabled` (default true) and
+    `signInActivity`); a member not in it shows only its ID. `deleted_users` (same shape, plus
+    `deletedDateTime`) are listed by `GET /directory/deletedItems/microsoft.graph.user` and by no other call.
+    The control object is `control` or a new one, reachable as `app.extensions["fake_graph"]`.
     """
     control = control or FakeGraphControl()
     directory = {gid.lower(): name for gid, name in groups.items()}
     members = {uid.lower(): [g.lower() for g in gids] for uid, gids in (memberships or {}).items()}
     people = {uid.lower(): user for uid, user in (users or {}).items()}
+    gone = {uid.lower(): user for uid, user in (deleted_users or {}).items()}
     app = Flask(__name__)
     app.extensions["fake_graph"] = control
 
@@ -294,6 +305,36 @@ def create_fake_graph(
         objects = [_group_object(gid, None if control.hide_names else directory[gid]) for gid in gids]
         return _page(objects, "group", "groups", control)
 
+    @app.get("/v1.0/users", endpoint="users")
+    def list_users() -> Response | tuple[Response, int]:
+        # only what the access review asks: every user, `$select`ed, paged; no $filter, no $search
+        if request.args.get("$filter") or request.args.get("$search"):
+            return _graph_error(400, "Request_UnsupportedQuery", "Unsupported query.")
+        select = request.args.get("$select") or ""
+        page_max = MAX_PAGE_SIZE
+        if "signinactivity" in select.lower().replace(" ", "").split(","):
+            if control.sign_in_activity_refused == "premium":
+                return _graph_error(
+                    403,
+                    "Authentication_RequestFromNonPremiumTenantOrB2CTenant",
+                    "Neither tenant is B2C or tenant doesn't have premium license",
+                )
+            if control.sign_in_activity_refused is not None:
+                return _graph_error(
+                    403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+                )
+            page_max = SIGN_IN_ACTIVITY_PAGE_MAX
+        objects = [_full_user_object(uid, user) for uid, user in people.items()]
+        return _page(objects, "user", "users", control, page_max=page_max, default_select=_USER_DEFAULTS)
+
+    @app.get("/v1.0/directory/deletedItems/microsoft.graph.user", endpoint="deletedUsers")
+    def deleted_users_list() -> Response | tuple[Response, int]:
+        objects = [
+            {**_full_user_object(uid, user), "deletedDateTime": user.get("deletedDateTime")}
+            for uid, user in gone.items()
+        ]
+        return _page(objects, "user", "directoryObjects", control, default_select=_USER_DEFAULTS)
+
     @app.errorhandler(404)
     @app.errorhandler(405)
     def unknown_route(exc: Exception) -> tuple[Response, int]:
@@ -308,22 +349,30 @@ def fake_graph_control(app: Flask) -> FakeGraphControl:
 
 
 def _page(
-    objects: list[dict[str, Any]], odata_type: str, entity_set: str, control: FakeGraphControl
+    objects: list[dict[str, Any]],
+    odata_type: str,
+    entity_set: str,
+    control: FakeGraphControl,
+    *,
+    page_max: int = MAX_PAGE_SIZE,
+    default_select: str | None = None,
 ) -> Response | tuple[Response, int]:
-    """One page of a listing as Graph answers it: `$select`, `$top` (cut to `control.max_page_size`),
-    `$skiptoken`, and an `@odata.nextLink` carrying the request's other query options while more are left."""
+    """One page of a listing as Graph answers it: `$select` (else `default_select`, else every field), `$top`
+    (up to `page_max`, cut to `control.max_page_size`), `$skiptoken`, and an `@odata.nextLink` carrying the
+    request's other query options while more are left."""
     top = request.args.get("$top", str(DEFAULT_PAGE_SIZE))
-    if not top.isdigit() or not 1 <= int(top) <= MAX_PAGE_SIZE:
+    if not top.isdigit() or not 1 <= int(top) <= page_max:
         return _graph_error(
             400,
             "Request_BadRequest",
-            f"Invalid page size specified: '{top}'. Must be between 1 and 999 inclusive.",
+            f"Invalid page size specified: '{top}'. Must be between 1 and {page_max} inclusive.",
         )
     page_size = min(int(top), control.max_page_size)
     offset = _offset(request.args.get("$skiptoken"))
     select = request.args.get("$select")
+    shown = select or default_select
     value = [
-        _selected(obj, select) if select else {"@odata.type": f"#microsoft.graph.{odata_type}", **obj}
+        _selected(obj, shown) if shown else {"@odata.type": f"#microsoft.graph.{odata_type}", **obj}
         for obj in objects[offset : offset + page_size]
     ]
     body: dict[str, Any] = {
@@ -405,6 +454,31 @@ def _user_object(uid: str, user: dict[str, str | None]) -> dict[str, Any]:
         "mail": user.get("mail"),
         "userPrincipalName": user.get("userPrincipalName"),
     }
+
+
+# what GET /users shows without $select (accountEnabled and signInActivity only when selected)
+_USER_DEFAULTS = (
+    "businessPhones,displayName,givenName,jobTitle,mail,mobilePhone,officeLocation,preferredLanguage,"
+    "surname,userPrincipalName,id"
+)
+
+
+def _full_user_object(uid: str, user: dict[str, Any]) -> dict[str, Any]:
+    """A user as GET /users can show it: the default fields plus those only `$select` brings."""
+    obj = _user_object(uid, user)
+    obj.update(
+        {
+            "businessPhones": [],
+            "jobTitle": None,
+            "mobilePhone": None,
+            "officeLocation": None,
+            "preferredLanguage": None,
+            "accountEnabled": bool(user.get("accountEnabled", True)),
+            # Graph leaves signInActivity out for users who never signed in (null in v1.0 answers)
+            "signInActivity": user.get("signInActivity"),
+        }
+    )
+    return obj
 
 
 def _selected(obj: dict[str, Any], select: str) -> dict[str, Any]:

@@ -242,6 +242,16 @@ class LearnUponState:
             user["sign_in_count"] += 1
             user["last_sign_in_at"] = _now()
 
+    def set_history(
+        self, user_id: int, *, created_at: str, last_sign_in_at: str | None = None, sign_in_count: int = 0
+    ) -> None:
+        """Give a user a past (for the demo's and tests' planted accounts): when it was made, its sign-ins."""
+        with self._lock:
+            user = self._users.get(int(user_id))
+            if user is None:
+                raise NotFound("User not found")
+            user.update(created_at=created_at, last_sign_in_at=last_sign_in_at, sign_in_count=sign_in_count)
+
     # -- groups ----------------------------------------------------------------------------------------------
 
     def create_group(self, title: str, description: str = "", sso_sync: bool = False) -> dict[str, Any]:

@@ -20,9 +20,17 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from broker.app import create_app
 from broker.config import Config, config_from_dict
 from broker.demo.fake_graph import create_fake_graph
+from broker.demo.fake_okta import create_fake_okta
 from broker.demo.idp_response import DemoUser
 from broker.demo.learnupon_portal import MockPortalSettings, create_mock_learnupon
 from broker.demo.learnupon_state import LearnUponState
+from broker.demo.review_cases import (
+    OKTA_API_TOKEN,
+    graph_deleted_users,
+    graph_users,
+    okta_directory,
+    plant_accounts,
+)
 from broker.demo.test_idp import TestIdpSettings, create_test_idp
 from broker.keys import KeyPair, generate_key_pair, load_key_pair
 from broker.saml.metadata import idp_metadata
@@ -35,6 +43,7 @@ DEMO_SECRETS = {
     "DEMO_GRAPH_CLIENT_SECRET": "demo-graph-secret",
     "DEMO_LEARNUPON_API_USERNAME": "demo-api-user",
     "DEMO_LEARNUPON_API_PASSWORD": "demo-api-key",
+    "DEMO_OKTA_API_TOKEN": OKTA_API_TOKEN,
 }
 
 SALES_TEAM = "c2a1e5f0-8b7d-4c3e-a9f6-1d2e3f4a5b6c"  # named in the config's static map
@@ -100,6 +109,8 @@ def demo_config(demo_dir: Path, urls: DemoUrls) -> Config:
         demo_dir=str(demo_dir),
         tenant_id=TENANT_ID,
     )
+    if demo_dir.is_dir():  # for commands run beside the demo (`broker review --config DIR/demo.yaml`)
+        (demo_dir / "demo.yaml").write_text(text, encoding="utf-8")
     return config_from_dict(yaml.safe_load(text), "demo.yaml")
 
 
@@ -166,6 +177,8 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
         )
         for title in DEMO_GROUP_TITLES:
             state.create_group(title, f"{title} (synced from SAML)", sso_sync=True)
+        if portal == "academy":
+            plant_accounts(state)  # the access review's planted cases
         states[portal] = state
         mock_settings[portal] = MockPortalSettings(
             fingerprints=[keys.sha1_fingerprint],
@@ -187,7 +200,16 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
                 "userPrincipalName": u.email,
             }
             for u in DEMO_USERS
-        },
+        }
+        | graph_users(),
+        deleted_users=graph_deleted_users(),
+    )
+    # the fake Okta directory answers beside the fake Graph, under /okta
+    okta_users, okta_groups = okta_directory(
+        [(u.object_id, u.email, u.first_name, u.last_name) for u in OKTA_USERS]
+    )
+    graph.wsgi_app = DispatcherMiddleware(  # type: ignore[method-assign]
+        graph.wsgi_app, {"/okta": create_fake_okta(OKTA_API_TOKEN, okta_users, okta_groups)}
     )
     for variable, value in DEMO_SECRETS.items():
         os.environ.setdefault(variable, value)
@@ -228,7 +250,11 @@ LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
   Admin flow tester:                   {urls.broker}/admin/   (sign in as Alex Morgan)
   Test IdPs' metadata:                 {urls.idp}/entra/federationmetadata.xml   {urls.idp}/okta/federationmetadata.xml
   Mock LearnUpon portals:              {urls.learnupon}/academy/   {urls.learnupon}/sales/
-  Fake Microsoft Graph:                {urls.graph}
+  Fake Microsoft Graph:                {urls.graph}   (fake Okta API under {urls.graph}/okta)
+
+  Access review of the academy portal (planted: an ex-employee, a disabled and a deleted Entra user, a
+  suspended Okta user, a licence never used, one unused for 200 days, an admin); a dry run:
+    broker review academy --config {demo_dir / "demo.yaml"} --format json
 
 Press Ctrl+C to stop.
 """, flush=True)  # fmt: skip

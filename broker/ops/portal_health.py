@@ -74,14 +74,14 @@ def learnupon_signal(rt: Runtime, portal: str, entries: list[ActivityEntry]) -> 
         return Signal(
             "LearnUpon API", "grey", "Provisioning is off: LearnUpon creates users at their first login."
         )
-    if portal not in rt.learnupon_clients:  # the CLI's offline runtime leaves out clients without secrets
+    client = rt.portals[portal].learnupon
+    if client is None:  # the CLI's offline runtime leaves out clients without secrets
         why = rt.left_out.get(f"portals.{portal}", "not configured")
         return Signal("LearnUpon API", "red", f"No API client: {why}.",
                       f"Set the environment variables named in {field_path} (username_env, password_env) and restart.")  # fmt: skip
     calls = [
         e for e in entries if e.portal == portal and (e.learnupon_requests or e.provisioning == "failed")
     ]
-    client = rt.learnupon_clients[portal]
     counters = dict(client.counters)
     troubles = {k: v for k, v in counters.items() if k in API_TROUBLE and v}
     seen_here = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(troubles.items()))
@@ -121,9 +121,9 @@ def learnupon_signal(rt: Runtime, portal: str, entries: list[ActivityEntry]) -> 
 
 def signing_signal(rt: Runtime, portal: str, now: datetime) -> Signal:
     """The certificate LearnUpon trusts for this portal, and whether its successor is published."""
-    cert = rt.portal_trust[portal].key_pair.certificate
+    cert = rt.portals[portal].trust.key_pair.certificate
     days = _days_left(cert, now)
-    upcoming = rt.next_certificates.get(portal)
+    upcoming = rt.portals[portal].next_certificate
     where = f"portals.{portal}.next_certificate (or broker.next_certificate)"
     if upcoming is not None:
         published = (f" Next certificate published ({fingerprint(upcoming, 'sha1')}, "
@@ -163,7 +163,7 @@ def portal_cards(rt: Runtime, now: datetime) -> list[HealthCard]:
 
 def metadata_signal(rt: Runtime, name: str, now: datetime) -> Signal:
     settings = rt.config.upstreams[name]
-    upstream = rt.upstreams[name]
+    upstream = rt.upstreams[name].idp
     status = rt.metadata_refresher.status().get(name) if rt.metadata_refresher else None
     if upstream.valid_until is not None and upstream.valid_until <= now:
         return Signal("Metadata", "red", f"Expired at {_when(upstream.valid_until)}: /readyz is false.",
@@ -191,7 +191,7 @@ def metadata_signal(rt: Runtime, name: str, now: datetime) -> Signal:
 def upstream_certificate_signal(rt: Runtime, name: str, now: datetime) -> Signal:
     """Trust comes from metadata (an expired certificate is still accepted, as Shibboleth does); the warning is
     for the day the IdP rolls over and the metadata must follow."""
-    certificates = rt.upstreams[name].certificates
+    certificates = rt.upstreams[name].idp.certificates
     if not certificates:
         return Signal("Signing certificates", "red", "None: no response from this IdP can be verified.",
                       "Fix the upstream's metadata or certificates and reload.")  # fmt: skip

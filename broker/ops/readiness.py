@@ -21,11 +21,11 @@ def readiness(rt: Runtime) -> tuple[bool, dict[str, Any]]:
     durability = rt.durability_probe.read(rt.store) if store_up else None
     checks = {
         "config": True,
-        "keys": bool(rt.portal_trust) and rt.broker_keys is not None,
+        "keys": bool(rt.portals) and rt.broker_keys is not None,
         "store": store_up,
         # an evicting maxmemory-policy could drop replay-cache entries: not fit for logins
         "store_durability": durability is not None and durability.ok,
-        "upstream_metadata": all(not is_expired(upstream, now) for upstream in rt.upstreams.values()),
+        "upstream_metadata": all(not is_expired(upstream.idp, now) for upstream in rt.upstreams.values()),
     }
     ready = all(checks.values())
     body: dict[str, Any] = {"ready": ready, "checks": checks}

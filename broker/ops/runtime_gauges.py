@@ -35,32 +35,31 @@ class RuntimeGauges:
         yield checks
         expiry = GaugeMetricFamily("broker_certificate_expiry_days", "Days until a certificate expires",
                                    labels=["kind", "name", "sha1"])  # fmt: skip
-        for portal, trust in rt.portal_trust.items():
-            cert = trust.key_pair.certificate
-            expiry.add_metric(["portal_signing", portal, trust.key_pair.sha1_fingerprint],
+        for name, portal in rt.portals.items():
+            cert = portal.trust.key_pair.certificate
+            expiry.add_metric(["portal_signing", name, portal.trust.key_pair.sha1_fingerprint],
                               (cert.not_valid_after_utc - now).total_seconds() / 86400)  # fmt: skip
-        for portal, cert in rt.next_certificates.items():
-            expiry.add_metric(
-                ["portal_next", portal, ""], (cert.not_valid_after_utc - now).total_seconds() / 86400
-            )
+            if portal.next_certificate is not None:
+                days = (portal.next_certificate.not_valid_after_utc - now).total_seconds() / 86400
+                expiry.add_metric(["portal_next", name, ""], days)
         for name, upstream in rt.upstreams.items():
-            for cert in upstream.certificates:
+            for cert in upstream.idp.certificates:
                 serial = format(cert.serial_number, "x")[:16]
                 expiry.add_metric([f"upstream_signing:{serial}", name, ""],
                                   (cert.not_valid_after_utc - now).total_seconds() / 86400)  # fmt: skip
         yield expiry
         api = GaugeMetricFamily("broker_learnupon_api_calls", "LearnUpon API calls by outcome (since start)",
                                 labels=["portal", "outcome"])  # fmt: skip
-        for portal, client in rt.learnupon_clients.items():
-            for outcome, count in dict(client.counters).items():
-                api.add_metric([portal, str(outcome)], count)
+        for name, portal in rt.portals.items():
+            for outcome, count in dict(portal.learnupon.counters if portal.learnupon else {}).items():
+                api.add_metric([name, str(outcome)], count)
         yield api
         graph = GaugeMetricFamily("broker_graph_requests", "Microsoft Graph requests by call and outcome (since start)",
                                   labels=["upstream", "call", "outcome"])  # fmt: skip
-        for upstream, directory in rt.group_directories.items():
-            for key, count in dict(getattr(directory, "counters", {})).items():
+        for name, upstream in rt.upstreams.items():
+            for key, count in dict(getattr(upstream.directory, "counters", {})).items():
                 call, _, outcome = key.partition(" ")
-                graph.add_metric([upstream, call, outcome], count)
+                graph.add_metric([name, call, outcome], count)
         yield graph
         refresher = rt.metadata_refresher
         if refresher is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -209,7 +209,7 @@ class MetadataRefresher:
 
     def __init__(
         self,
-        upstreams: dict[str, UpstreamIdp],
+        upstreams: MutableMapping[str, UpstreamIdp],
         targets: Iterable[RefreshTarget],
         *,
         session: requests.Session | None = None,

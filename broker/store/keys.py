@@ -24,6 +24,7 @@ PREFIXES = {
     "adminsession": "a server-side admin session, by the hash of its cookie id (broker.web.admin)",
     "admintoken": "bootstrap token attempts per client and in total, per window (broker.web.admin)",
     "testowner": "the admin who started a flow test; its report is theirs alone (broker.tools.tester)",
+    "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
 }
 
 
@@ -84,6 +85,18 @@ def admin_token_attempts(client: str, window: int) -> str:
 
 def test_owner(request_id: str) -> str:
     return f"testowner:{request_id}"
+
+
+def review_report(portal: str) -> str:
+    return f"review:report:{portal}"
+
+
+def review_lock(portal: str) -> str:
+    return f"review:lock:{portal}"
+
+
+def review_checkpoint(portal: str) -> str:
+    return f"review:checkpoint:{portal}"
 
 
 CONFIG_GENERATION = "config:generation"

@@ -10,7 +10,7 @@ from broker.saml.metadata import idp_metadata, sp_metadata
 
 
 def sp_metadata_xml(rt: Runtime) -> bytes:
-    sign = any(upstream.want_authn_requests_signed for upstream in rt.upstreams.values())
+    sign = any(upstream.idp.want_authn_requests_signed for upstream in rt.upstreams.values())
     return sp_metadata(
         rt.config.broker.sp_entity, rt.config.broker.acs_url, rt.broker_keys, sign_requests=sign
     )
@@ -18,8 +18,7 @@ def sp_metadata_xml(rt: Runtime) -> bytes:
 
 def portal_setup(rt: Runtime, portal: str) -> dict:
     """What a LearnUpon admin pastes into Settings → Integrations → Single Sign On - SAML."""
-    trust = rt.portal_trust[portal]
-    next_cert = rt.next_certificates.get(portal)
+    trust, next_cert = rt.portals[portal].trust, rt.portals[portal].next_certificate
     return {
         "portal": portal,
         "display_name": rt.config.portals[portal].display_name or portal,
@@ -43,7 +42,7 @@ def portal_setup(rt: Runtime, portal: str) -> dict:
 
 def portal_metadata_xml(rt: Runtime, portal: str) -> bytes:
     """The broker as this portal's IdP; the next certificate, when set, is published beside the current one."""
-    published: list = [rt.portal_trust[portal].key_pair]
-    if portal in rt.next_certificates:
-        published.append(rt.next_certificates[portal])
+    published: list = [rt.portals[portal].trust.key_pair]
+    if rt.portals[portal].next_certificate is not None:
+        published.append(rt.portals[portal].next_certificate)
     return idp_metadata(rt.config.broker.idp_entity, f"{rt.config.broker.base_url}/login/{portal}", published)

@@ -70,7 +70,7 @@ def tools_runtime(
         kind, name = where.split(".", 1)
         if kind == "upstreams":
             reason = "offline: Microsoft Graph not asked" if offline else f"Graph not available: {why}"
-            rt.group_directories[name] = UnreachableDirectory(reason)
+            rt.upstreams[name].directory = UnreachableDirectory(reason)
             notes.append(f"{where}: {reason}")
         elif not offline:
             notes.append(f"{where}: LearnUpon API not available: {why}")
@@ -113,7 +113,7 @@ def identity_from_document(rt: Runtime, upstream: str, document: Mapping[str, An
         name_id = document.get("name_id", "")
     else:
         unknown = set(document) - set(CLAIM_FIELDS) - {"subject"}
-        names = rt.claim_names[upstream]
+        names = rt.upstreams[upstream].claim_names
         values = {}
         for name in CLAIM_FIELDS:
             if name in document and getattr(names, name):

@@ -178,7 +178,7 @@ def _describe_provisioning(run: LoginRun, report: TraceReport) -> None:
 
 
 def _describe_outgoing(rt: Runtime, outgoing: OutgoingLogin, document: bytes, report: TraceReport) -> None:
-    trust = rt.portal_trust[outgoing.portal]
+    trust = rt.portals[outgoing.portal].trust
     report.outgoing = pretty_xml(document)
     report.fingerprints = {"sha1": trust.key_pair.sha1_fingerprint, "sha256": trust.key_pair.sha256_fingerprint,
                            "algorithm": trust.algorithm}  # fmt: skip

@@ -107,7 +107,7 @@ def upstream_overview(rt) -> list[dict]:
     """Each upstream IdP as the broker currently trusts it: where its metadata comes from, its certificates."""
     statuses = rt.metadata_refresher.status() if rt.metadata_refresher else {}
     rows = []
-    for name, idp in rt.upstreams.items():
+    for name, idp in rt.upstream_metadata.items():
         settings = rt.config.upstreams[name]
         status = statuses.get(name)
         rows.append({

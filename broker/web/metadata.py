@@ -22,7 +22,7 @@ def sp():
 def portal(portal: str):
     """XML for tools (or ?format=xml); for a browser, a page with everything the LearnUpon admin pastes."""
     rt = runtime()
-    if portal not in rt.portal_trust:
+    if portal not in rt.portals:
         raise UnknownPortal(f"metadata asked for unknown portal {portal!r}")
     setup = portal_setup(rt, portal)
     xml = portal_metadata_xml(rt, portal)

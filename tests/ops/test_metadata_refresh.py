@@ -272,7 +272,7 @@ def test_rollover_through_the_broker_acs_with_a_metadata_url_upstream(site, keys
     harness = Harness(
         keys, config_overrides={"upstreams__entra": {"preset": "entra", "metadata_url": site.url}}
     )
-    refresher = MetadataRefresher(harness.runtime.upstreams, refresh_targets(harness.config))
+    refresher = MetadataRefresher(harness.runtime.upstream_metadata, refresh_targets(harness.config))
 
     def login_signed_by(key: KeyPair):
         pending = harness.login()

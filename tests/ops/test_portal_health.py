@@ -97,7 +97,7 @@ def test_provisioning_off_is_grey_and_a_missing_client_is_red(keys):
 def test_signing_certificate_thresholds_and_the_next_certificate(keys):
     harness = Harness(keys)
     rt = harness.runtime
-    expiry = rt.portal_trust["academy"].key_pair.certificate.not_valid_after_utc
+    expiry = rt.portals["academy"].trust.key_pair.certificate.not_valid_after_utc
     assert signing_signal(rt, "academy", expiry - timedelta(days=90)).level == "green"
     amber = signing_signal(rt, "academy", expiry - timedelta(days=20))
     assert amber.level == "amber" and "No next certificate published" in amber.summary
@@ -115,7 +115,7 @@ def test_signing_certificate_thresholds_and_the_next_certificate(keys):
 
 def test_upstream_certificate_thresholds(keys):
     rt = Harness(keys).runtime
-    expiry = rt.upstreams["entra"].certificates[0].not_valid_after_utc
+    expiry = rt.upstreams["entra"].idp.certificates[0].not_valid_after_utc
     assert upstream_certificate_signal(rt, "entra", expiry - timedelta(days=60)).level == "green"
     amber = upstream_certificate_signal(rt, "entra", expiry - timedelta(days=10))
     assert amber.level == "amber" and "update the metadata file" in amber.action

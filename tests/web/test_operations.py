@@ -232,7 +232,7 @@ def test_admin_shows_upstream_certificates_and_fetches_metadata_on_demand(keys, 
         published["body"] = b"<not metadata"
         kept = client.post("/admin/upstreams/entra/refresh", data={"csrf": csrf})
         assert kept.status_code == 502 and "last good copy kept" in kept.get_data(as_text=True)
-        assert harness.runtime.upstreams["entra"].certificates == (
+        assert harness.runtime.upstreams["entra"].idp.certificates == (
             keys.idp.certificate,
             keys.idp_next.certificate,
         )

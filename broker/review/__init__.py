@@ -1,0 +1,1 @@
+"""Access review and licence reclaim: LearnUpon users compared with the upstream directories."""
