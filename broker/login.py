@@ -50,6 +50,7 @@ from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
 from broker.provisioning.sync import SyncOutcome, sync_user
 from broker.rules import routing, trust
+from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
 from broker.saml.assertion import IssuedResponse, issue_response
@@ -262,15 +263,20 @@ def provision(run: LoginRun) -> LoginRun:
     Trace and offline runs only plan: against LearnUpon as it is (GET only), or offline an empty portal."""
     rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
     settings, client = rt.portals[portal].settings.provisioning, rt.portals[portal].learnupon
+    groups = portal_groups(
+        claims.groups, rt.portals[portal].settings.groups
+    )  # the assertion's groups, exactly
     if run.mode is not Mode.LIVE:
         if not settings.enabled:
             return run
         offline = run.mode is Mode.OFFLINE
-        preview = preview_provisioning(portal, claims, settings, client, rt.store, offline=offline)
+        preview = preview_provisioning(
+            portal, claims, settings, client, rt.store, offline=offline, groups=groups
+        )
         return replace(run, provisioning_preview=preview)
     if client is None:
         return run
-    outcome = sync_user(portal, claims, settings, client, rt.store)
+    outcome = sync_user(portal, claims, settings, client, rt.store, groups=groups)
     rt.metrics.provisioning.labels(portal, outcome.status).inc()
     run.trace(
         "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"

@@ -1,7 +1,9 @@
 """HTTP client of the LearnUpon REST API v1: pooled, retrying, rate-limit aware, bounded by a time budget.
 
-Only this module speaks HTTP to LearnUpon. Errors come out as `LearnUponError` subclasses whose text never
-contains the API key pair or a generated password.
+Only this module speaks HTTP to LearnUpon, and only with call shapes LearnUpon documents or that code talking to
+real portals uses (docs/learnupon-api.md lists each call and its source). Errors come out as `LearnUponError`
+subclasses whose text never contains the API key pair or a generated password. What an error *means* is never
+guessed from the English of its message: callers re-read LearnUpon instead.
 """
 
 from __future__ import annotations
@@ -35,14 +37,6 @@ from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
-# Words LearnUpon (and the fake) use when a unique email, title, membership or enrollment is taken.
-_ALREADY_EXISTS_WORDS = (
-    "already exist",
-    "already been taken",
-    "already in use",
-    "already a member",
-    "already enrolled",
-)
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -79,11 +73,11 @@ class LearnUponNotFound(LearnUponError):
 
 
 class LearnUponConflict(LearnUponError):
-    """409, or 422 saying a unique thing (email, group title, membership, enrollment) already exists."""
+    """409. (A 400 or 422 may mean the same, but LearnUpon does not document which: callers re-read.)"""
 
-    @property
-    def already_exists(self) -> bool:
-        return True
+
+class LearnUponRejected(LearnUponError):
+    """Another 4xx: LearnUpon refused the request (invalid, or in conflict with what it holds)."""
 
 
 @dataclass
@@ -117,8 +111,10 @@ class LearnUponClient:
 
     `timeout` is (connect, read) seconds per attempt. Failed attempts (connection errors, timeouts, 429,
     5xx) are retried up to `max_retries` times with exponential backoff and jitter; a `Retry-After` up to
-    `max_retry_after` seconds is honoured. When `X-LU-Rate-Limit-Remaining-Minute` falls to `low_water` or
-    below, each request first sleeps up to `slowdown` seconds to spread the rest of the minute's allowance.
+    `max_retry_after` seconds is honoured: 429 with `Retry-After` is the signal relied on. Only if answers
+    carry `X-LU-Rate-Limit-Remaining-Minute` (documented, but not seen in code talking to real portals) and it
+    falls to `low_water` or below, each request first sleeps up to `slowdown` seconds to spread the rest of the
+    minute's allowance.
     Inside `with client.budget(seconds):` every wait and timeout is cut to the time left, and a call that
     cannot finish in time raises `LearnUponUnavailable`.
 
@@ -166,6 +162,8 @@ class LearnUponClient:
         self.counters: dict[str, int] = {}
         self.rate_limit_remaining_minute: int | None = None
         self.rate_limit_remaining_week: int | None = None
+        # course and learning path titles → ids, looked up once per client (one client per portal)
+        self._catalog: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
         return f"LearnUponClient({self.base_url!r})"
@@ -307,8 +305,10 @@ class LearnUponClient:
             return LearnUponAuthError(text, **kwargs)
         if status == 404:
             return LearnUponNotFound(text, **kwargs)
-        if status == 409 or (status in (400, 422) and _says_already_exists(api_message)):
+        if status == 409:
             return LearnUponConflict(text, **kwargs)
+        if 400 <= status < 500:
+            return LearnUponRejected(text, **kwargs)
         return LearnUponError(text, **kwargs)
 
     def _json(self, response: requests.Response, method: str, path: str) -> Any:
@@ -391,35 +391,97 @@ class LearnUponClient:
         """The groups a user belongs to (`GET group_memberships?user_id=` lists group records)."""
         return self._paginate("group_memberships", "group", {"user_id": int(user_id)})
 
-    def add_membership(self, group_id: int, user_id: int) -> int | None:
-        """Put a user in a group; returns the membership id when the API gives one."""
+    def add_membership(self, group_id: int, user_id: int) -> None:
+        """Put a user in a group (`POST group_memberships {"GroupMembership": {group_id, user_id}}`)."""
         body = {"GroupMembership": {"group_id": int(group_id), "user_id": int(user_id)}}
-        response = self._request("POST", "group_memberships", json=body)
-        data = self._json(response, "POST", "group_memberships")
-        return data.get("id") if isinstance(data, dict) else None
+        self._request("POST", "group_memberships", json=body)
+
+    def find_membership_id(self, group_id: int, user_id: int) -> int | None:
+        """The id of the user's membership of the group, from the group's member list in version 1.1 (the one
+        that shows membership ids); None when the user is not a member."""
+        members = self._paginate(
+            "group_memberships", "user", {"group_id": int(group_id), "version_id": "1.1"}
+        )
+        for member in members:
+            if str(member.get("id")) == str(int(user_id)):
+                membership_id = member.get("group_membership_id")
+                if membership_id is None:
+                    raise LearnUponError(
+                        f"LearnUpon GET group_memberships?group_id={int(group_id)}: the member list shows no "
+                        "group_membership_id, so the membership cannot be removed",
+                        method="GET",
+                        path="group_memberships",
+                    )
+                return int(membership_id)
+        return None
 
     def remove_membership(self, membership_id: int) -> None:
         """`DELETE group_memberships/{id}`."""
         self._request("DELETE", f"group_memberships/{int(membership_id)}")
 
-    def remove_user_from_group(self, group_id: int, user_id: int) -> None:
-        """Remove a membership by (group, user): LearnUpon's documented `DELETE group_memberships/0` form,
-        for when the membership id is unknown (the by-user listing does not show it)."""
-        body = {"GroupMembership": {"group_id": int(group_id), "user_id": int(user_id)}}
-        self._request("DELETE", "group_memberships/0", json=body)
-
     # -- enrollments -----------------------------------------------------------------------------------------
 
-    def enroll(self, email: str, course_id: int) -> int | None:
-        """Enroll a user on a course; returns the enrollment id. `LearnUponConflict` if already enrolled."""
-        body = {"Enrollment": {"email": email, "course_id": int(course_id)}}
-        response = self._request("POST", "enrollments", json=body)
-        data = self._json(response, "POST", "enrollments")
-        return data.get("id") if isinstance(data, dict) else None
+    def enroll(self, user_id: int, course_id: int) -> None:
+        """Enrol a user on a course (`POST enrollments {"Enrollment": {user_id, course_id}}`)."""
+        body = {"Enrollment": {"user_id": int(user_id), "course_id": int(course_id)}}
+        self._request("POST", "enrollments", json=body)
 
     def list_enrollments(self, user_id: int) -> list[dict[str, Any]]:
-        """A user's enrollments (`GET enrollments/search?user_id=`)."""
+        """A user's course enrolments (`GET enrollments/search?user_id=`)."""
         return self._paginate("enrollments/search", "enrollments", {"user_id": int(user_id)})
+
+    def unenroll(self, enrollment_id: int) -> None:
+        """`DELETE enrollments/{id}` (without `remove_from_history`: completed history stays)."""
+        self._request("DELETE", f"enrollments/{int(enrollment_id)}")
+
+    def enroll_learning_path(self, user_id: int, learning_path_id: int) -> None:
+        """`POST learning_path_enrollments {"Enrollment": {user_id, lp_id}}`."""
+        body = {"Enrollment": {"user_id": int(user_id), "lp_id": int(learning_path_id)}}
+        self._request("POST", "learning_path_enrollments", json=body)
+
+    def list_learning_path_enrollments(self, user_id: int) -> list[dict[str, Any]]:
+        """A user's learning path enrolments (`GET learning_path_enrollments/search?user_id=`)."""
+        return self._paginate(
+            "learning_path_enrollments/search", "learning_path_enrollments", {"user_id": int(user_id)}
+        )
+
+    # -- the catalogue: titles → ids, looked up once ------------------------------------------------------
+
+    def find_course_id(self, title: str) -> int:
+        """The id of the course titled `title` (exact, case-insensitive), via `GET courses?name=`."""
+        return self._find_in_catalog("courses", "courses", title)
+
+    def find_learning_path_id(self, title: str) -> int:
+        """The id of the learning path titled `title`, via `GET learning_paths?name=`."""
+        return self._find_in_catalog("learning_paths", "learning_paths", title)
+
+    def _find_in_catalog(self, path: str, key: str, title: str) -> int:
+        wanted = title.strip().lower()
+        with self._lock:
+            known = self._catalog.get((path, wanted))
+        if known is not None:
+            return known
+        # `name` is a pattern match: several may come back; only an exact title counts
+        found = {
+            int(item["id"])
+            for item in self._paginate(path, key, {"name": title.strip()})
+            if str(item.get("name", "")).strip().lower() == wanted and item.get("id") is not None
+        }
+        what = "course" if path == "courses" else "learning path"
+        if not found:
+            raise LearnUponNotFound(
+                f"LearnUpon has no {what} titled {title!r}", status=404, method="GET", path=path
+            )
+        if len(found) > 1:
+            raise LearnUponError(
+                f"LearnUpon has {len(found)} {what}s titled {title!r}: give the id instead",
+                method="GET",
+                path=path,
+            )
+        (found_id,) = found
+        with self._lock:
+            self._catalog[(path, wanted)] = found_id
+        return found_id
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -444,17 +506,14 @@ def _api_message(response: requests.Response) -> str:
     return str(data)[:200]
 
 
-def _says_already_exists(message: str) -> bool:
-    lowered = message.lower()
-    return any(word in lowered for word in _ALREADY_EXISTS_WORDS)
-
-
 def _list_of(data: Any, key: str) -> list[dict[str, Any]]:
-    """The list in `{"user": [...]}`-style answers (tolerating a bare list)."""
+    """The list in `{"user": [...]}`-style answers (tolerating a bare list). Where the key is not documented
+    (learning paths), an answer holding exactly one list is taken whatever its key."""
     if isinstance(data, list):
         return [x for x in data if isinstance(x, dict)]
     if isinstance(data, dict):
-        value = data.get(key)
+        lists = [v for v in data.values() if isinstance(v, list)]
+        value = data.get(key, lists[0] if len(lists) == 1 else None)
         if isinstance(value, list):
             return [x for x in value if isinstance(x, dict)]
         if isinstance(value, dict):

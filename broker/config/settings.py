@@ -198,11 +198,13 @@ class PortalAttributes(_Model):
 
 
 class GroupProfile(_Model):
-    """Which group names a portal receives. Applied in order: allow-list, prefix stripping, renaming."""
+    """Which group names a portal receives (see broker.rules.portal_groups). Applied in order: allow-list,
+    prefix stripping, renaming, then `add`. The same list goes into the assertion and into pre-provisioning."""
 
     allow: list[str] = Field(default_factory=list, description="names or fnmatch patterns; empty: all groups")
     strip_prefixes: list[str] = Field(default_factory=list)
-    rename: dict[str, str] = Field(default_factory=dict)
+    rename: dict[str, str] = Field(default_factory=dict, description="case-insensitive: name → new name")
+    add: list[str] = Field(default_factory=list, description="groups every user of the portal gets")
 
 
 class CustomDataField(_Model):
@@ -255,6 +257,20 @@ class PortalSettings(_Model):
             raise ValueError("give either upstream: NAME or upstreams: [NAME, ...]")
         if self.landing_path is not None and not self.landing_path.startswith("/"):
             raise ValueError("landing_path must be a relative path starting with /")
+        for name in (*self.provisioning.managed_groups, *self.provisioning.managed_group_patterns):
+            prefix = next((p for p in self.groups.strip_prefixes if name.lower().startswith(p.lower())), None)
+            if prefix is not None:
+                raise ValueError(
+                    f"provisioning: managed group {name!r} can never match: managed groups are named as the "
+                    f"portal receives them, after strip_prefixes removed {prefix!r}"
+                )
+        groups_attribute = self.attributes.groups
+        if groups_attribute and groups_attribute in self.static_attributes:
+            # a second source of groups would make the assertion and pre-provisioning disagree
+            raise ValueError(
+                f"static_attributes.{groups_attribute}: give static groups in groups.add, so the assertion "
+                "and pre-provisioning use the same list"
+            )
         return self
 
     @property

@@ -74,6 +74,11 @@ OKTA_USERS = [
 OKTA_ENTITY_ID = "http://www.okta.com/exk1demo0okta0broker"
 OKTA_SSO_PATH = "/app/contoso_learnupon/exk1demo0okta0broker/sso/saml"
 DEMO_GROUP_TITLES = ["All Staff"]  # exists in LearnUpon beforehand; the broker creates the others
+DEMO_COURSES = {
+    2001: "Welcome to Contoso",
+    2002: "Pricing Basics",
+}  # the academy's enrolment rules name these
+DEMO_LEARNING_PATHS = {3001: "Sales Onboarding"}
 
 
 @dataclass(frozen=True)
@@ -177,13 +182,18 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
         )
         for title in DEMO_GROUP_TITLES:
             state.create_group(title, f"{title} (synced from SAML)", sso_sync=True)
+        for course_id, name in DEMO_COURSES.items():
+            state.add_course(course_id, name)
+        for path_id, name in DEMO_LEARNING_PATHS.items():
+            state.add_learning_path(path_id, name)
         if portal == "academy":
             plant_accounts(state)  # the access review's planted cases
         states[portal] = state
         mock_settings[portal] = MockPortalSettings(
             fingerprints=[keys.sha1_fingerprint],
             audience=config.portal_audience(portal),
-            login_url=f"{urls.broker}/login/{portal}",
+            login_url=f"{urls.broker}/login/{portal}",  # "IDP SSO Target URL"
+            disable_login_page=True,  # so the portal's own sign-in page goes through the broker
         )
     learnupon = create_mock_learnupon(list(states.values()), mock_settings)
     graph = create_fake_graph(
@@ -249,7 +259,8 @@ LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
   Broker SP metadata (for Entra):      {urls.broker}/saml/metadata
   Admin flow tester:                   {urls.broker}/admin/   (sign in as Alex Morgan)
   Test IdPs' metadata:                 {urls.idp}/entra/federationmetadata.xml   {urls.idp}/okta/federationmetadata.xml
-  Mock LearnUpon portals:              {urls.learnupon}/academy/   {urls.learnupon}/sales/
+  Mock LearnUpon portals (users, groups, enrolments):   {urls.learnupon}/academy/   {urls.learnupon}/sales/
+  LearnUpon's own sign-in page (login page disabled → the broker):   {urls.learnupon}/academy/users/sign_in
   Fake Microsoft Graph:                {urls.graph}   (fake Okta API under {urls.graph}/okta)
 
   Access review of the academy portal (planted: an ex-employee, a disabled and a deleted Entra user, a

@@ -171,7 +171,10 @@ def _describe_provisioning(run: LoginRun, report: TraceReport) -> None:
         report.provisioning_plan = [f"could not read the current state from LearnUpon: {preview.problem}"]
         report.steps.append(TraceStep("provisioning", "fail", preview.problem or ""))
         return
-    report.provisioning_plan = [call.describe() for call in preview.calls] or ["no change needed"]
+    desired = preview.desired
+    report.provisioning_plan = [f"groups (as in the assertion): {'; '.join(desired.groups) or '-'}"]
+    report.provisioning_plan += [f"planned enrolment: {line}" for line in desired.planned_enrollments()]
+    report.provisioning_plan += [call.describe() for call in preview.calls] or ["no change needed"]
     report.steps.append(
         TraceStep("provisioning", "info", f"dry run: {len(preview.calls)} API call(s) would be made")
     )

@@ -99,6 +99,9 @@ def exercise(store) -> None:
     assert store.get_many([f"name:{i}" for i in range(20)] + ["absent"]) == [
         str(i).encode() for i in range(20)
     ] + [None]
+    for i in range(5):  # the activity log: a stream trimmed by a script on one key
+        store.log_append("activity", f"e{i}".encode(), max_entries=3, ttl=60)
+    assert store.log_recent("activity", 10, ttl=60) == [b"e4", b"e3", b"e2"]
 
 
 def test_sentinel_url_finds_the_master_and_follows_a_failover(processes, tmp_path):
