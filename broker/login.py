@@ -40,6 +40,7 @@ from broker.errors import LoginRefused, SamlRejected
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
+from broker.ops.cert_expiry import note_expired_certificate
 from broker.ops.observability import request_id
 from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
 from broker.pending import UnknownPortal as UnknownPortal
@@ -133,8 +134,11 @@ def validate(run: LoginRun) -> LoginRun:
         skew=rt.skew,
         max_bytes=broker.max_response_bytes,
         allow_sha1=rt.upstreams[pending.upstream].settings.allow_sha1,
+        enforce_certificate_expiry=rt.upstreams[pending.upstream].settings.enforce_certificate_expiry,
     )
     validated = validate_response(run.saml_response, expectations, run.trace)
+    if validated.expired_certificate is not None:
+        note_expired_certificate(rt, pending.upstream, validated.expired_certificate)
     return replace(run, validated=validated, identity=validated.identity)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -138,9 +138,7 @@ def load_upstream(name: str, settings: UpstreamSettings, source: str = "<config>
     except MetadataError as exc:
         raise ConfigError(f"{source}: upstreams.{name}: {exc}") from None
     if settings.sign_authn_requests and not upstream.want_authn_requests_signed:
-        upstream = UpstreamIdp(
-            upstream.entity_id, upstream.sso_url, upstream.certificates, True, upstream.valid_until
-        )
+        upstream = replace(upstream, want_authn_requests_signed=True)
     return upstream
 
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from broker.config.activity import ActivitySettings
 from broker.config.groups import GroupResolution
-from broker.config.metadata import MetadataRefreshSettings
+from broker.config.metadata import MetadataRefreshSettings, tenant_independent_problem
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import DirectorySettings, ReviewSettings
 from broker.config.urls import insecure_url_problem
@@ -141,7 +141,7 @@ class ClaimNameOverrides(_Model):
 class UpstreamSettings(_Model):
     """An upstream IdP (Entra ID, Okta, Google, OneLogin): from a metadata file or URL, or inline fields."""
 
-    preset: Literal["entra", "okta", "google", "onelogin", "generic"] = "generic"
+    preset: Literal["entra", "okta", "google", "onelogin", "adfs", "salesforce", "generic"] = "generic"
     claims: ClaimNameOverrides = ClaimNameOverrides()
     groups: GroupResolution = GroupResolution()
     metadata_file: Path | None = None
@@ -150,7 +150,11 @@ class UpstreamSettings(_Model):
     sso_url: str | None = None
     certificates: list[Path] = Field(default_factory=list, description="PEM files, for inline upstreams")
     sign_authn_requests: bool = False
-    allow_sha1: bool = False
+    allow_sha1: bool = Field(
+        False, description="accept RSA-SHA1 signatures from this upstream (off: forgeable)"
+    )
+    # Metadata is the trust anchor: a listed certificate past its notAfter is accepted (loudly) unless this is on.
+    enforce_certificate_expiry: bool = False
     name_id_format: str | None = None
     display_name: str | None = None
     # IdP-initiated logins (a tile in Entra My Apps POSTs an unsolicited response): refused unless allowed.
@@ -185,6 +189,9 @@ class UpstreamSettings(_Model):
             raise ValueError("give exactly one of metadata_file, metadata_url, or inline entity_id/sso_url")
         if self.sso_url is not None and (not self.entity_id or not self.certificates):
             raise ValueError("an inline upstream needs entity_id, sso_url and certificates")
+        problem = tenant_independent_problem(self.entity_id or "")
+        if problem:
+            raise ValueError(problem)
         return self
 
 

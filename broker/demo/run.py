@@ -169,6 +169,7 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
             trusted_acs=[config.broker.acs_url],
             audience=config.broker.sp_entity,
             shape="okta",
+            sign="both",  # as Okta signs: Response and Assertion, each with PrefixList="xs"
         )
     )
     idp = DispatcherMiddleware(_not_found, {"/entra": entra, "/okta": okta})

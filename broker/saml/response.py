@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from cryptography import x509
 from lxml import etree
 
 from broker.errors import SamlRejected
@@ -30,7 +31,13 @@ from broker.saml.xml import (
     qname,
     text_of,
 )
-from broker.saml.xmldsig import SignatureRejected, verify_enveloped
+from broker.saml.xmldsig import (
+    CertificateExpired,
+    Sha1Refused,
+    SignatureRejected,
+    VerifiedElement,
+    verify_enveloped,
+)
 
 ASSERTION = qname(SAML, "Assertion")
 ISSUER = qname(SAML, "Issuer")
@@ -57,6 +64,7 @@ class Expectations:
     skew: timedelta
     max_bytes: int
     allow_sha1: bool = False
+    enforce_certificate_expiry: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,8 @@ class ValidatedResponse:
     identity: Identity
     replay_until: datetime  # keep the assertion ID in the replay cache until then
     issued_at: datetime | None = None  # the Assertion's IssueInstant (checked against the store epoch)
+    # Set when the signature verified only with a metadata certificate past its notAfter (accepted: warn).
+    expired_certificate: x509.Certificate | None = None
 
 
 def _no_trace(check: str, detail: str) -> None:
@@ -176,17 +186,45 @@ def text_or_reject(element: etree._Element) -> str:
         raise _reject("structure", str(exc)) from None
 
 
-def _verify(element: etree._Element, exp: Expectations, what: str, trace: Trace) -> etree._Element:
+def _verify(element: etree._Element, exp: Expectations, what: str, trace: Trace) -> VerifiedElement:
+    setting = f"upstreams.{exp.upstream_name}"
     try:
-        verified = verify_enveloped(element, exp.upstream.certificates, allow_sha1=exp.allow_sha1)
+        verified = verify_enveloped(
+            element,
+            exp.upstream.certificates,
+            allow_sha1=exp.allow_sha1,
+            now=exp.now,
+            enforce_certificate_expiry=exp.enforce_certificate_expiry,
+        )
+    except Sha1Refused:
+        raise _reject(
+            "signature",
+            f"{what} is signed with SHA-1, which is refused because SHA-1 signatures can be forged; ask the "
+            f"IdP to sign with RSA-SHA256, or set {setting}.allow_sha1: true to accept it from this upstream",
+        ) from None
+    except CertificateExpired as exc:
+        raise _reject(
+            "signature",
+            f"{what} signature: {exc}, and {setting}.enforce_certificate_expiry is true; load the upstream's "
+            "current metadata (with its new certificate), or set it to false to accept metadata certificates "
+            "past their end date",
+        ) from None
     except SignatureRejected as exc:
         raise _reject("signature", f"{what} signature: {exc}") from None
-    trace("signature", f"{what} signature verified with a certificate from the upstream's metadata")
-    return verified.element
+    note = (
+        " (its certificate has expired: accepted because metadata lists it)"
+        if verified.certificate_expired
+        else ""
+    )
+    trace("signature", f"{what} signature verified with a certificate from the upstream's metadata{note}")
+    return verified
 
 
-def _signed_assertion(response: etree._Element, exp: Expectations, trace: Trace) -> etree._Element:
-    """Exactly one assertion, covered by a valid signature (its own, or the Response's)."""
+def _signed_assertion(
+    response: etree._Element, exp: Expectations, trace: Trace
+) -> tuple[etree._Element, x509.Certificate | None]:
+    """Exactly one assertion, covered by a valid signature (its own, or the Response's). Second value: the
+    expired metadata certificate a signature was accepted with, if any."""
     if response.find(f".//{qname(SAML, 'EncryptedAssertion')}") is not None:
         raise _reject(
             "assertion", "encrypted assertions are not supported: turn off token encryption upstream"
@@ -200,19 +238,24 @@ def _signed_assertion(response: etree._Element, exp: Expectations, trace: Trace)
             got=len(everywhere),
         )
     assertion = everywhere[0]
+    expired: x509.Certificate | None = None
     response_signatures = response.findall(SIGNATURE)
     if response_signatures:
-        signed_response = _verify(response, exp, "Response", trace)
-        inner = [child for child in signed_response.iter(ASSERTION)]
+        verified = _verify(response, exp, "Response", trace)
+        expired = verified.certificate if verified.certificate_expired else None
+        inner = [child for child in verified.element.iter(ASSERTION)]
         if len(inner) != 1:
             raise _reject("assertion", "the signed Response must hold exactly one Assertion")
         assertion = inner[0]
         if assertion.find(SIGNATURE) is not None:
-            assertion = _verify(assertion, exp, "Assertion", trace)
-        return assertion
+            verified = _verify(assertion, exp, "Assertion", trace)
+            assertion = verified.element
+            expired = expired or (verified.certificate if verified.certificate_expired else None)
+        return assertion, expired
     if assertion.find(SIGNATURE) is None:
         raise _reject("signature", "neither the Response nor the Assertion is signed")
-    return _verify(assertion, exp, "Assertion", trace)
+    verified = _verify(assertion, exp, "Assertion", trace)
+    return verified.element, (verified.certificate if verified.certificate_expired else None)
 
 
 def _check_subject(
@@ -280,7 +323,7 @@ def _check_conditions(assertion: etree._Element, exp: Expectations, trace: Trace
     return _instant(limit, "Conditions NotOnOrAfter") if limit else None
 
 
-def _read_attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
+def read_attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
     if assertion.find(f".//{qname(SAML, 'EncryptedAttribute')}") is not None:
         raise _reject("attributes", "encrypted attributes are not supported")
     attributes: dict[str, list[str]] = {}
@@ -313,7 +356,7 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
     response = _read_document(saml_response, exp)
     trace("xml", "well-formed, no DOCTYPE, entities or processing instructions")
     _check_envelope(response, exp, trace)
-    assertion = _signed_assertion(response, exp, trace)
+    assertion, expired_certificate = _signed_assertion(response, exp, trace)
     if assertion.get("Version") != "2.0" or not is_xml_id(assertion.get("ID")):
         raise _reject("xml", "Assertion must have Version 2.0 and a valid XML ID")
     issue_instant = _instant(assertion.get("IssueInstant"), "Assertion IssueInstant")
@@ -340,10 +383,10 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
         assertion_id=assertion.get("ID"),
         name_id=name_id,
         name_id_format=name_id_format,
-        attributes=_read_attributes(assertion),
+        attributes=read_attributes(assertion),
         authn_instant=authn_instant,
         session_index=authn[0].get("SessionIndex"),
         in_response_to=exp.request_id,
     )
     limits = [limit for limit in (confirmation_limit, conditions_limit) if limit is not None]
-    return ValidatedResponse(identity, max(limits) + exp.skew, issue_instant)
+    return ValidatedResponse(identity, max(limits) + exp.skew, issue_instant, expired_certificate)

@@ -25,6 +25,7 @@ PREFIXES = {
     "admintoken": "bootstrap token attempts per client and in total, per window (broker.web.admin)",
     "testowner": "the admin who started a flow test; its report is theirs alone (broker.tools.tester)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
+    "certwarn": "an upstream's expired-certificate WARNING was logged; none again until it expires (broker.ops.cert_expiry)",
 }
 
 
@@ -102,3 +103,7 @@ def review_checkpoint(portal: str) -> str:
 CONFIG_GENERATION = "config:generation"
 ACTIVITY_LOG = "activity:log"
 STORE_EPOCH = "store:epoch"
+
+
+def expired_certificate_warning(upstream: str) -> str:
+    return f"certwarn:{upstream}"

@@ -14,12 +14,13 @@ from werkzeug.exceptions import Forbidden
 from broker.errors import new_reference
 from broker.keys import fingerprint
 from broker.ops.audit import audit
+from broker.ops.cert_expiry import expired_certificate_advice, expired_certificates
 from broker.pending import start_login
 from broker.rules.routing import upstreams_for
 from broker.store import keys
 from broker.tools.tester import continue_to_portal, load, start_test
 from broker.web.binding import bind_to_browser, browser_hash
-from broker.web.pages import autopost_page, error_page, page, runtime, same_secret
+from broker.web.pages import autopost_page, error_page, page, runtime, same_secret, to_upstream
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -106,10 +107,12 @@ def index():
 def upstream_overview(rt) -> list[dict]:
     """Each upstream IdP as the broker currently trusts it: where its metadata comes from, its certificates."""
     statuses = rt.metadata_refresher.status() if rt.metadata_refresher else {}
+    now = rt.clock()
     rows = []
     for name, idp in rt.upstream_metadata.items():
         settings = rt.config.upstreams[name]
         status = statuses.get(name)
+        expired = expired_certificates(idp.certificates, now)
         rows.append({
             "name": name,
             "label": settings.display_name or name,
@@ -120,6 +123,13 @@ def upstream_overview(rt) -> list[dict]:
             "problem": status.last_failure_reason if status and status.consecutive_failures else "",
             "certificates": [(fingerprint(c, "sha256"), c.not_valid_after_utc.date().isoformat())
                              for c in idp.certificates],
+            # red when no listed certificate is still valid: logins are accepted (or refused, when enforced)
+            "expired": (
+                "" if len(expired) < len(idp.certificates) else
+                f"every signing certificate has expired; logins signed with them are "
+                f"{'refused' if settings.enforce_certificate_expiry else 'still accepted, with a WARNING each'}: "
+                + expired_certificate_advice(name)
+            ),
         })  # fmt: skip
     return rows
 
@@ -147,7 +157,7 @@ def login_via_idp():
     if upstream not in _admin_upstreams():
         abort(400, "That sign-in option is not offered for administrators.")
     return bind_to_browser(
-        redirect(start_login(runtime(), None, upstream, purpose="admin", browser=browser_hash()))
+        to_upstream(start_login(runtime(), None, upstream, purpose="admin", browser=browser_hash()))
     )
 
 
@@ -215,7 +225,7 @@ def test(portal: str):
     if upstream not in offered:
         abort(400, "That upstream is not offered for this portal.")
     audit("admin.test_started", admin=admin, portal=portal, upstream=upstream)
-    return bind_to_browser(redirect(start_test(rt, portal, upstream, browser=browser_hash(), owner=admin)))
+    return bind_to_browser(to_upstream(start_test(rt, portal, upstream, browser=browser_hash(), owner=admin)))
 
 
 @bp.get("/trace/<report_id>")

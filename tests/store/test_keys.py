@@ -29,6 +29,7 @@ MADE = [
     keys.review_report("academy"),
     keys.review_lock("academy"),
     keys.review_checkpoint("academy"),
+    keys.expired_certificate_warning("entra"),
 ]
 
 
