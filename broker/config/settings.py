@@ -20,6 +20,7 @@ from broker.config.groups import GroupResolution
 from broker.config.metadata import MetadataRefreshSettings, tenant_independent_problem
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import DirectorySettings, ReviewSettings
+from broker.config.scim import PortalScimSettings, ScimSettings
 from broker.config.urls import insecure_url_problem
 from broker.errors import ConfigError
 
@@ -256,6 +257,7 @@ class PortalSettings(_Model):
     def _shared_domains(cls, value: list[str]) -> list[str]:
         return _domain_entries(value)
 
+    scim: PortalScimSettings = PortalScimSettings()
     review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="after")
@@ -334,6 +336,7 @@ class Config(_Model):
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]
     routing: RoutingSettings = RoutingSettings()
+    scim: ScimSettings = ScimSettings()
     activity: ActivitySettings = ActivitySettings()
     source: Path | None = Field(None, exclude=True)
 
@@ -359,21 +362,29 @@ class Config(_Model):
                     )
                 hosts[host.lower()] = name
         for index, rule in enumerate(self.routing.rules):
-            for portal in rule.portals:
-                if portal not in self.portals:
+            for named in rule.portals:
+                if named not in self.portals:
                     raise ValueError(
-                        f"routing.rules.{index}.portals: unknown portal {portal!r} (known: {known_portals})"
+                        f"routing.rules.{index}.portals: unknown portal {named!r} (known: {known_portals})"
                     )
-        for upstream in self.admin.upstreams:
-            if upstream not in self.upstreams:
-                raise ValueError(f"admin.upstreams: unknown upstream {upstream!r} (known: {known_upstreams})")
+        for admin_upstream in self.admin.upstreams:
+            if admin_upstream not in self.upstreams:
+                raise ValueError(
+                    f"admin.upstreams: unknown upstream {admin_upstream!r} (known: {known_upstreams})"
+                )
         if self.routing.default_upstream and self.routing.default_upstream not in self.upstreams:
             raise ValueError(f"routing.default_upstream: unknown upstream (known: {known_upstreams})")
-        for name, upstream in self.upstreams.items():
-            if upstream.default_portal and upstream.default_portal not in self.portals:
+        for name, upstream_settings in self.upstreams.items():
+            default_portal = upstream_settings.default_portal
+            if default_portal and default_portal not in self.portals:
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
         for name, portal in self.portals.items():
             self._check_email_scopes(name, portal)
+        for index, client in enumerate(self.scim.clients):
+            if client.upstream and client.upstream not in self.upstreams:
+                raise ValueError(
+                    f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})"
+                )
         return self
 
     def _check_email_scopes(self, name: str, portal: PortalSettings) -> None:

@@ -97,7 +97,7 @@ def start_test(
     """Start a real login for `portal` whose answer comes back to `owner`'s trace page; returns how to reach
     the IdP."""
     sent = start_login(rt, portal, upstream, purpose="test", browser=browser)
-    request_id = etree.fromstring(sent.request_xml).get("ID")  # noqa: S320 (our own request)
+    request_id = etree.fromstring(sent.request_xml).get("ID") or ""  # noqa: S320 (our own request)
     ttl = rt.config.broker.login_ttl_seconds
     rt.store.put(keys.test_request(request_id), sent.request_xml, ttl)
     rt.store.put(keys.test_owner(request_id), owner.encode(), ttl)

@@ -26,6 +26,7 @@ MADE = [
     keys.admin_session("session-id"),
     keys.admin_token_attempts("127.0.0.1", 1),
     keys.test_owner("_r"),
+    keys.scim_tenant("all") + "r:User:1",
     keys.review_report("academy"),
     keys.review_lock("academy"),
     keys.review_checkpoint("academy"),
