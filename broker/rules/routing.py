@@ -62,7 +62,7 @@ def rule_matches(rule: RoutingRule, claims: Claims, domain: str | None) -> bool:
     """`domain`: the user's e-mail domain if their upstream may assert it (see trust.routable_domain)."""
     if rule.groups and not groups_match(claims, rule.groups):
         return False
-    if rule.email_domains and domain not in (d.lower().lstrip("@") for d in rule.email_domains):
+    if rule.email_domains and domain not in {d.lower().lstrip("@") for d in rule.email_domains}:
         return False
     for name, allowed in rule.attributes.items():
         if not matches_any(_field_values(claims, name), allowed):
