@@ -7,6 +7,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from broker.clients.http import Budget, pooled_session, send_within
 from broker.config.urls import insecure_url_problem, same_origin
 from broker.saml.metadata import MetadataError
 
@@ -29,29 +30,6 @@ def redirect_problem(url: str, target: str, *, signature_checked: bool) -> str |
     return None
 
 
-def _get(
-    url: str, timeout: float, signature_checked: bool, session: requests.Session | None
-) -> requests.Response:
-    """Follow up to MAX_REDIRECTS redirects ourselves, so each one is checked before it is followed."""
-    get = session.get if session is not None else requests.get
-    current = url
-    for _ in range(MAX_REDIRECTS + 1):
-        try:
-            reply = get(current, timeout=timeout, stream=True, allow_redirects=False,
-                        headers={"Accept": ACCEPT, "User-Agent": USER_AGENT})  # fmt: skip
-        except requests.RequestException as exc:
-            raise MetadataError(f"cannot fetch: {type(exc).__name__}: {exc}") from None
-        if not reply.is_redirect:
-            return reply
-        target = urljoin(current, reply.headers["Location"])
-        reply.close()
-        problem = redirect_problem(url, target, signature_checked=signature_checked)
-        if problem:
-            raise MetadataError(problem)
-        current = target
-    raise MetadataError(f"more than {MAX_REDIRECTS} redirects")
-
-
 def download(
     url: str,
     *,
@@ -60,23 +38,47 @@ def download(
     signature_checked: bool,
     session: requests.Session | None = None,
 ) -> bytes:
-    """The body at `url`, size-capped; MetadataError says why it cannot be had."""
+    """The body at `url`. `timeout` bounds the whole download, redirects included (a server dripping bytes is
+    cut there, not only each read); at most `max_bytes`. MetadataError says why it cannot be had."""
     problem = insecure_url_problem(url)
     if problem:
         raise MetadataError(f"metadata URL {problem}")
-    reply = _get(url, timeout, signature_checked, session)
-    with reply:
-        if reply.status_code != 200:
-            raise MetadataError(f"HTTP {reply.status_code} {reply.reason or ''}".strip())
-        declared = reply.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise MetadataError(f"metadata is {declared} bytes, over max_bytes ({max_bytes})")
-        body = bytearray()
+    budget = Budget.start(timeout)
+    own = session is None
+    session = session or pooled_session(1)  # with the watchdog's adapter
+    try:
+        reply = _follow(session, url, budget, (timeout, timeout), max_bytes, signature_checked)
+    finally:
+        if own:
+            session.close()
+    if reply.status_code != 200:
+        raise MetadataError(f"HTTP {reply.status_code} {reply.reason or ''}".strip())
+    return reply.content
+
+
+def _follow(
+    session: requests.Session,
+    url: str,
+    budget: Budget,
+    timeout: tuple[float, float],
+    max_bytes: int,
+    signature_checked: bool,
+) -> requests.Response:
+    """Follow up to MAX_REDIRECTS redirects ourselves, so each one is checked before it is followed."""
+    current = url
+    for _ in range(MAX_REDIRECTS + 1):
         try:
-            for chunk in reply.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > max_bytes:
-                    raise MetadataError(f"metadata is over max_bytes ({max_bytes})")
+            reply = send_within(session, "GET", current, budget=budget, timeout=timeout, max_bytes=max_bytes,
+                                allow_redirects=False, headers={"Accept": ACCEPT, "User-Agent": USER_AGENT})  # fmt: skip
+        except requests.exceptions.ContentDecodingError:
+            raise MetadataError(f"metadata is over max_bytes ({max_bytes})") from None
         except requests.RequestException as exc:
-            raise MetadataError(f"cannot read: {type(exc).__name__}: {exc}") from None
-    return bytes(body)
+            raise MetadataError(f"cannot fetch: {type(exc).__name__}: {exc}") from None
+        if not reply.is_redirect:
+            return reply
+        target = urljoin(current, reply.headers["Location"])
+        problem = redirect_problem(url, target, signature_checked=signature_checked)
+        if problem:
+            raise MetadataError(problem)
+        current = target
+    raise MetadataError(f"more than {MAX_REDIRECTS} redirects")

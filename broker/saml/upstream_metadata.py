@@ -20,6 +20,7 @@ import requests
 from cryptography import x509
 from lxml import etree
 
+from broker.clients.http import pooled_session
 from broker.config.metadata import MIN_REFRESH_SECONDS
 from broker.config.metadata import MetadataRefreshSettings as MetadataRefreshSettings  # re-exported
 from broker.keys import fingerprint
@@ -218,7 +219,7 @@ class MetadataRefresher:
     ):
         self._upstreams = upstreams
         self._targets = {t.name: t for t in targets}
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else pooled_session(2)
         self._clock = clock
         self._floor = floor_seconds
         self._locks = {name: threading.Lock() for name in self._targets}
