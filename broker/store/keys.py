@@ -19,6 +19,7 @@ PREFIXES = {
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
+    "health": "the last 'check now' of a portal's LearnUpon API from /admin (broker.ops.portal_health)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
 }
@@ -63,6 +64,10 @@ def provisioning_lock(portal: str, email: str) -> str:
 
 def rate_window(setting: str, client: str, window: int) -> str:
     return f"rate:{setting}:{client}:{window}"
+
+
+def learnupon_probe(portal: str) -> str:
+    return f"health:learnupon:{portal}"
 
 
 def review_report(portal: str) -> str:

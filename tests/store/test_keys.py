@@ -21,6 +21,7 @@ MADE = [
     keys.rate_window("login_per_minute", "127.0.0.1", 1),
     keys.CONFIG_GENERATION,
     keys.ACTIVITY_LOG,
+    keys.learnupon_probe("academy"),
     keys.STORE_EPOCH,
     keys.review_report("academy"),
     keys.review_lock("academy"),
