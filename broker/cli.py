@@ -129,6 +129,25 @@ def serve(config_path: Path, host: str, port: int) -> None:
     app.run(host=host, port=port)
 
 
+@main.command()
+@config_option
+@click.option("--burst", is_flag=True, help="Run the jobs queued now, then stop (tests, cron).")
+def worker(config_path: Path, burst: bool) -> None:
+    """Run background jobs (leftover provisioning) from the store's Redis queue, with RQ. Run as many as you
+    like, on as many machines: they share the queue. Retries wait in RQ's scheduler.
+
+    \b
+    Example:
+      REDIS_URL=redis://redis:6379/0 broker worker --config config/broker.yaml
+    """
+    from broker.jobs.worker import run_worker
+
+    try:
+        run_worker(config_path, burst=burst)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 # ---- check ----------------------------------------------------------------------------------------------------
 
 
@@ -358,9 +377,12 @@ def provision(
         )
     rows: list[Row]
     if group is not None:
+        # one of the user's many groups: add only (no removal, no unenrolment, no user type)
+        no_unenroll = [rule.model_copy(update={"unenroll": False}) for rule in settings.enrollments]
         settings = settings.model_copy(
-            update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": []}
-        )
+            update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": [],
+                    "enrollments": no_unenroll}
+        )  # fmt: skip
         found, default_progress = _group_members(config, portal, group, upstream)
         rows, source, row_label = list(enumerate(found.members, 1)), f"Entra group {found.name}", "member"
     else:
@@ -376,8 +398,19 @@ def provision(
     progress_path = progress_path or default_progress
     client = build_client(portal, settings, max_retry_after=60)
     store = open_store(config.store.url)
+    group_profile = config.portals[portal].groups  # the portal's groups, as its logins get them
     _run_provisioning(
-        portal, settings, client, store, rows, source, row_label, progress_path, dry_run, budget
+        portal,
+        settings,
+        group_profile,
+        client,
+        store,
+        rows,
+        source,
+        row_label,
+        progress_path,
+        dry_run,
+        budget,
     )
 
 
@@ -413,13 +446,14 @@ def _group_members(config, portal: str, group: str, upstream: str | None) -> tup
     return found, Path(f"{portal}-{slug}.progress")
 
 
-def _run_provisioning(portal, settings, client, store, rows: list[Row], source: str, row_label: str,
+def _run_provisioning(portal, settings, group_profile, client, store, rows: list[Row], source: str, row_label: str,
                       progress_path: Path, dry_run: bool, budget: float) -> None:  # fmt: skip
     from broker.ops.observability import diverted_logs
     from broker.provisioning.bulk import provision_rows
     from broker.provisioning.sync import SyncOutcome, SyncPlan
 
     counts: Counter[str] = Counter()
+    planned: list[str] = []  # dry run: what the first rows would get, named as the portal's logins get it
 
     def tally(email: str, result: SyncOutcome | SyncPlan | str) -> str:
         if isinstance(result, str):  # "skipped", or why the row is invalid (no email) or failed (dry run)
@@ -439,12 +473,16 @@ def _run_provisioning(portal, settings, client, store, rows: list[Row], source: 
             click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar,
         ):
 
-            def on_row(line: int, email: str, result: object) -> None:
+            def on_row(line: int, email: str, result: SyncOutcome | SyncPlan | str) -> None:
                 counts[tally(email, result)] += 1
+                if isinstance(result, SyncPlan) and len(planned) < 10:
+                    enrolments = "; ".join(result.desired.planned_enrollments()) or "-"
+                    planned.append(f"  {row_label} {line}: {email}: groups {'; '.join(result.desired.groups) or '-'}"
+                                   f"; enrolments {enrolments}")  # fmt: skip
                 bar.update(1)
 
             summary = provision_rows(
-                rows, portal, settings, client, store, progress_path=progress_path, dry=dry_run,
+                rows, portal, settings, client, store, group_profile=group_profile, progress_path=progress_path, dry=dry_run,
                 budget_seconds=budget, on_row=on_row,
             )  # fmt: skip
     except KeyboardInterrupt:
@@ -472,6 +510,10 @@ def _run_provisioning(portal, settings, client, store, rows: list[Row], source: 
         click.echo(f"  {key:<10} {counts[key]:>7}   {meaning}")
     rate = processed / elapsed if elapsed > 0 else 0.0
     click.echo(f"  {'total':<10} {summary.total:>7}   in {elapsed:.1f} s ({rate:.0f} rows/s)")
+    if planned:
+        click.echo("Planned (groups as the assertion will carry them):")
+        for planned_line in planned:
+            click.echo(planned_line)
     problems = summary.failures + summary.invalid
     for line, email, reason in problems[:10]:
         click.echo(f"  {row_label} {line}: {email + ': ' if email else ''}{reason}")

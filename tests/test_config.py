@@ -28,6 +28,37 @@ def test_example_configs_in_the_repo_validate():
         Config.model_validate(yaml.safe_load(path.read_text()))  # files it names need not exist for this
 
 
+def test_the_example_portal_sends_and_prepares_one_list_of_groups_and_enrols_by_rule():
+    import yaml
+
+    from broker.config import Config
+    from broker.model import Claims
+    from broker.provisioning.plan import desired_state
+    from broker.rules.portal_groups import portal_groups
+
+    academy = Config.model_validate(yaml.safe_load(Path("config/broker.example.yaml").read_text())).portals[
+        "academy"
+    ]
+    groups = portal_groups(["LU-Sales", "All Staff", "Everyone", "VPN Users"], academy.groups)
+    assert groups == ("Sales", "Everyone at Contoso", "Contoso Learners")
+    desired = desired_state(Claims(email="kim@contoso.example"), academy.provisioning, groups)
+    assert desired.groups == groups  # what pre-provisioning creates and joins is what the assertion names
+    assert desired.planned_enrollments() == [
+        "course 1234567", "course 'Code of Conduct 2026'", "course 'Pricing Basics'",
+        "learning path 'Sales Onboarding'",
+    ]  # fmt: skip
+    assert desired.is_managed("Sales") and desired.is_managed("everyone at contoso")
+    assert not desired.is_managed("Contoso Learners")
+
+
+def test_a_managed_group_named_before_prefix_stripping_is_refused(tmp_path):
+    from broker.config import PortalSettings
+
+    with pytest.raises(ValueError, match="managed group 'LU-\\*' can never match"):
+        PortalSettings(upstream="entra", groups={"strip_prefixes": ["LU-"]},
+                       provisioning={"managed_group_patterns": ["LU-*"]})  # fmt: skip
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_config(tmp_path / "nope.yaml")

@@ -9,27 +9,14 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from broker.config import CustomDataField, GroupProfile, PortalSettings
+from broker.config import CustomDataField, PortalSettings
 from broker.model import Claims
-from broker.rules.names import matches_any
+from broker.rules.portal_groups import portal_groups
 
 log = logging.getLogger(__name__)
 
 CANONICAL_FIELDS = ("email", "first_name", "last_name", "display_name", "subject", "object_id", "department")
 _DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%Y%m%d")
-
-
-def select_groups(groups: tuple[str, ...], profile: GroupProfile) -> tuple[str, ...]:
-    """Allow-list (names or patterns), then prefix stripping (both case-insensitive), then renaming."""
-    allowed = [g for g in groups if not profile.allow or matches_any([g], profile.allow)]
-    result = []
-    for name in allowed:
-        for prefix in profile.strip_prefixes:
-            if name.lower().startswith(prefix.lower()) and len(name) > len(prefix):
-                name = name[len(prefix) :]
-                break
-        result.append(profile.rename.get(name, name))
-    return tuple(dict.fromkeys(result))
 
 
 def as_learnupon_date(value: str) -> str | None:
@@ -77,7 +64,7 @@ def outgoing_attributes(claims: Claims, portal: PortalSettings) -> dict[str, tup
         attributes[names.first_name] = (claims.first_name,)
     if claims.last_name:
         attributes[names.last_name] = (claims.last_name,)
-    groups = select_groups(claims.groups, portal.groups)
+    groups = portal_groups(claims.groups, portal.groups)
     if names.groups and groups:
         attributes[names.groups] = groups
     attributes.update(custom_data(claims, portal.custom_data))

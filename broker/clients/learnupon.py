@@ -1,7 +1,9 @@
 """HTTP client of the LearnUpon REST API v1: pooled, retrying, rate-limit aware, bounded by a time budget.
 
-Only this module speaks HTTP to LearnUpon. Errors come out as `LearnUponError` subclasses whose text never
-contains the API key pair or a generated password.
+Only this module speaks HTTP to LearnUpon, and only with call shapes LearnUpon documents or that code talking to
+real portals uses (docs/learnupon-api.md lists each call and its source). Errors come out as `LearnUponError`
+subclasses whose text never contains the API key pair or a generated password. What an error *means* is never
+guessed from the English of its message: callers re-read LearnUpon instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
+from broker.clients.guard import ServiceGuard, ServiceRefused
 from broker.clients.http import (
     Budget,
     GiveUp,
@@ -30,19 +34,12 @@ from broker.clients.http import (
     pooled_session,
     retry_after_seconds,
     scrub,
+    send_within,
 )
 from broker.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
-# Words LearnUpon (and the fake) use when a unique email, title, membership or enrollment is taken.
-_ALREADY_EXISTS_WORDS = (
-    "already exist",
-    "already been taken",
-    "already in use",
-    "already a member",
-    "already enrolled",
-)
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -67,7 +64,17 @@ class LearnUponError(BrokerError):
 
 
 class LearnUponUnavailable(LearnUponError):
-    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent."""
+    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent.
+    `refused`: not even tried (bulkhead full, circuit open). `retry_after`: the last Retry-After LearnUpon
+    sent, in seconds, if any."""
+
+    refused = False
+    retry_after: float | None = None
+
+
+class LearnUponMaybeDone(LearnUponUnavailable):
+    """A POST that creates something got no usable answer after it was sent (read timeout, reset, 5xx): it
+    may have been done. Not retried blindly; the caller reads first (search by e-mail or title)."""
 
 
 class LearnUponAuthError(LearnUponError):
@@ -79,11 +86,11 @@ class LearnUponNotFound(LearnUponError):
 
 
 class LearnUponConflict(LearnUponError):
-    """409, or 422 saying a unique thing (email, group title, membership, enrollment) already exists."""
+    """409. (A 400 or 422 may mean the same, but LearnUpon does not document which: callers re-read.)"""
 
-    @property
-    def already_exists(self) -> bool:
-        return True
+
+class LearnUponRejected(LearnUponError):
+    """Another 4xx: LearnUpon refused the request (invalid, or in conflict with what it holds)."""
 
 
 @dataclass
@@ -117,8 +124,10 @@ class LearnUponClient:
 
     `timeout` is (connect, read) seconds per attempt. Failed attempts (connection errors, timeouts, 429,
     5xx) are retried up to `max_retries` times with exponential backoff and jitter; a `Retry-After` up to
-    `max_retry_after` seconds is honoured. When `X-LU-Rate-Limit-Remaining-Minute` falls to `low_water` or
-    below, each request first sleeps up to `slowdown` seconds to spread the rest of the minute's allowance.
+    `max_retry_after` seconds is honoured: 429 with `Retry-After` is the signal relied on. Only if answers
+    carry `X-LU-Rate-Limit-Remaining-Minute` (documented, but not seen in code talking to real portals) and it
+    falls to `low_water` or below, each request first sleeps up to `slowdown` seconds to spread the rest of the
+    minute's allowance.
     Inside `with client.budget(seconds):` every wait and timeout is cut to the time left, and a call that
     cannot finish in time raises `LearnUponUnavailable`.
 
@@ -143,6 +152,7 @@ class LearnUponClient:
         pool_size: int = 20,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        guard: ServiceGuard | None = None,
     ):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -162,10 +172,14 @@ class LearnUponClient:
         self._sleep = sleep
         self._clock = clock
         self.session = session or pooled_session(pool_size)
+        # bulkhead and circuit breaker for this portal's API (see broker.clients.guard)
+        self.guard = guard or ServiceGuard(f"learnupon:{parts.hostname}")
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {}
         self.rate_limit_remaining_minute: int | None = None
         self.rate_limit_remaining_week: int | None = None
+        # course and learning path titles → ids, looked up once per client (one client per portal)
+        self._catalog: dict[tuple[str, str], int] = {}
 
     def __repr__(self) -> str:
         return f"LearnUponClient({self.base_url!r})"
@@ -197,32 +211,74 @@ class LearnUponClient:
         json: Any = None,
         ok_statuses: tuple[int, ...] = (),
         hide: tuple[str, ...] = (),
+        creates: bool = False,
+    ) -> requests.Response:
+        """`_send` and tell the circuit breaker how the call ended (answered, or unavailable to the end)."""
+        try:
+            response = self._send(method, path, params=params, json=json, ok_statuses=ok_statuses, hide=hide,
+                                  creates=creates)  # fmt: skip
+        except LearnUponUnavailable as exc:
+            if not exc.refused:
+                self.guard.record(str(exc))
+            raise
+        except LearnUponError:
+            self.guard.record(None)  # it answered (a 4xx): the service is there
+            raise
+        self.guard.record(None)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        ok_statuses: tuple[int, ...] = (),
+        hide: tuple[str, ...] = (),
+        creates: bool = False,
     ) -> requests.Response:
         """Send with retries; return a 2xx (or `ok_statuses`) response, raise a `LearnUponError` otherwise.
 
-        `hide` lists more strings (a generated password) to scrub from error text.
+        `hide` lists more strings (a generated password) to scrub from error text. `creates`: a POST that
+        makes a new record; once it may have reached LearnUpon (read timeout, reset, 5xx) it is not sent
+        again here but raises `LearnUponMaybeDone`, so the caller can look before creating twice.
         """
         scope = _scope.get() or CallScope.start(math.inf, self._clock)
         url = self.base_url + path
         failures = 0
         while True:
             self._maybe_slow_down(scope)
-            timeout = scope.cut(self.timeout)
-            if timeout is None:
+            if scope.cut(self.timeout) is None:
                 self._count("budget_exhausted")
-                raise LearnUponUnavailable(
+                spent = LearnUponUnavailable(
                     f"LearnUpon {method} {path}: time budget spent before the call", method=method, path=path
                 )
+                spent.refused = failures == 0  # not LearnUpon's fault unless its own answers used the time
+                raise spent
             scope.requests += 1
             try:
-                response = self.session.request(
-                    method, url, params=params, json=json, auth=self._auth, timeout=timeout
-                )
+                with self.guard.attempt() as attempt:
+                    response = send_within(
+                        self.session, method, url, budget=scope, timeout=self.timeout,
+                        params=params, json=json, auth=self._auth,
+                    )  # fmt: skip
+                    if response.status_code in _RETRY_STATUSES:
+                        attempt.failed(f"HTTP {response.status_code}")
+            except ServiceRefused as exc:
+                self._count(exc.reason)
+                refused = LearnUponUnavailable(f"LearnUpon {method} {path}: {exc}", method=method, path=path)
+                refused.refused = True
+                raise refused from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
                 self._count(kind)
                 failures += 1
                 reason = f"{kind.replace('_', ' ')} ({type(exc).__name__})"
+                if creates and _may_have_arrived(exc):
+                    raise LearnUponMaybeDone(
+                        f"LearnUpon {method} {path}: {reason} after sending", method=method, path=path
+                    ) from None
                 self._before_retry(scope, method, path, failures, reason, None, None)
                 continue
             except requests.RequestException as exc:
@@ -240,6 +296,10 @@ class LearnUponClient:
             if status in _RETRY_STATUSES:
                 self._count("rate_limited" if status == 429 else "server_error")
                 failures += 1
+                if creates and status != 429:  # a 429 was refused unread; a 5xx may have half-happened
+                    raise LearnUponMaybeDone(
+                        f"LearnUpon {method} {path}: HTTP {status}", status=status, method=method, path=path
+                    )
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 self._before_retry(
                     scope, method, path, failures, f"HTTP {status}", status, retry_after, response
@@ -265,13 +325,15 @@ class LearnUponClient:
         except GiveUp as exc:
             if exc.out_of_time:
                 self._count("budget_exhausted")
-            raise LearnUponUnavailable(
+            error = LearnUponUnavailable(
                 f"LearnUpon {method} {path}: {reason}; {exc}",
                 status=status,
                 api_message=scrub(_api_message(response), self._secrets) if response is not None else None,
                 method=method,
                 path=path,
-            ) from None
+            )
+            error.retry_after = retry_after  # what LearnUpon asked for, for callers that pass it on (SCIM)
+            raise error from None
         log.info("learnupon %s %s: %s, retry %d in %.2fs", method, path, reason, failures, wait)
         self._count("retried")
         self._sleep(wait)
@@ -302,14 +364,16 @@ class LearnUponClient:
         status = response.status_code
         api_message = scrub(_api_message(response), self._secrets + hide)
         text = f"LearnUpon {method} {path}: HTTP {status}" + (f": {api_message}" if api_message else "")
-        kwargs = {"status": status, "api_message": api_message, "method": method, "path": path}
+        kind = LearnUponError
         if status in (401, 403):
-            return LearnUponAuthError(text, **kwargs)
-        if status == 404:
-            return LearnUponNotFound(text, **kwargs)
-        if status == 409 or (status in (400, 422) and _says_already_exists(api_message)):
-            return LearnUponConflict(text, **kwargs)
-        return LearnUponError(text, **kwargs)
+            kind = LearnUponAuthError
+        elif status == 404:
+            kind = LearnUponNotFound
+        elif status == 409:
+            kind = LearnUponConflict
+        elif 400 <= status < 500:
+            kind = LearnUponRejected
+        return kind(text, status=status, api_message=api_message, method=method, path=path)
 
     def _json(self, response: requests.Response, method: str, path: str) -> Any:
         try:
@@ -357,8 +421,17 @@ class LearnUponClient:
         if not fields.get("password"):
             fields["password"] = generate_password()
         hide = (str(fields["password"]),)
-        response = self._request("POST", "users", json={"User": fields}, hide=hide)
-        return _id_of(self._json(response, "POST", "users"), "user", "POST", "users")
+        for _ in range(2):
+            try:
+                response = self._request("POST", "users", json={"User": fields}, hide=hide, creates=True)
+                return _id_of(self._json(response, "POST", "users"), "user", "POST", "users")
+            except LearnUponMaybeDone as exc:
+                # the first POST may have created the user: look before sending it again
+                found = self.find_user_by_email(str(fields.get("email", "")))
+                if found is not None and found.get("id") is not None:
+                    return int(found["id"])
+                last = exc
+        raise last
 
     def update_user(self, user_id: int, fields: dict[str, Any]) -> None:
         """Change only the given fields of a user."""
@@ -382,8 +455,17 @@ class LearnUponClient:
     def create_group(self, title: str, description: str = "", sso_sync: bool = True) -> int:
         """Create a group (synced with SAML SSO by default); returns its id. `LearnUponConflict` if taken."""
         body = {"Group": {"title": title, "description": description, "sso_sync": sso_sync}}
-        response = self._request("POST", "groups", json=body)
-        return _id_of(self._json(response, "POST", "groups"), "group", "POST", "groups")
+        for _ in range(2):
+            try:
+                response = self._request("POST", "groups", json=body, creates=True)
+                return _id_of(self._json(response, "POST", "groups"), "group", "POST", "groups")
+            except LearnUponMaybeDone as exc:
+                # the first POST may have created the group: look before sending it again
+                for group in self.list_groups(title=title):
+                    if str(group.get("title", "")).lower() == title.lower() and group.get("id") is not None:
+                        return int(group["id"])
+                last = exc
+        raise last
 
     # -- memberships -----------------------------------------------------------------------------------------
 
@@ -391,35 +473,97 @@ class LearnUponClient:
         """The groups a user belongs to (`GET group_memberships?user_id=` lists group records)."""
         return self._paginate("group_memberships", "group", {"user_id": int(user_id)})
 
-    def add_membership(self, group_id: int, user_id: int) -> int | None:
-        """Put a user in a group; returns the membership id when the API gives one."""
+    def add_membership(self, group_id: int, user_id: int) -> None:
+        """Put a user in a group (`POST group_memberships {"GroupMembership": {group_id, user_id}}`)."""
         body = {"GroupMembership": {"group_id": int(group_id), "user_id": int(user_id)}}
-        response = self._request("POST", "group_memberships", json=body)
-        data = self._json(response, "POST", "group_memberships")
-        return data.get("id") if isinstance(data, dict) else None
+        self._request("POST", "group_memberships", json=body)
+
+    def find_membership_id(self, group_id: int, user_id: int) -> int | None:
+        """The id of the user's membership of the group, from the group's member list in version 1.1 (the one
+        that shows membership ids); None when the user is not a member."""
+        members = self._paginate(
+            "group_memberships", "user", {"group_id": int(group_id), "version_id": "1.1"}
+        )
+        for member in members:
+            if str(member.get("id")) == str(int(user_id)):
+                membership_id = member.get("group_membership_id")
+                if membership_id is None:
+                    raise LearnUponError(
+                        f"LearnUpon GET group_memberships?group_id={int(group_id)}: the member list shows no "
+                        "group_membership_id, so the membership cannot be removed",
+                        method="GET",
+                        path="group_memberships",
+                    )
+                return int(membership_id)
+        return None
 
     def remove_membership(self, membership_id: int) -> None:
         """`DELETE group_memberships/{id}`."""
         self._request("DELETE", f"group_memberships/{int(membership_id)}")
 
-    def remove_user_from_group(self, group_id: int, user_id: int) -> None:
-        """Remove a membership by (group, user): LearnUpon's documented `DELETE group_memberships/0` form,
-        for when the membership id is unknown (the by-user listing does not show it)."""
-        body = {"GroupMembership": {"group_id": int(group_id), "user_id": int(user_id)}}
-        self._request("DELETE", "group_memberships/0", json=body)
-
     # -- enrollments -----------------------------------------------------------------------------------------
 
-    def enroll(self, email: str, course_id: int) -> int | None:
-        """Enroll a user on a course; returns the enrollment id. `LearnUponConflict` if already enrolled."""
-        body = {"Enrollment": {"email": email, "course_id": int(course_id)}}
-        response = self._request("POST", "enrollments", json=body)
-        data = self._json(response, "POST", "enrollments")
-        return data.get("id") if isinstance(data, dict) else None
+    def enroll(self, user_id: int, course_id: int) -> None:
+        """Enrol a user on a course (`POST enrollments {"Enrollment": {user_id, course_id}}`)."""
+        body = {"Enrollment": {"user_id": int(user_id), "course_id": int(course_id)}}
+        self._request("POST", "enrollments", json=body)
 
     def list_enrollments(self, user_id: int) -> list[dict[str, Any]]:
-        """A user's enrollments (`GET enrollments/search?user_id=`)."""
+        """A user's course enrolments (`GET enrollments/search?user_id=`)."""
         return self._paginate("enrollments/search", "enrollments", {"user_id": int(user_id)})
+
+    def unenroll(self, enrollment_id: int) -> None:
+        """`DELETE enrollments/{id}` (without `remove_from_history`: completed history stays)."""
+        self._request("DELETE", f"enrollments/{int(enrollment_id)}")
+
+    def enroll_learning_path(self, user_id: int, learning_path_id: int) -> None:
+        """`POST learning_path_enrollments {"Enrollment": {user_id, lp_id}}`."""
+        body = {"Enrollment": {"user_id": int(user_id), "lp_id": int(learning_path_id)}}
+        self._request("POST", "learning_path_enrollments", json=body)
+
+    def list_learning_path_enrollments(self, user_id: int) -> list[dict[str, Any]]:
+        """A user's learning path enrolments (`GET learning_path_enrollments/search?user_id=`)."""
+        return self._paginate(
+            "learning_path_enrollments/search", "learning_path_enrollments", {"user_id": int(user_id)}
+        )
+
+    # -- the catalogue: titles → ids, looked up once ------------------------------------------------------
+
+    def find_course_id(self, title: str) -> int:
+        """The id of the course titled `title` (exact, case-insensitive), via `GET courses?name=`."""
+        return self._find_in_catalog("courses", "courses", title)
+
+    def find_learning_path_id(self, title: str) -> int:
+        """The id of the learning path titled `title`, via `GET learning_paths?name=`."""
+        return self._find_in_catalog("learning_paths", "learning_paths", title)
+
+    def _find_in_catalog(self, path: str, key: str, title: str) -> int:
+        wanted = title.strip().lower()
+        with self._lock:
+            known = self._catalog.get((path, wanted))
+        if known is not None:
+            return known
+        # `name` is a pattern match: several may come back; only an exact title counts
+        found = {
+            int(item["id"])
+            for item in self._paginate(path, key, {"name": title.strip()})
+            if str(item.get("name", "")).strip().lower() == wanted and item.get("id") is not None
+        }
+        what = "course" if path == "courses" else "learning path"
+        if not found:
+            raise LearnUponNotFound(
+                f"LearnUpon has no {what} titled {title!r}", status=404, method="GET", path=path
+            )
+        if len(found) > 1:
+            raise LearnUponError(
+                f"LearnUpon has {len(found)} {what}s titled {title!r}: give the id instead",
+                method="GET",
+                path=path,
+            )
+        (found_id,) = found
+        with self._lock:
+            self._catalog[(path, wanted)] = found_id
+        return found_id
 
 
 # ---- helpers -----------------------------------------------------------------------------------------------
@@ -444,17 +588,24 @@ def _api_message(response: requests.Response) -> str:
     return str(data)[:200]
 
 
-def _says_already_exists(message: str) -> bool:
-    lowered = message.lower()
-    return any(word in lowered for word in _ALREADY_EXISTS_WORDS)
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """False only when the request surely never left: the connection could not be made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
 
 
 def _list_of(data: Any, key: str) -> list[dict[str, Any]]:
-    """The list in `{"user": [...]}`-style answers (tolerating a bare list)."""
+    """The list in `{"user": [...]}`-style answers (tolerating a bare list). Where the key is not documented
+    (learning paths), an answer holding exactly one list is taken whatever its key."""
     if isinstance(data, list):
         return [x for x in data if isinstance(x, dict)]
     if isinstance(data, dict):
-        value = data.get(key)
+        lists = [v for v in data.values() if isinstance(v, list)]
+        value = data.get(key, lists[0] if len(lists) == 1 else None)
         if isinstance(value, list):
             return [x for x in value if isinstance(x, dict)]
         if isinstance(value, dict):

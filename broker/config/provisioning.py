@@ -14,8 +14,12 @@ from broker.errors import ConfigError
 UserType = Literal["learner", "instructor", "manager", "admin"]
 
 
+CourseRef = int | str  # an id, or an exact title
+
+
 class UserTypeRule(BaseModel):
-    """Members of `group` get `user_type` (the first matching rule wins)."""
+    """Members of `group` (a name or pattern, matched against the portal's groups) get `user_type` (the first
+    matching rule wins)."""
 
     model_config = ConfigDict(extra="forbid")
     group: str = Field(min_length=1)
@@ -23,20 +27,42 @@ class UserTypeRule(BaseModel):
 
 
 class EnrollmentRule(BaseModel):
-    """Members of `group` are enrolled on `course_ids`."""
+    """Members of any of `groups` (the portal's group names, or patterns) are enrolled on `courses` and
+    `learning_paths` (ids or exact titles). `unenroll: true` removes the rule's unfinished course enrolments
+    when the user leaves its groups; without it the broker never unenrols."""
 
     model_config = ConfigDict(extra="forbid")
-    group: str = Field(min_length=1)
-    course_ids: list[int] = Field(min_length=1)
+    groups: list[str] = Field(
+        min_length=1, description="the portal's group names, or patterns such as Sales*"
+    )
+    courses: list[CourseRef] = Field(default_factory=list)
+    learning_paths: list[CourseRef] = Field(default_factory=list)
+    unenroll: bool = Field(False, description="remove the course enrolments when the user leaves the groups")
+
+    @model_validator(mode="after")
+    def _check(self) -> EnrollmentRule:
+        if not self.courses and not self.learning_paths:
+            raise ValueError("name at least one course or learning path")
+        for ref in (*self.courses, *self.learning_paths):
+            if isinstance(ref, str) and not ref.strip():
+                raise ValueError("course and learning path titles must not be empty")
+            if isinstance(ref, int) and ref <= 0:
+                raise ValueError("course and learning path ids are positive numbers")
+        if self.unenroll and self.learning_paths:
+            # LearnUpon documents no call that removes a learning path enrolment
+            raise ValueError("unenroll: true works for courses only; move the learning paths to another rule")
+        return self
 
 
 class ProvisioningSettings(BaseModel):
     """One portal's pre-provisioning through the LearnUpon REST API.
 
-    Group names match case-insensitively. `managed_group_patterns` are shell-style wildcards (`fnmatch`:
-    `LU-*`, `Course ?`), matched case-insensitively; a membership is removed only when its group is named in
-    `managed_groups` or matches a pattern. `user_type` is managed only when `user_type_rules` is not empty
-    (new users are learners otherwise), so admins made in LearnUpon are not demoted by a login.
+    Group names are the portal's (after its allow-list, prefix stripping, renames and additions) and match
+    case-insensitively, as names or shell-style patterns (`LU-*`, `Course ?`). A membership is removed only
+    when its group is named in `managed_groups` or `managed_group_patterns` and the portal's groups for the
+    user no longer include it. `user_type` is managed only when `user_type_rules` is not empty (new users are
+    learners otherwise), so admins made in LearnUpon are not demoted by a login. `membership_type` (LearnUpon's
+    Associations feature: `Member` or `Non-member`) is sent only when set.
     """
 
     # Inputs stay out of error text: a base_url could carry a key. (An enclosing model needs the same flag.)
@@ -46,11 +72,11 @@ class ProvisioningSettings(BaseModel):
     base_url: str | None = None
     username_env: str | None = None
     password_env: str | None = None
-    membership_type: str = "Member"
+    membership_type: Literal["Member", "Non-member"] | None = None
     managed_groups: list[str] = Field(default_factory=list)
     managed_group_patterns: list[str] = Field(default_factory=list)
     user_type_rules: list[UserTypeRule] = Field(default_factory=list)
-    enrollment_rules: list[EnrollmentRule] = Field(default_factory=list)
+    enrollments: list[EnrollmentRule] = Field(default_factory=list)
     on_failure: Literal["continue", "block"] = "continue"
     budget_seconds: float = Field(default=5.0, gt=0, le=120)
     state_ttl_seconds: int = Field(default=86400, ge=0)

@@ -1,10 +1,14 @@
-"""A fake of the LearnUpon REST API v1 (users, groups, memberships, enrollments) for tests and the demo.
+"""A fake of the LearnUpon REST API v1 (users, groups, memberships, enrollments, courses, learning paths) for
+tests and the demo.
 
 `create_app(state)` serves a `LearnUponState` (see `learnupon_state`) as a WSGI app at `/api/v1/` (and at
 `/<portal>/api/v1/` when several portals share one server). It behaves like the real API where public material
-says how: HTTP Basic auth, `{"User": {...}}` request wrappers, `{"user": [...]}` lists, pages of 500 with
-`LU-Has-Next-Page`, `X-LU-Rate-Limit-Remaining-*` headers and 429 over the per-minute limit, unique emails and
-group titles. Faults (429/5xx, slow answers, search lag) can be injected at runtime.
+says how (docs/learnupon-api.md): HTTP Basic auth, `{"User": {...}}` request wrappers, `{"user": [...]}` lists,
+pages of 500 with `LU-Has-Next-Page`, `X-LU-Rate-Limit-Remaining-*` headers and 429 + Retry-After over the
+per-minute limit, unique emails and group titles. It is STRICT like a validating server: a body without the
+documented wrapper, a field or query parameter the documentation does not list, answers 400 — so a call shape
+nobody documents fails a test instead of passing silently. Faults (429/5xx, slow answers, search lag) can be
+injected at runtime.
 """
 
 from __future__ import annotations
@@ -27,6 +31,27 @@ _STATUS_MESSAGES = {
     503: "Service Unavailable",
 }
 
+# The documented parameters of each write (docs.learnupon.com/api, "Mandatory" and "Optional" tables).
+_MANAGER_AND_INSTRUCTOR_FLAGS = {
+    "can_enroll", "can_unenroll_users", "can_mark_complete", "can_move_groups", "can_act_as_instructor",
+    "can_manage_trainings", "can_manage_sessions", "tutor_can_edit_their_courses", "tutor_can_create_courses",
+}  # fmt: skip
+USER_CREATE_FIELDS = frozenset(
+    {"email", "username", "password", "last_name", "first_name", "language", "CustomData", "account_expires",
+     "enabled", "user_type", "timezone_id", "change_password_on_first_login", "membership_type",
+     "sf_contact_id", "sf_user_id"} | _MANAGER_AND_INSTRUCTOR_FLAGS
+)  # fmt: skip
+USER_UPDATE_FIELDS = USER_CREATE_FIELDS | {"new_email", "new_username"}
+GROUP_FIELDS = frozenset({"title", "description", "sso_sync"})
+MEMBERSHIP_FIELDS = frozenset({"group_id", "user_id", "process_enrollments"})
+ENROLLMENT_FIELDS = frozenset(
+    {"email", "username", "user_id", "course_id", "course_name", "re_enroll_if_completed", "due_date",
+     "expires_at"}
+)  # fmt: skip
+LP_ENROLLMENT_FIELDS = frozenset(
+    {"user_id", "email", "username", "lp_id", "lp_name", "re_enroll_if_completed"}
+)
+
 
 def _error(status: int, message: str) -> Response:
     response = jsonify({"message": message, "response_code": status})
@@ -38,13 +63,36 @@ def _state() -> LearnUponState:
     return g.learnupon_state
 
 
-def _wrapped(body: Any, *names: str) -> dict[str, Any]:
-    """The object inside `{"User": {...}}`; LearnUpon rejects bare JSON objects."""
-    if isinstance(body, dict):
-        for key, value in body.items():
-            if key.lower() in {n.lower() for n in names} and isinstance(value, dict):
-                return value
-    raise FakeApiError(400, f"Expected a JSON object wrapped in {names[0]!r}")
+def _body(wrapper: str, allowed: frozenset[str]) -> dict[str, Any]:
+    """The object inside `{"<wrapper>": {...}}`, checked like a validating server: the documented wrapper
+    (exact spelling) and nothing else at the top, and only documented fields inside."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get(wrapper), dict):
+        raise FakeApiError(400, f"Expected a JSON object wrapped in {wrapper!r}")
+    if set(body) != {wrapper}:
+        raise FakeApiError(400, f"Unknown parameter(s): {', '.join(sorted(set(body) - {wrapper}))}")
+    fields = dict(body[wrapper])
+    unknown = set(fields) - allowed
+    if unknown:
+        raise FakeApiError(400, f"Unknown attribute(s) for {wrapper}: {', '.join(sorted(unknown))}")
+    return fields
+
+
+def _no_body(allowed: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A request that takes no body (or only the documented top-level flags in `allowed`)."""
+    if not request.get_data():
+        return {}
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) - allowed:
+        raise FakeApiError(400, "Unexpected request body")
+    return body
+
+
+def _query(*allowed: str) -> None:
+    """Refuse query parameters the documentation does not list for this call (`page` is always allowed)."""
+    unknown = set(request.args) - set(allowed) - {"page"}
+    if unknown:
+        raise FakeApiError(400, f"Unknown parameter(s): {', '.join(sorted(unknown))}")
 
 
 def _as_int(value: Any, name: str) -> int:
@@ -58,6 +106,20 @@ def _as_bool(value: Any) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in {"true", "1", "yes"}
     return bool(value)
+
+
+def _user_from(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The user an enrolment names by `user_id`, `email` or `username`."""
+    state = _state()
+    if fields.get("user_id") is not None:
+        user = state.get_user(_as_int(fields["user_id"], "user_id"))
+    elif fields.get("email"):
+        user = state.find_user(str(fields["email"]))
+    else:
+        raise FakeApiError(400, "user_id, email or username is required")
+    if user is None:
+        raise NotFound("User not found")
+    return user
 
 
 def _paged(key: str, items: list[dict[str, Any]]) -> Response:
@@ -78,10 +140,12 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
 
     @bp.get("/users")
     def list_users():
+        _query("version_id")
         return _paged("user", sorted(_state().users(), key=lambda u: u["id"]))
 
     @bp.get("/users/search")
     def search_users():
+        _query("email", "username", "version_id", "login_enabled")
         email = request.args.get("email", "")
         state = _state()
         user = state.find_user(email) if email else None
@@ -91,6 +155,7 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
 
     @bp.get("/users/<int:user_id>")
     def get_user(user_id: int):
+        _query()
         user = _state().get_user(user_id)
         if user is None:
             return _error(404, "User not found")
@@ -98,7 +163,7 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
 
     @bp.post("/users")
     def create_user():
-        fields = dict(_wrapped(request.get_json(silent=True), "User"))
+        fields = _body("User", USER_CREATE_FIELDS)
         email = fields.pop("email", "")
         password = fields.get("password")
         if not password or len(str(password)) < 6:
@@ -110,7 +175,7 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
 
     @bp.put("/users/<int:user_id>")
     def update_user(user_id: int):
-        fields = dict(_wrapped(request.get_json(silent=True), "User"))
+        fields = _body("User", USER_UPDATE_FIELDS)
         state = _state()
         if user_id == 0:  # documented: id 0 plus the email in the payload
             user = state.find_user(fields.get("email", ""))
@@ -124,17 +189,19 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
 
     @bp.delete("/users/<int:user_id>")
     def delete_user(user_id: int):
+        _no_body()
         _state().delete_user(user_id)
         return jsonify({})
 
     @bp.get("/groups")
     def list_groups():
+        _query("title")
         title = request.args.get("title")
         return _paged("groups", sorted(_state().groups(title), key=lambda gr: gr["id"]))
 
     @bp.post("/groups")
     def create_group():
-        fields = _wrapped(request.get_json(silent=True), "Group")
+        fields = _body("Group", GROUP_FIELDS)
         group = _state().create_group(
             str(fields.get("title", "")),
             str(fields.get("description") or ""),
@@ -144,6 +211,7 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
 
     @bp.get("/group_memberships")
     def list_memberships():
+        _query("user_id", "group_id", "version_id")
         state = _state()
         if "user_id" in request.args:
             return _paged("group", state.groups_of(_as_int(request.args["user_id"], "user_id")))
@@ -156,7 +224,7 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
 
     @bp.post("/group_memberships")
     def add_membership():
-        fields = _wrapped(request.get_json(silent=True), "GroupMembership")
+        fields = _body("GroupMembership", MEMBERSHIP_FIELDS)
         rec = _state().add_membership(
             _as_int(fields.get("group_id"), "group_id"), _as_int(fields.get("user_id"), "user_id")
         )
@@ -166,29 +234,32 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
     def remove_membership(membership_id: int):
         state = _state()
         if membership_id == 0:  # documented: id 0 plus {"GroupMembership": {group_id, user_id}}
-            fields = _wrapped(request.get_json(silent=True), "GroupMembership")
+            fields = _body("GroupMembership", MEMBERSHIP_FIELDS | {"process_unenrollments"})
             state.remove_membership_of(
                 _as_int(fields.get("group_id"), "group_id"), _as_int(fields.get("user_id"), "user_id")
             )
         else:
+            _no_body(frozenset({"process_unenrollments"}))
             state.remove_membership(membership_id)
         return jsonify({})
 
     @bp.post("/enrollments")
     def enroll():
-        fields = _wrapped(request.get_json(silent=True), "Enrollment")
+        fields = _body("Enrollment", ENROLLMENT_FIELDS)
         state = _state()
-        if fields.get("user_id") is not None:
-            user = state.get_user(_as_int(fields["user_id"], "user_id"))
+        user = _user_from(fields)
+        if fields.get("course_id") is not None:
+            course_id = _as_int(fields["course_id"], "course_id")
+        elif fields.get("course_name"):
+            course_id = state.course_id_named(str(fields["course_name"]))
         else:
-            user = state.find_user(str(fields.get("email", "")))
-        if user is None:
-            raise NotFound("User not found")
-        rec = state.enroll(user["id"], _as_int(fields.get("course_id"), "course_id"))
+            raise FakeApiError(400, "course_id or course_name is required")
+        rec = state.enroll(user["id"], course_id)
         return jsonify({"id": rec["id"], "created_at": rec["created_at"], "user_id": rec["user_id"]}), 201
 
     @bp.get("/enrollments/search")
     def search_enrollments():
+        _query("user_id", "email", "username", "course_name", "course_id", "date_from", "date_to")
         state = _state()
         if "user_id" in request.args:
             user_id = _as_int(request.args["user_id"], "user_id")
@@ -198,6 +269,49 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
                 return _error(404, "User not found")
             user_id = user["id"]
         return _paged("enrollments", state.enrollments_of(user_id))
+
+    @bp.delete("/enrollments/<int:enrollment_id>")
+    def unenroll(enrollment_id: int):
+        _no_body(frozenset({"remove_from_history"}))
+        _state().remove_enrollment(enrollment_id)
+        return jsonify({})
+
+    @bp.get("/courses")
+    def list_courses():
+        _query("name", "course_id", "include_all_versions", "include_draft", "include_licensed_courses")
+        courses = _state().courses(request.args.get("name"))
+        if "course_id" in request.args:
+            wanted = _as_int(request.args["course_id"], "course_id")
+            courses = [c for c in courses if c["id"] == wanted]
+        return _paged("courses", courses)
+
+    @bp.get("/learning_paths")
+    def list_learning_paths():
+        _query("name", "id", "include_draft", "include_courses")
+        paths = _state().learning_paths(request.args.get("name"))
+        if "id" in request.args:
+            paths = [p for p in paths if p["id"] == _as_int(request.args["id"], "id")]
+        return _paged("learning_paths", paths)
+
+    @bp.post("/learning_path_enrollments")
+    def enroll_learning_path():
+        fields = _body("Enrollment", LP_ENROLLMENT_FIELDS)
+        state = _state()
+        user = _user_from(fields)
+        if fields.get("lp_id") is not None:
+            lp_id = _as_int(fields["lp_id"], "lp_id")
+        elif fields.get("lp_name"):
+            lp_id = state.learning_path_id_named(str(fields["lp_name"]))
+        else:
+            raise FakeApiError(400, "lp_id or lp_name is required")
+        rec = state.enroll_learning_path(user["id"], lp_id)
+        return jsonify({"id": rec["id"]}), 201
+
+    @bp.get("/learning_path_enrollments/search")
+    def search_learning_path_enrollments():
+        _query("user_id", "email", "username", "lp_id", "lp_name")
+        user_id = _as_int(request.args.get("user_id"), "user_id")
+        return _paged("learning_path_enrollments", _state().learning_path_enrollments_of(user_id))
 
     @bp.errorhandler(FakeApiError)
     def fake_error(exc: FakeApiError):

@@ -1,9 +1,13 @@
 """A mock LearnUpon portal's SAML side: it does with the broker's assertion what LearnUpon does.
 
 Trust is by certificate fingerprint (SHA-1 or SHA-256, several allowed, as LearnUpon's settings page takes
-them); the signature, Destination, Recipient, Audience and time window are checked; a first login creates the
-user (JIT) and adds them to groups marked "Sync group with SAML SSO" whose titles arrive in the assertion.
-It shares `LearnUponState` with the fake REST API, so users created there are the ones shown here.
+them); the signature, Destination, Recipient, Audience and time window are checked. Then, as LearnUpon
+documents: a first login creates the user (JIT); a later one updates first and last name when they changed;
+"Sync group with SAML SSO" groups are matched to the assertion's group values — the user is added to every
+synced group named and removed from every synced group not named (groups without the flag are left alone, and
+no group is ever created by a login). With an "IDP SSO Target URL" and "Disable portal login page", the
+portal's own sign-in page redirects to that URL (`users/sign_in?no_sso=true` still shows the local form).
+It shares `LearnUponState` with the fake REST API, so what a login did is visible through the API too.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class MockPortalSettings:
     fingerprints: list[str]
     audience: str
     login_url: str = ""  # LearnUpon's "IDP SSO Target URL": where its own sign-in page sends people
+    disable_login_page: bool = False  # LearnUpon's "Disable portal login page"
     first_name_attribute: str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
     last_name_attribute: str = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
     group_attribute: str = "groups"
@@ -50,6 +55,10 @@ class Landing:
     created: bool
     groups: list[str]
     sso_groups_unmatched: list[str]
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    name_updated: bool = False
+    enrollments: list[str] = field(default_factory=list)
 
 
 def _certificate(signature: etree._Element):
@@ -115,32 +124,66 @@ def consume_assertion(saml_response: str, acs_url: str, settings: MockPortalSett
         raise PortalRejected("NameID must have the emailAddress format")
     attributes: dict[str, list[str]] = {}
     for attribute in assertion.iter(qname(SAML, "Attribute")):
-        attributes[attribute.get("Name")] = [
+        attributes[attribute.get("Name") or ""] = [
             text_of(v) for v in attribute.iter(qname(SAML, "AttributeValue"))
         ]
     return text_of(name_id), attributes
 
 
 def land(state: LearnUponState, email: str, attributes: dict, settings: MockPortalSettings) -> Landing:
-    """JIT: create the user on first login; join existing sso_sync groups named in the assertion."""
+    """What LearnUpon does with an accepted assertion: JIT creation, name updates, sso_sync group sync.
+
+    Undocumented, chosen as the stricter shape: an assertion without the group attribute counts as naming no
+    group (the user leaves every synced group)."""
     first = (attributes.get(settings.first_name_attribute) or [""])[0]
     last = (attributes.get(settings.last_name_attribute) or [""])[0]
     user = state.find_user(email)
+    if user is not None and user.get("enabled") is False:
+        # LearnUpon refuses disabled users at sign-in (what SCIM deprovisioning relies on).
+        raise PortalRejected(f"the user {email} is disabled in this portal")
     created = user is None
+    name_updated = False
     if user is None:
         user = state.create_user(email, first_name=first, last_name=last)
-    unmatched = []
-    for title in attributes.get(settings.group_attribute, []):
+    else:
+        changed = {k: v for k, v in (("first_name", first), ("last_name", last)) if v and user.get(k) != v}
+        if changed:
+            state.update_user(user["id"], **changed)
+            name_updated = True
+    named = [str(v).strip() for v in attributes.get(settings.group_attribute, []) if str(v).strip()]
+    named_lower = {title.lower() for title in named}
+    member_of = {g["id"]: g for g in state.groups_of(user["id"])}
+    added, removed, unmatched = [], [], []
+    for title in named:
         group = state.find_group(title)
         if group is None or not group.get("sso_sync"):
             unmatched.append(title)
-            continue
-        if all(g["id"] != group["id"] for g in state.groups_of(user["id"])):
+        elif group["id"] not in member_of:
             state.add_membership(group["id"], user["id"])
+            added.append(group["title"])
+    for group in member_of.values():
+        if group.get("sso_sync") and group["title"].lower() not in named_lower:
+            state.remove_membership_of(group["id"], user["id"])
+            removed.append(group["title"])
     state.record_sign_in(user["id"])
     groups = [g["title"] for g in state.groups_of(user["id"])]
-    return Landing(email, attributes, request.form.get("RelayState"), state.get_user(user["id"]), created, groups,
-                   unmatched)  # fmt: skip
+    enrollments = [e["course_name"] for e in state.enrollments_of(user["id"])]
+    enrollments += [f"{e['lp_name']} (learning path)" for e in state.learning_path_enrollments_of(user["id"])]
+    return Landing(email, attributes, request.form.get("RelayState"), state.get_user(user["id"]) or {}, created, groups,
+                   unmatched, added, removed, name_updated, enrollments)  # fmt: skip
+
+
+def portal_view(state: LearnUponState) -> list[dict]:
+    """Each user with their groups (synced ones marked) and enrolments, for the portal's page."""
+    view = []
+    for user in sorted(state.users(), key=lambda u: u["email"]):
+        groups = [
+            g["title"] + (" (SAML sync)" if g.get("sso_sync") else "") for g in state.groups_of(user["id"])
+        ]
+        courses = [e["course_name"] for e in state.enrollments_of(user["id"])]
+        courses += [f"{e['lp_name']} (learning path)" for e in state.learning_path_enrollments_of(user["id"])]
+        view.append({**user, "groups": sorted(groups), "enrollments": sorted(courses)})
+    return view
 
 
 def portal_blueprint(
@@ -157,15 +200,16 @@ def portal_blueprint(
     def home(portal: str):
         state, portal_settings = lookup(portal)
         return render_template(
-            "learnupon_home.html", portal=portal, settings=portal_settings, users=state.users()
+            "learnupon_home.html", portal=portal, settings=portal_settings, users=portal_view(state)
         )
 
     @bp.get("/users/sign_in")
     def sign_in(portal: str):
         _, portal_settings = lookup(portal)
-        if request.args.get("no_sso") != "true" and portal_settings.login_url:
+        sso_only = portal_settings.disable_login_page and portal_settings.login_url
+        if sso_only and request.args.get("no_sso") != "true":
             return redirect(portal_settings.login_url)
-        return render_template("learnupon_home.html", portal=portal, settings=portal_settings, users=[])
+        return render_template("learnupon_sign_in.html", portal=portal, settings=portal_settings)
 
     @bp.post("/saml/consumer")
     def consumer(portal: str):

@@ -86,6 +86,7 @@ class LearnUponState:
         api_password: str = "demo-api-key",  # noqa: S107 - the fake's public demo key
         rate_limit_per_minute: int = 1000,
         rate_limit_per_week: int = 100_000,
+        rate_limit_headers: bool = True,
         page_size: int = PAGE_SIZE,
         clock: Callable[[], float] = time.monotonic,
     ):
@@ -93,6 +94,8 @@ class LearnUponState:
         self.api_username = api_username
         self.api_password = api_password
         self.page_size = page_size
+        # LearnUpon documents X-LU-Rate-Limit-* headers; clients must work without them (429 is the signal)
+        self._initial_rate_limit_headers = rate_limit_headers
         self._clock = clock
         self._lock = threading.RLock()
         self._idle = threading.Condition(self._lock)
@@ -106,12 +109,15 @@ class LearnUponState:
         """Forget all data, the request log, the rate-limit window and the faults; limits back to initial."""
         with self._lock:
             self._rate_limit_per_minute, self._rate_limit_per_week = self._initial_limits
+            self.rate_limit_headers = self._initial_rate_limit_headers
             self._users: dict[int, dict[str, Any]] = {}
             self._passwords: dict[int, str] = {}
             self._groups: dict[int, dict[str, Any]] = {}
             self._memberships: dict[int, dict[str, Any]] = {}
             self._enrollments: dict[int, dict[str, Any]] = {}
             self._courses: dict[int, str] = {}
+            self._learning_paths: dict[int, str] = {}
+            self._lp_enrollments: dict[int, dict[str, Any]] = {}
             self._next_id = 1000
             self._log: list[LoggedRequest] = []
             self._minute_window: deque[float] = deque()
@@ -231,7 +237,7 @@ class LearnUponState:
         """For the portal mock's local login (`users/sign_in?no_sso=true`)."""
         with self._lock:
             user = self._find_user(email)
-            return bool(user) and hmac.compare_digest(self._passwords[user["id"]], password)
+            return user is not None and hmac.compare_digest(self._passwords[user["id"]], password)
 
     def record_sign_in(self, user_id: int) -> None:
         """The portal mock calls this when a SAML login lands."""
@@ -409,6 +415,78 @@ class LearnUponState:
         with self._lock:
             return [dict(rec) for rec in self._enrollments.values() if rec["user_id"] == int(user_id)]
 
+    def remove_enrollment(self, enrollment_id: int) -> None:
+        """Unenrol (`DELETE enrollments/{id}`)."""
+        with self._lock:
+            rec = self._enrollments.pop(int(enrollment_id), None)
+            if rec is None:
+                raise NotFound("Enrollment not found")
+            user = self._users.get(rec["user_id"])
+            if user is not None:
+                user["number_of_enrollments"] -= 1
+
+    def courses(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Declared courses; `name` matches as a case-insensitive pattern (a part of the title)."""
+        with self._lock:
+            return [
+                {"id": cid, "name": title, "published_status_id": "published"}
+                for cid, title in sorted(self._courses.items())
+                if name is None or name.strip().lower() in title.lower()
+            ]
+
+    def course_id_named(self, name: str) -> int:
+        with self._lock:
+            for cid, title in self._courses.items():
+                if title.lower() == name.strip().lower():
+                    return cid
+        raise NotFound("Course not found")
+
+    # -- learning paths ----------------------------------------------------------------------------------------
+
+    def add_learning_path(self, learning_path_id: int, name: str) -> None:
+        with self._lock:
+            self._learning_paths[int(learning_path_id)] = name
+
+    def learning_paths(self, name: str | None = None) -> list[dict[str, Any]]:
+        with self._lock:
+            return [
+                {"id": lp_id, "name": title, "published_status_id": "published"}
+                for lp_id, title in sorted(self._learning_paths.items())
+                if name is None or name.strip().lower() in title.lower()
+            ]
+
+    def learning_path_id_named(self, name: str) -> int:
+        with self._lock:
+            for lp_id, title in self._learning_paths.items():
+                if title.lower() == name.strip().lower():
+                    return lp_id
+        raise NotFound("Learning path not found")
+
+    def enroll_learning_path(self, user_id: int, learning_path_id: int) -> dict[str, Any]:
+        with self._lock:
+            if int(user_id) not in self._users:
+                raise NotFound("User not found")
+            if int(learning_path_id) not in self._learning_paths:
+                raise NotFound("Learning path not found")
+            for rec in self._lp_enrollments.values():
+                if rec["user_id"] == int(user_id) and rec["lp_id"] == int(learning_path_id):
+                    raise AlreadyExists("User is already enrolled on this learning path")
+            enrollment_id = self._new_id()
+            rec = {
+                "id": enrollment_id,
+                "user_id": int(user_id),
+                "lp_id": int(learning_path_id),
+                "lp_name": self._learning_paths[int(learning_path_id)],
+                "status": "not_started",
+                "date_enrolled": _now(),
+            }
+            self._lp_enrollments[enrollment_id] = rec
+            return dict(rec)
+
+    def learning_path_enrollments_of(self, user_id: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(rec) for rec in self._lp_enrollments.values() if rec["user_id"] == int(user_id)]
+
     # -- faults, limits and the request log -------------------------------------------------------------------
 
     def fail_next(self, count: int, status: int = 503, *, retry_after: int | None = None) -> None:
@@ -481,19 +559,21 @@ class LearnUponState:
             limit = self._rate_limit_per_minute
             if len(self._minute_window) >= limit or self._week_count >= self._rate_limit_per_week:
                 wait = 60 - (now - self._minute_window[0]) if self._minute_window else 60
-                return 429, {
-                    "Retry-After": str(max(1, math.ceil(wait))),
-                    "X-LU-Rate-Limit-Remaining-Minute": "0",
-                    "X-LU-Rate-Limit-Remaining-Week": str(
+                limited = {"Retry-After": str(max(1, math.ceil(wait)))}
+                if self.rate_limit_headers:
+                    limited["X-LU-Rate-Limit-Remaining-Minute"] = "0"
+                    limited["X-LU-Rate-Limit-Remaining-Week"] = str(
                         max(0, self._rate_limit_per_week - self._week_count)
-                    ),
-                }
+                    )
+                return 429, limited
             self._minute_window.append(now)
             self._week_count += 1
             headers = {
                 "X-LU-Rate-Limit-Remaining-Minute": str(max(0, limit - len(self._minute_window))),
                 "X-LU-Rate-Limit-Remaining-Week": str(max(0, self._rate_limit_per_week - self._week_count)),
             }
+            if not self.rate_limit_headers:
+                headers = {}
             if self._faults.fail_statuses:
                 status = self._faults.fail_statuses.popleft()
                 if self._faults.retry_after is not None:

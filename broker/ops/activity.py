@@ -115,11 +115,11 @@ def _describe_calls(outcome: SyncOutcome | None) -> tuple[str, ...]:
         return ()
     described = []
     for call in outcome.calls:
-        what = call.op
+        what: str = call.op
         if call.group:
             what += f" {call.group!r}"
-        if call.course_id is not None:
-            what += f" course {call.course_id}"
+        if call.target is not None:  # a course or learning path (id, or the title the rule names)
+            what += f" {call.target.describe()}"
         described.append(what)
     return tuple(described)
 

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.clients.learnupon import LearnUponClient, LearnUponError
+from broker.config import GroupProfile
 from broker.model import Claims
 from broker.provisioning.plan import ProvisioningSettings
 from broker.provisioning.sync import SyncOutcome, SyncPlan, dry_run, sync_user
+from broker.rules.portal_groups import portal_groups
 from broker.store import Store
 
 KNOWN_COLUMNS = {"email", "first_name", "last_name", "groups"}
@@ -56,7 +58,9 @@ def read_rows(path: Path, *, group_separator: str = ";") -> Iterator[Row]:
                 yield line, f"no valid email ({email!r})"
                 continue
             groups = tuple(g.strip() for g in (row.get("groups") or "").split(group_separator) if g.strip())
-            extra = {k: (v,) for k, v in row.items() if k and k not in KNOWN_COLUMNS and v}
+            extra: dict[str, tuple[str, ...]] = {
+                k: (v,) for k, v in row.items() if k and k not in KNOWN_COLUMNS and v
+            }
             yield (
                 line,
                 Claims(
@@ -84,6 +88,7 @@ def provision_csv(
     client: LearnUponClient,
     store: Store,
     *,
+    group_profile: GroupProfile,
     progress_path: Path | None = None,
     dry: bool = False,
     budget_seconds: float | None = None,
@@ -97,6 +102,7 @@ def provision_csv(
         settings,
         client,
         store,
+        group_profile=group_profile,
         progress_path=progress_path,
         dry=dry,
         budget_seconds=budget_seconds,
@@ -111,12 +117,14 @@ def provision_rows(
     client: LearnUponClient,
     store: Store,
     *,
+    group_profile: GroupProfile,
     progress_path: Path | None = None,
     dry: bool = False,
     budget_seconds: float | None = None,
     on_row: Callable[[int, str, SyncOutcome | SyncPlan | str], None] | None = None,
 ) -> BulkSummary:
     """Sync every row; never stops at a failed row (the policy is `continue` whatever the portal says).
+    Each row's groups go through the portal's `group_profile` (`portal_groups`), as a login's would.
 
     `budget_seconds` replaces the per-login budget (a bulk run can afford to wait out rate limits).
     `on_row(line, email, result)` is called after each row, for progress output.
@@ -139,9 +147,10 @@ def provision_rows(
                 summary.skipped += 1
                 _notify(on_row, line, item.email, "skipped")
                 continue
+            groups = portal_groups(item.groups, group_profile)
             if dry:
                 try:
-                    plan = dry_run(portal, item, row_settings, client, store)
+                    plan = dry_run(portal, item, row_settings, client, store, groups=groups)
                 except LearnUponError as exc:
                     summary.failed += 1
                     summary.failures.append((line, item.email, str(exc)))
@@ -150,7 +159,7 @@ def provision_rows(
                 summary.planned += bool(plan.calls)
                 _notify(on_row, line, item.email, plan)
                 continue
-            result = sync_user(portal, item, row_settings, client, store)
+            result = sync_user(portal, item, row_settings, client, store, groups=groups)
             if result.ok:
                 summary.synced += result.status == "synced"
                 summary.unchanged += result.status == "unchanged"

@@ -1,10 +1,14 @@
 """What pre-provisioning should do, without doing it: a portal's `ProvisioningSettings`, `desired_state`
-(claims + settings → what LearnUpon should hold) and `plan` (the difference from what it holds, as `ApiCall`s).
+(claims + the portal's groups + settings → what LearnUpon should hold) and `plan` (the difference from what it
+holds, as `ApiCall`s).
+
+The groups come from `broker.rules.portal_groups`, the function that also fills the assertion: LearnUpon's
+"Sync group with SAML SSO" removes a user from every synced group the assertion does not name, so preparing any
+other list would be undone (or fought) at the next login.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 from collections.abc import Mapping
@@ -18,13 +22,25 @@ from broker.config.provisioning import ProvisioningSettings as ProvisioningSetti
 from broker.config.provisioning import UserType as UserType
 from broker.config.provisioning import UserTypeRule as UserTypeRule
 from broker.model import Claims
+from broker.provisioning.enrollments import (
+    UNENROLLABLE_STATUSES,
+    CurrentEnrollment,
+    Kind,
+    Target,
+    resolve,
+    unenroll_targets,
+    wanted_targets,
+)
+from broker.rules.names import matches_any
 
 # ---- plain data ---------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class DesiredState:
-    """What LearnUpon should hold for one user. `user_type` None: leave it alone on existing users."""
+    """What LearnUpon should hold for one user. `user_type` None: leave it alone on existing users.
+    `groups` are the portal's groups (the assertion's); `enrollments` what they enrol the user on;
+    `unenrollments` courses of `unenroll: true` rules the user no longer matches."""
 
     email: str
     first_name: str
@@ -32,19 +48,25 @@ class DesiredState:
     user_type: str | None
     membership_type: str | None
     groups: tuple[str, ...]
-    course_ids: tuple[int, ...]
+    enrollments: tuple[Target, ...] = ()
+    unenrollments: tuple[Target, ...] = ()
     managed_groups: tuple[str, ...] = ()
     managed_group_patterns: tuple[str, ...] = ()
 
     def is_managed(self, title: str) -> bool:
-        lowered = title.lower()
-        return lowered in self.managed_groups or any(
-            fnmatch.fnmatchcase(lowered, pattern) for pattern in self.managed_group_patterns
-        )
+        return matches_any([title], (*self.managed_groups, *self.managed_group_patterns))
+
+    def planned_enrollments(self) -> list[str]:
+        """For simulate and the admin trace: `course 12`, `learning path 'New Starters'`, …"""
+        return [t.describe() for t in self.enrollments] + [
+            f"{t.describe()} (unenrol if enrolled)" for t in self.unenrollments
+        ]
 
     def fingerprint(self) -> str:
         """A hash of everything here: equal hashes mean nothing to do."""
-        canonical = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        data = asdict(self)
+        data["groups"] = sorted(g.lower() for g in self.groups)  # the order of groups changes nothing
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -57,15 +79,27 @@ class CurrentGroup:
 @dataclass(frozen=True)
 class CurrentState:
     """What LearnUpon holds: the user (None if absent), their groups, the ids of other groups we need
-    (lower-cased title → id; absent ones must be created) and the courses they are enrolled on."""
+    (lower-cased title → id; absent ones must be created), their course enrolments and learning paths, and the
+    ids of courses and learning paths the rules name by title (`Target.key()` → id)."""
 
     user: Mapping[str, Any] | None
     groups: tuple[CurrentGroup, ...] = ()
     known_groups: Mapping[str, int] = field(default_factory=dict)
-    course_ids: frozenset[int] = frozenset()
+    enrollments: tuple[CurrentEnrollment, ...] = ()
+    learning_path_ids: frozenset[int] = frozenset()
+    catalog: Mapping[tuple[Kind, str], int] = field(default_factory=dict)
 
 
-ApiOp = Literal["create_user", "update_user", "create_group", "add_membership", "remove_membership", "enroll"]
+ApiOp = Literal[
+    "create_user",
+    "update_user",
+    "create_group",
+    "add_membership",
+    "remove_membership",
+    "enroll",
+    "enroll_learning_path",
+    "unenroll",
+]
 
 
 @dataclass(frozen=True)
@@ -77,19 +111,31 @@ class ApiCall:
     fields: Mapping[str, Any] = field(default_factory=dict)
     group: str | None = None
     group_id: int | None = None
-    course_id: int | None = None
+    target: Target | None = None  # enroll, enroll_learning_path, unenroll
+    target_id: int | None = None  # the course or learning path id (None: looked up by title when applied)
+    enrollment_id: int | None = None  # unenroll
 
     def describe(self) -> str:
         """One line for the admin trace page, e.g. `POST group_memberships group="Sales"`."""
         shown = " ".join(f"{k}={v!r}" for k, v in self.fields.items())
         group = f"group={self.group!r}" + (f" (id {self.group_id})" if self.group_id is not None else "")
+        target = ""
+        if self.target is not None:
+            found = f"id {self.target_id}" if self.target_id is not None else "id looked up by title"
+            target = (
+                self.target.describe()
+                if isinstance(self.target.ref, int)
+                else f"{self.target.describe()} ({found})"
+            )
         return {
             "create_user": f"POST users {shown}",
             "update_user": f"PUT users/{{id}} {shown}",
             "create_group": f"POST groups title={self.group!r} sso_sync=True",
             "add_membership": f"POST group_memberships {group}",
-            "remove_membership": f"DELETE group_memberships/0 {group}",
-            "enroll": f"POST enrollments course_id={self.course_id}",
+            "remove_membership": f"DELETE group_memberships/{{membership id}} {group}",
+            "enroll": f"POST enrollments {target}",
+            "enroll_learning_path": f"POST learning_path_enrollments {target}",
+            "unenroll": f"DELETE enrollments/{self.enrollment_id} {target}",
         }[self.op]
 
 
@@ -97,40 +143,33 @@ class ApiCall:
 
 
 def _unique(names: Any) -> tuple[str, ...]:
-    """Names without blanks or case-insensitive duplicates, sorted, so the hash does not depend on order."""
+    """Names without blanks or case-insensitive duplicates, in their order (the assertion's)."""
     seen: dict[str, str] = {}
     for name in names:
         name = str(name).strip()
         if name and name.lower() not in seen:
             seen[name.lower()] = name
-    return tuple(seen[k] for k in sorted(seen))
+    return tuple(seen.values())
 
 
-def desired_state(claims: Claims, settings: ProvisioningSettings) -> DesiredState:
-    """Claims + settings → what LearnUpon should hold. Pure."""
-    groups = _unique(claims.groups)
-    member_of = {g.lower() for g in groups}
+def desired_state(claims: Claims, settings: ProvisioningSettings, groups: tuple[str, ...]) -> DesiredState:
+    """Claims + the portal's groups for this user (`portal_groups`, as in the assertion) + settings → what
+    LearnUpon should hold. Pure."""
+    groups = _unique(groups)
     user_type: str | None = None
     if settings.user_type_rules:
         user_type = next(
-            (r.user_type for r in settings.user_type_rules if r.group.lower() in member_of), "learner"
+            (r.user_type for r in settings.user_type_rules if matches_any(groups, [r.group])), "learner"
         )
-    course_ids = sorted(
-        {
-            cid
-            for rule in settings.enrollment_rules
-            if rule.group.lower() in member_of
-            for cid in rule.course_ids
-        }
-    )
     return DesiredState(
         email=claims.email.strip(),
         first_name=claims.first_name.strip(),
         last_name=claims.last_name.strip(),
         user_type=user_type,
-        membership_type=settings.membership_type or None,
+        membership_type=settings.membership_type,
         groups=groups,
-        course_ids=tuple(course_ids),
+        enrollments=wanted_targets(settings.enrollments, groups),
+        unenrollments=unenroll_targets(settings.enrollments, groups),
         managed_groups=tuple(sorted({g.strip().lower() for g in settings.managed_groups if g.strip()})),
         managed_group_patterns=tuple(sorted({p.lower() for p in settings.managed_group_patterns})),
     )
@@ -172,7 +211,32 @@ def plan(desired: DesiredState, current: CurrentState) -> list[ApiCall]:
     for group in current.groups:
         if group.title.lower() not in wanted and desired.is_managed(group.title):
             calls.append(ApiCall("remove_membership", group=group.title, group_id=group.id))
-    for course_id in desired.course_ids:
-        if course_id not in current.course_ids:
-            calls.append(ApiCall("enroll", course_id=course_id))
+    return calls + _plan_enrollments(desired, current)
+
+
+def _plan_enrollments(desired: DesiredState, current: CurrentState) -> list[ApiCall]:
+    """Enrol on what is missing (nothing when already enrolled); unenrol only as `unenroll: true` rules say."""
+    calls: list[ApiCall] = []
+    enrolled = {e.course_id for e in current.enrollments}
+    wanted_courses: set[int] = set()
+    for target in desired.enrollments:
+        target_id = resolve(target, current.catalog)
+        if target.kind == "course":
+            if target_id is not None:
+                wanted_courses.add(target_id)
+            if target_id is None or target_id not in enrolled:
+                calls.append(ApiCall("enroll", target=target, target_id=target_id))
+        elif target_id is None or target_id not in current.learning_path_ids:
+            calls.append(ApiCall("enroll_learning_path", target=target, target_id=target_id))
+    for target in desired.unenrollments:
+        target_id = resolve(target, current.catalog)
+        for enrollment in current.enrollments:
+            if (
+                enrollment.course_id == target_id
+                and target_id not in wanted_courses
+                and enrollment.status in UNENROLLABLE_STATUSES
+            ):
+                calls.append(
+                    ApiCall("unenroll", target=target, target_id=target_id, enrollment_id=enrollment.id)
+                )
     return calls

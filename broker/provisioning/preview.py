@@ -38,8 +38,10 @@ def preview_provisioning(
     store: Store | None,
     *,
     offline: bool,
+    groups: tuple[str, ...],
 ) -> ProvisioningPreview:
-    desired = desired_state(claims, settings)
+    """`groups`: the portal's groups for the user (`portal_groups`), the ones the assertion carries."""
+    desired = desired_state(claims, settings, groups)
     if offline:
         calls = tuple(plan(desired, CurrentState(user=None)))
         return ProvisioningPreview(desired, calls, "an empty portal (--offline)")
@@ -47,7 +49,7 @@ def preview_provisioning(
         problem = "no LearnUpon API client (its credentials are not in the environment)"
         return ProvisioningPreview(desired, None, "", problem)
     try:
-        result = dry_run(portal, claims, settings, client, store)
+        result = dry_run(portal, claims, settings, client, store, groups=groups)
     except Exception as exc:  # a preview must never break the trace or the simulation: show why instead
         return ProvisioningPreview(desired, None, "", str(exc) or type(exc).__name__)
     return ProvisioningPreview(

@@ -1,7 +1,9 @@
 """Pre-provisioning: make the LearnUpon user, groups and enrollments match the login's claims, before the
 assertion lands.
 
-The steps: `desired_state` and `plan` (pure, in `plan.py`), `read_current` (GET calls only) and `apply`.
+The groups are the portal's groups for the user (`broker.rules.portal_groups`), the ones the assertion carries.
+The steps: `desired_state` and `plan` (pure, in `plan.py`), `read_current` (GET calls only) and `apply` (in
+`steps.py`).
 `sync_user` adds what a login needs around them: skip when nothing changed since the last sync (a hash in the
 store), one sync per user at a time (a lock in the store), a time budget, and the failure policy. `dry_run`
 shows the plan.
@@ -16,29 +18,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from broker.clients.learnupon import (
-    LearnUponAuthError,
-    LearnUponClient,
-    LearnUponConflict,
-    LearnUponError,
-    LearnUponNotFound,
-)
+from broker.clients.learnupon import LearnUponClient, LearnUponError
 from broker.errors import LoginRefused, StoreUnavailable
 from broker.model import Claims
 from broker.provisioning.plan import (
     ApiCall,
-    CurrentGroup,
     CurrentState,
     DesiredState,
     ProvisioningSettings,
     desired_state,
     plan,
 )
+from broker.provisioning.steps import UserAppeared, apply, read_current
 from broker.store import Store, keys
 
 log = logging.getLogger(__name__)
 
-GROUP_DESCRIPTION = "Created by the SAML broker; members are synced from the identity provider."
 _LOCK_POLL_SECONDS = 0.05
 
 
@@ -100,109 +95,13 @@ class ProvisioningError(LoginRefused):
         self.outcome = outcome
 
 
-# ---- the steps that talk to LearnUpon ----------------------------------------------------------------------
-
-
-def _find_group_id(client: LearnUponClient, title: str) -> int | None:
-    for group in client.list_groups(title=title):
-        if str(group.get("title", "")).lower() == title.lower() and group.get("id") is not None:
-            return int(group["id"])
-    return None
-
-
-def read_current(desired: DesiredState, client: LearnUponClient) -> CurrentState:
-    """What LearnUpon holds for this user, with GET calls only."""
-    user = client.find_user_by_email(desired.email)
-    groups: tuple[CurrentGroup, ...] = ()
-    course_ids: frozenset[int] = frozenset()
-    if user is not None:
-        groups = tuple(
-            CurrentGroup(int(g["id"]), str(g.get("title", "")))
-            for g in client.list_memberships(int(user["id"]))
-            if g.get("id") is not None
-        )
-        if desired.course_ids:
-            course_ids = frozenset(
-                int(e["course_id"])
-                for e in client.list_enrollments(int(user["id"]))
-                if e.get("course_id") is not None
-            )
-    have = {g.title.lower() for g in groups}
-    known: dict[str, int] = {}
-    for title in desired.groups:
-        if title.lower() not in have:
-            group_id = _find_group_id(client, title)
-            if group_id is not None:
-                known[title.lower()] = group_id
-    return CurrentState(user=user, groups=groups, known_groups=known, course_ids=course_ids)
-
-
-class _UserAppeared(Exception):
-    """Create said the user exists although the search did not find it: read again and re-plan."""
-
-
-def apply(
-    calls: list[ApiCall], desired: DesiredState, current: CurrentState, client: LearnUponClient
-) -> int | None:
-    """Make the calls in order; returns the user id. "Already exists" answers count as done."""
-    user_id = int(current.user["id"]) if current.user is not None else None
-    group_ids = {**current.known_groups, **{g.title.lower(): g.id for g in current.groups}}
-    for call in calls:
-        if call.op == "create_user":
-            try:
-                user_id = client.create_user(dict(call.fields))
-            except LearnUponError as exc:
-                if isinstance(exc, LearnUponAuthError) or exc.status is None or exc.status >= 500:
-                    raise
-                # Another login (or the search index) was ahead of us: if the user now exists, start over.
-                if client.find_user_by_email(desired.email) is not None:
-                    raise _UserAppeared from None
-                raise
-        elif call.op == "update_user":
-            client.update_user(_need(user_id), dict(call.fields))
-        elif call.op == "create_group":
-            title = _need(call.group)
-            try:
-                group_ids[title.lower()] = client.create_group(title, GROUP_DESCRIPTION, sso_sync=True)
-            except LearnUponError as exc:
-                if isinstance(exc, LearnUponAuthError) or exc.status is None or exc.status >= 500:
-                    raise
-                found = _find_group_id(client, title)  # created meanwhile by another login
-                if found is None:
-                    raise
-                group_ids[title.lower()] = found
-        elif call.op == "add_membership":
-            group_id = call.group_id if call.group_id is not None else group_ids[_need(call.group).lower()]
-            try:
-                client.add_membership(group_id, _need(user_id))
-            except LearnUponConflict:
-                pass
-        elif call.op == "remove_membership":
-            try:
-                client.remove_user_from_group(_need(call.group_id), _need(user_id))
-            except LearnUponNotFound:
-                pass
-        elif call.op == "enroll":
-            try:
-                client.enroll(desired.email, _need(call.course_id))
-            except LearnUponConflict:
-                pass
-    return user_id
-
-
-def _need(value: Any) -> Any:
-    if value is None:
-        raise LearnUponError("provisioning plan refers to a user or group that was not created")
-    return value
-
-
 def _converge(desired: DesiredState, client: LearnUponClient) -> tuple[tuple[ApiCall, ...], int | None]:
     for _ in range(2):
         current = read_current(desired, client)
         calls = plan(desired, current)
         try:
             return tuple(calls), apply(calls, desired, current, client)
-        except _UserAppeared:
+        except UserAppeared:
             continue
     raise LearnUponError("LearnUpon says the user exists, but searching for it finds nothing")
 
@@ -240,9 +139,11 @@ def sync_user(
     client: LearnUponClient,
     store: Store,
     *,
+    groups: tuple[str, ...],
     clock: Callable[[], float] = time.monotonic,
 ) -> SyncOutcome:
-    """Bring LearnUpon in line with the claims, within `settings.budget_seconds`.
+    """Bring LearnUpon in line with the claims and the portal's `groups` for the user (`portal_groups`, the
+    assertion's list), within `settings.budget_seconds`.
 
     Makes no API call when the store holds the same desired-state hash for (portal, email). Raises
     `ProvisioningError` on failure only when `on_failure` is `block`; otherwise the outcome says `failed`.
@@ -251,7 +152,7 @@ def sync_user(
     email = claims.email.strip()
     if not settings.enabled:
         return SyncOutcome(portal, email, "disabled")
-    desired = desired_state(claims, settings)
+    desired = desired_state(claims, settings, groups)
     digest = desired.fingerprint().encode()
     state_key, lock_key = _keys(portal, email)
 
@@ -313,9 +214,11 @@ def dry_run(
     settings: ProvisioningSettings,
     client: LearnUponClient,
     store: Store | None = None,
+    *,
+    groups: tuple[str, ...],
 ) -> SyncPlan:
     """The calls a sync would make now, reading LearnUpon (GET only) but changing nothing."""
-    desired = desired_state(claims, settings)
+    desired = desired_state(claims, settings, groups)
     digest = desired.fingerprint()
     cached = store is not None and store.get(_keys(portal, claims.email)[0]) == digest.encode()
     with client.budget(settings.budget_seconds) as scope:

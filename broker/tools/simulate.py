@@ -277,8 +277,8 @@ def _format_provisioning(preview: ProvisioningPreview) -> list[str]:
         "Provisioning (dry run)",
         f"  desired    {desired.email}, {desired.first_name or '-'} {desired.last_name or '-'}, "
         f"user_type {desired.user_type or '(unchanged)'}, membership {desired.membership_type or '-'}",
-        f"  groups     {'; '.join(desired.groups) or '-'}",
-        f"  courses    {', '.join(map(str, desired.course_ids)) or '-'}",
+        f"  groups     {'; '.join(desired.groups) or '-'}   (the assertion's groups, created with sso_sync)",
+        f"  enrolments {'; '.join(desired.planned_enrollments()) or '-'}",
     ]
     if preview.calls is None:
         out.append(f"  plan       needs the LearnUpon API: {preview.problem}")

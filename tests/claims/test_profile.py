@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from broker.claims.profile import as_learnupon_date, custom_data, outgoing_attributes, select_groups
-from broker.config import CustomDataField, GroupProfile, PortalSettings
+from broker.claims.profile import as_learnupon_date, custom_data, outgoing_attributes
+from broker.config import CustomDataField, PortalSettings
 from broker.model import Claims
 
 ALEX = Claims(email="alex@contoso.example", first_name="Alex", last_name="Morgan", department="Sales",
               groups=("LU-Sales", "LU-All Staff", "Finance", "lu-partners"),
               extra={"hireDate": ("03/15/2021",), "badDate": ("soon",)})  # fmt: skip
-
-
-def test_groups_allow_list_then_prefix_stripping_then_renames():
-    profile = GroupProfile(allow=["LU-*"], strip_prefixes=["LU-"], rename={"All Staff": "Everyone"})
-    assert select_groups(ALEX.groups, profile) == ("Sales", "Everyone", "partners")
-
-
-def test_empty_allow_list_sends_every_group():
-    assert select_groups(ALEX.groups, GroupProfile()) == ALEX.groups
 
 
 @pytest.mark.parametrize(

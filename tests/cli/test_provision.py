@@ -122,6 +122,8 @@ def test_a_dry_run_changes_nothing(run, config, lu, tmp_path):
     counts = summary_counts(result.stdout)
     assert (counts["created"], counts["updated"]) == (19, 1)
     assert "users would be created" in result.stdout
+    assert "Planned (groups as the assertion will carry them):" in result.stdout
+    assert "  line 2: user0000@example.com: groups Team 0; enrolments -" in result.stdout
     assert {m for m, _ in lu.calls()} == {"GET"}
     assert not (tmp_path / "users.csv.progress").exists()
 

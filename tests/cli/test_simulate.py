@@ -131,3 +131,59 @@ def test_a_claims_value_must_be_strings(write_config):
     rt = tools_runtime(load_config(write_config()), offline=True).rt
     with pytest.raises(SimulationInputError, match="attributes.x: must be a string or a list of strings"):
         run_simulation(rt, {"name_id": "a@b.example", "attributes": {"x": [1]}}, portal="academy")
+
+
+OKTA_UPSTREAM = {"preset": "okta", "entity_id": "http://www.okta.com/exk1issue13", "sso_url": "https://contoso.okta.example/sso/saml"}  # fmt: skip
+OKTA_USER = {
+    "name_id": "kim@contoso.example",
+    "attributes": {"email": ["kim@contoso.example"], "firstName": ["Kim"], "lastName": ["Lee"],
+                   "groups": ["LU-Sales", "All Staff", "Everyone", "VPN Users"]},
+}  # fmt: skip
+
+
+def test_the_assertion_and_the_provisioning_plan_name_the_same_groups(
+    run, write_config, claims_file, keys, lu_provisioning, lu
+):
+    # issue 13's example: allow-list and prefix stripping on the portal, an Okta user in four groups
+    config = write_config(
+        upstreams__okta={**OKTA_UPSTREAM, "certificates": [keys.path("okta", "crt")]},
+        portals__academy__upstream="okta",
+        portals__academy__groups={"allow": ["LU-*", "All Staff"], "strip_prefixes": ["LU-"]},
+        portals__academy__provisioning={**lu_provisioning, "managed_group_patterns": ["*"]},
+    )
+
+    result = run("simulate", "--config", config, "--portal", "academy", "--claims", claims_file(OKTA_USER))
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "  groups = Sales; All Staff" in out  # the assertion
+    assert (
+        "  groups     Sales; All Staff   (the assertion's groups, created with sso_sync)" in out
+    )  # the plan
+    planned = [line.strip() for line in out.splitlines() if line.strip().startswith("POST groups")]
+    assert planned == [
+        "POST groups title='Sales' sso_sync=True",
+        "POST groups title='All Staff' sso_sync=True",
+    ]
+    assert out.count("POST group_memberships") == 2
+    for never in ("Everyone", "VPN Users", "LU-Sales"):
+        assert f"title='{never}'" not in out and f"group='{never}'" not in out
+
+
+def test_simulate_lists_the_planned_enrolments(run, write_config, claims_file, keys, lu_provisioning, lu):
+    lu.add_course(77, "Sales Basics")
+    rules = [{"groups": ["Sales"], "courses": ["Sales Basics", 78], "learning_paths": [5]}]
+    config = write_config(
+        upstreams__okta={**OKTA_UPSTREAM, "certificates": [keys.path("okta", "crt")]},
+        portals__academy__upstream="okta",
+        portals__academy__groups={"allow": ["LU-*"], "strip_prefixes": ["LU-"]},
+        portals__academy__provisioning={**lu_provisioning, "enrollments": rules},
+    )
+
+    result = run("simulate", "--config", config, "--portal", "academy", "--claims", claims_file(OKTA_USER))
+
+    assert result.exit_code == 0, result.output
+    assert "  enrolments course 78; course 'Sales Basics'; learning path 5" in result.stdout
+    assert "POST enrollments course 'Sales Basics' (id 77)" in result.stdout
+    assert "POST enrollments course 78" in result.stdout
+    assert "POST learning_path_enrollments learning path 5" in result.stdout

@@ -53,6 +53,18 @@ def test_trace_shows_every_section_and_continue_reaches_the_portal(demo):
     assert re.search(r"3a4b5c6d-7e8f-4a0b-9c1d-2e3f4a5b6c7d → Engineering \[(graph|cache)\]", text)
     assert "→ All Staff [static]" in text
     assert "POST users" in text or "create user" in text.lower()  # the dry-run plan names the calls
+    # the portal's groups (the assertion's) and the enrolments its rules plan
+    assert re.search(
+        r"groups \(as in the assertion\): (All Staff|Engineering|Sales EMEA)(; (All Staff|Engineering|Sales EMEA)){2}",
+        text,
+    )
+    for planned in (
+        "course 2002",
+        "course 'Welcome to Contoso' (id 2001)",
+        "learning path 'Sales Onboarding'",
+    ):
+        assert f"planned enrolment: {planned.split(' (')[0]}" in text, planned
+    assert "POST enrollments course 'Welcome to Contoso' (id 2001)" in text
     assert demo.apps.learnupon_states["academy"].find_user("sam.lee@contoso.example") is None  # dry run only
     landed = submit_form(session, submit_form(session, trace))
     assert "Signed in to academy as sam.lee@contoso.example" in landed.text

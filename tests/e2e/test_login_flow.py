@@ -39,6 +39,28 @@ def test_bookmark_to_portal_with_user_provisioned_before_the_assertion_lands(dem
     assert state.find_user("alex.morgan@contoso.example")["sign_in_count"] == 1
 
 
+def test_a_course_appears_after_first_login_from_the_portals_enrolment_rule(demo):
+    state = demo.apps.learnupon_states["academy"]
+    landed = sign_in(demo.urls, "academy", "priya.shah@contoso.example")  # All Staff, Finance
+    enrolled = re.search(r'<ul id="enrollments">(.*?)</ul>', landed.text, re.S)[1]
+    assert "<li>Welcome to Contoso</li>" in enrolled  # All Staff → course titled "Welcome to Contoso"
+    assert "Pricing Basics" not in enrolled  # the Sales* rule does not apply
+    user = state.find_user("priya.shah@contoso.example")
+    assert [e["course_id"] for e in state.enrollments_of(user["id"])] == [2001]
+    portal_page = requests.get(f"{demo.urls.learnupon}/academy/", timeout=10).text
+    assert '<td class="enrollments">Welcome to Contoso</td>' in portal_page
+
+
+def test_the_portals_own_sign_in_page_goes_through_the_broker(demo):
+    session = requests.Session()
+    page = session.get(f"{demo.urls.learnupon}/academy/users/sign_in", timeout=10)  # follows the redirect
+    assert page.history[0].headers["Location"] == f"{demo.urls.broker}/login/academy"
+    assert page.url == f"{demo.urls.broker}/login/academy"  # two upstreams: the broker's discovery page
+    assert page.status_code == 200 and "Fabrikam partners (Okta)" in page.text
+    local = session.get(f"{demo.urls.learnupon}/academy/users/sign_in?no_sso=true", timeout=10)
+    assert 'id="sign-in"' in local.text
+
+
 def test_repeat_login_makes_no_learnupon_api_call(demo):
     state = demo.apps.learnupon_states["academy"]
     sign_in(demo.urls, "academy", "alex.morgan@contoso.example")

@@ -14,6 +14,8 @@ from broker.clients.learnupon import (
     LearnUponClient,
     LearnUponConflict,
     LearnUponError,
+    LearnUponNotFound,
+    LearnUponRejected,
     LearnUponUnavailable,
 )
 from broker.demo.webserver import BackgroundServer
@@ -21,12 +23,10 @@ from broker.demo.webserver import BackgroundServer
 
 def test_find_user_is_none_on_404_and_the_user_after_create(client, lu_state):
     assert client.find_user_by_email("ada@example.com") is None
-    user_id = client.create_user(
-        {"email": "ada@example.com", "first_name": "Ada", "membership_type": "Member"}
-    )
+    user_id = client.create_user({"email": "ada@example.com", "first_name": "Ada"})
     found = client.find_user_by_email("ADA@example.com")
     assert found["id"] == user_id
-    assert found["membership_type"] == "Member"
+    assert found["first_name"] == "Ada"
     assert client.counters["ok"] == 2
     assert client.counters["http_404"] == 1
 
@@ -39,12 +39,20 @@ def test_create_user_sets_a_strong_random_password_when_none_is_given(client, lu
     assert all(len(p) >= 20 and not p.isalnum() for p in sent)
 
 
-def test_an_existing_email_is_a_recognisable_conflict(client):
+def test_a_refused_write_is_a_rejection_whatever_its_wording(client):
     client.create_user({"email": "ada@example.com"})
-    with pytest.raises(LearnUponConflict) as caught:
+    with pytest.raises(LearnUponRejected) as caught:  # the English of the message decides nothing
         client.create_user({"email": "ada@example.com"})
-    assert caught.value.already_exists
     assert caught.value.status == 422
+    assert not isinstance(caught.value, LearnUponConflict)
+
+
+def test_an_invented_field_or_wrapper_fails_against_the_strict_fake(client, lu_state):
+    with pytest.raises(LearnUponRejected, match="Unknown attribute"):
+        client.create_user({"email": "ada@example.com", "favourite_colour": "blue"})
+    with pytest.raises(LearnUponRejected, match="Unknown attribute"):
+        client.update_user(1, {"nickname": "Ada"})
+    assert lu_state.users() == []
 
 
 def test_groups_are_read_over_every_page(client, lu_state):
@@ -61,21 +69,56 @@ def test_group_membership_round_trip(client, lu_state):
     user_id = client.create_user({"email": "ada@example.com"})
     group_id = client.create_group("LU-Engineering")
     assert lu_state.get_group(group_id)["sso_sync"] is True
-    membership_id = client.add_membership(group_id, user_id)
+    client.add_membership(group_id, user_id)
     assert [g["title"] for g in client.list_memberships(user_id)] == ["LU-Engineering"]
-    with pytest.raises(LearnUponConflict):
+    with pytest.raises(LearnUponRejected):
         client.add_membership(group_id, user_id)
+    membership_id = client.find_membership_id(group_id, user_id)
+    assert membership_id == lu_state.memberships_of(user_id)[0]["id"]
     client.remove_membership(membership_id)
     assert client.list_memberships(user_id) == []
+    assert client.find_membership_id(group_id, user_id) is None
+    assert ("DELETE", f"group_memberships/{membership_id}") in lu_state.calls()
 
 
-def test_enroll_and_list_enrollments(client):
-    client.create_user({"email": "ada@example.com"})
-    user_id = client.find_user_by_email("ada@example.com")["id"]
-    client.enroll("ada@example.com", 42)
-    assert [e["course_id"] for e in client.list_enrollments(user_id)] == [42]
-    with pytest.raises(LearnUponConflict):
-        client.enroll("ada@example.com", 42)
+def test_enroll_by_user_id_list_and_unenroll(client, lu_state):
+    user_id = client.create_user({"email": "ada@example.com"})
+    client.enroll(user_id, 42)
+    assert lu_state.request_log()[-1].body == {"Enrollment": {"user_id": user_id, "course_id": 42}}
+    (enrollment,) = client.list_enrollments(user_id)
+    assert enrollment["course_id"] == 42
+    with pytest.raises(LearnUponRejected):
+        client.enroll(user_id, 42)
+    client.unenroll(enrollment["id"])
+    assert client.list_enrollments(user_id) == []
+
+
+def test_learning_path_enrolment_and_titles_looked_up_once(client, lu_state):
+    lu_state.add_course(11, "Safety First")
+    lu_state.add_course(12, "Safety First: Refresher")
+    lu_state.add_learning_path(21, "New Starters")
+    user_id = client.create_user({"email": "ada@example.com"})
+    assert client.find_course_id("safety first") == 11  # a pattern search; only the exact title counts
+    assert client.find_course_id("Safety First") == 11
+    assert client.find_learning_path_id("New Starters") == 21
+    assert [r.path for r in lu_state.request_log()].count("courses") == 1  # cached after the first look-up
+    with pytest.raises(LearnUponNotFound, match="no course titled 'Unknown'"):
+        client.find_course_id("Unknown")
+    client.enroll_learning_path(user_id, 21)
+    assert lu_state.request_log()[-1].body == {"Enrollment": {"user_id": user_id, "lp_id": 21}}
+    assert [e["lp_id"] for e in client.list_learning_path_enrollments(user_id)] == [21]
+
+
+def test_without_rate_limit_headers_429_and_retry_after_are_enough(client, lu_state):
+    lu_state.rate_limit_headers = False  # the headers are documented but not relied on
+    lu_state.fail_next(1, 429, retry_after=1)
+    started = time.monotonic()
+    assert client.list_groups() == []
+    assert time.monotonic() - started >= 1.0  # the Retry-After was waited out
+    assert "X-LU-Rate-Limit-Remaining-Minute" not in lu_state.request_log()[-1].query
+    assert client.rate_limit_remaining_minute is None
+    assert client.counters["rate_limited"] == 1
+    assert "slowed" not in client.counters
 
 
 def test_429_waits_for_retry_after_then_succeeds(client, lu_state):

@@ -146,3 +146,33 @@ def test_one_server_can_serve_several_portals_by_path():
         )
     assert [g["title"] for g in globex.groups()] == ["X"]
     assert acme.groups() == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "reason"),
+    [
+        ("post", "users", {"user": {"email": "x@example.com", "password": "secret123"}}, "wrapped in 'User'"),
+        ("post", "users", {"User": {"email": "x@example.com", "password": "secret123", "nickname": "X"}},
+         "Unknown attribute(s) for User: nickname"),
+        ("post", "users", {"User": {"email": "x@example.com", "password": "secret123"}, "notify": True},
+         "Unknown parameter(s): notify"),
+        ("post", "groups", {"Group": {"title": "Sales", "sync_with_sso": True}}, "sync_with_sso"),
+        ("post", "enrollments", {"Enrollment": {"user_id": 1, "course_id": 2, "enrolled_by": 3}}, "enrolled_by"),
+        ("post", "group_memberships", {"GroupMembership": {"group_id": 1, "user_id": 2, "role": "x"}}, "role"),
+        ("delete", "group_memberships/5", {"GroupMembership": {"group_id": 1, "user_id": 2}}, "Unexpected"),
+    ],
+)  # fmt: skip
+def test_the_fake_refuses_what_the_documentation_does_not_list(lu_base_url, auth, method, path, body, reason):
+    answer = requests.request(method, lu_base_url + path, json=body, auth=auth, timeout=5)
+    assert answer.status_code == 400
+    assert reason in answer.json()["message"]
+
+
+def test_the_fake_refuses_undocumented_query_parameters(lu_base_url, auth):
+    answer = requests.get(
+        lu_base_url + "users/search", params={"mail": "x@example.com"}, auth=auth, timeout=5
+    )
+    assert answer.status_code == 400
+    assert answer.json()["message"] == "Unknown parameter(s): mail"
+    ok = requests.get(lu_base_url + "groups", params={"title": "Sales", "page": 1}, auth=auth, timeout=5)
+    assert ok.status_code == 200

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from broker.config import GroupProfile
 from broker.provisioning.bulk import provision_csv, read_rows
+
+PROFILE = GroupProfile()  # a portal with no group rules
 
 CSV = """email,first_name,last_name,groups,department
 ada@example.com,Ada,Lovelace,LU-Engineering;Staff,R&D
@@ -31,7 +34,9 @@ def test_rows_become_claims(csv_file):
 
 
 def test_a_run_syncs_every_valid_row_and_counts(csv_file, tmp_path, lu_state, client, store, settings):
-    summary = provision_csv(csv_file, "acme", settings, client, store, progress_path=tmp_path / "done.txt")
+    summary = provision_csv(
+        csv_file, "acme", settings, client, store, group_profile=PROFILE, progress_path=tmp_path / "done.txt"
+    )
 
     assert (summary.total, summary.synced, summary.failed, len(summary.invalid)) == (4, 3, 0, 1)
     assert summary.invalid[0][0] == 4
@@ -55,12 +60,16 @@ def test_a_rerun_resumes_and_retries_only_failed_rows(
     lu_state.create_user("grace@example.com")
     lu_state.fail_next(1, 503)  # the first row's first request fails, with no retry
 
-    first = provision_csv(csv_file, "acme", settings, client, store, progress_path=progress)
+    first = provision_csv(
+        csv_file, "acme", settings, client, store, group_profile=PROFILE, progress_path=progress
+    )
     assert (first.synced, first.failed) == (2, 1)
     assert first.failures[0][:2] == (2, "ada@example.com")
     lu_state.clear_log()
 
-    second = provision_csv(csv_file, "acme", settings, client, store, progress_path=progress)
+    second = provision_csv(
+        csv_file, "acme", settings, client, store, group_profile=PROFILE, progress_path=progress
+    )
     assert (second.synced, second.skipped, second.failed) == (1, 2, 0)
     assert lu_state.calls().count(("POST", "users")) == 1  # only ada, the failed row
     assert lu_state.find_user("ada@example.com") is not None
@@ -74,6 +83,7 @@ def test_dry_run_reports_plans_without_writing(csv_file, tmp_path, lu_state, cli
         settings,
         client,
         store,
+        group_profile=PROFILE,
         progress_path=tmp_path / "p.txt",
         dry=True,
         on_row=lambda line, email, result: seen.append((line, email)),
@@ -83,3 +93,13 @@ def test_dry_run_reports_plans_without_writing(csv_file, tmp_path, lu_state, cli
     assert lu_state.users() == []
     assert not (tmp_path / "p.txt").exists()
     assert [line for line, _ in seen] == [2, 3, 4, 5]
+
+
+def test_rows_get_the_portals_groups_as_a_login_would(csv_file, tmp_path, lu_state, client, store, settings):
+    profile = GroupProfile(allow=["LU-*"], strip_prefixes=["LU-"], add=["Learners"])
+    summary = provision_csv(csv_file, "acme", settings, client, store, group_profile=profile)
+    assert summary.synced == 3
+    ada = lu_state.find_user("ada@example.com")
+    assert sorted(g["title"] for g in lu_state.groups_of(ada["id"])) == ["Engineering", "Learners"]
+    assert lu_state.find_group("Staff") is None  # not allowed: never created
+    assert all(g["sso_sync"] for g in lu_state.groups())
