@@ -106,9 +106,15 @@ def acs_form(document: bytes, relay_state: str) -> bytes:
     return urlencode({"SAMLResponse": encode(document), "RelayState": relay_state}).encode()
 
 
+# The browser-binding cookie the logins were started with (one benchmark browser); acs_environ sends it back.
+_BROWSER = {"cookie": ""}
+
+
 def prepare_logins(app, keys, user, count: int, padding: int = 0) -> list[tuple[bytes, bytes, str]]:
     """Start `count` logins through the app and have the IdP answer each: [(form body, document, client IP)]."""
     client = app.test_client()
+    client.get(f"/login/{PORTAL}")  # the browser-binding cookie every login of this browser carries
+    _BROWSER["cookie"] = client.get_cookie("broker_browser").value
     prepared = []
     for _ in range(count):
         ip = client_ip()
@@ -128,7 +134,7 @@ def acs_environ(body: bytes, ip: str = "127.0.0.1") -> dict:
         "CONTENT_TYPE": "application/x-www-form-urlencoded", "CONTENT_LENGTH": str(len(body)),
         "HTTP_HOST": "broker.bench", "wsgi.url_scheme": "https", "wsgi.input": io.BytesIO(body),
         "wsgi.errors": io.StringIO(), "wsgi.multithread": False, "wsgi.multiprocess": False,
-        "wsgi.run_once": False, "wsgi.version": (1, 0),
+        "wsgi.run_once": False, "wsgi.version": (1, 0), "HTTP_COOKIE": f"broker_browser={_BROWSER['cookie']}",
     }  # fmt: skip
 
 

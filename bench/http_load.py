@@ -191,13 +191,18 @@ def rss_mb(pids: list[int]) -> list[float]:
 # --- HTTP over raw sockets --------------------------------------------------------------------------------
 
 
+# One benchmark browser: the broker keeps a well-formed binding cookie it is sent, so GET and POST share it.
+BROWSER_COOKIE = "broker_browser=" + "b" * 43
+
+
 def get_login(ip: str) -> bytes:
     return (f"GET /login/{PORTAL} HTTP/1.1\r\nHost: {HOST}\r\nX-Forwarded-For: {ip}\r\n"
-            f"X-Forwarded-Proto: https\r\nAccept: text/html\r\n\r\n").encode()  # fmt: skip
+            f"X-Forwarded-Proto: https\r\nAccept: text/html\r\nCookie: {BROWSER_COOKIE}\r\n\r\n").encode()  # fmt: skip
 
 
 def post_acs(body: bytes, ip: str) -> bytes:
     head = (f"POST /saml/acs HTTP/1.1\r\nHost: {HOST}\r\nX-Forwarded-For: {ip}\r\nX-Forwarded-Proto: https\r\n"
+            f"Cookie: {BROWSER_COOKIE}\r\n"
             f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
     return head.encode() + body
 
