@@ -21,6 +21,7 @@ PREFIXES = {
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
+    "health": "the last 'check now' of a portal's LearnUpon API from /admin (broker.ops.portal_health)",
     "scim": "the SCIM bridge: resources, indexes, users' groups and what was pushed to LearnUpon, per SCIM tenant; "
     "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
@@ -77,6 +78,10 @@ def provisioning_lock(portal: str, email: str) -> str:
 
 def rate_window(setting: str, client: str, window: int) -> str:
     return f"rate:{setting}:{client}:{window}"
+
+
+def learnupon_probe(portal: str) -> str:
+    return f"health:learnupon:{portal}"
 
 
 def first_upstream(portal: str, email: str) -> str:

@@ -22,6 +22,7 @@ MADE = [
     keys.rate_window("login_per_minute", "127.0.0.1", 1),
     keys.CONFIG_GENERATION,
     keys.ACTIVITY_LOG,
+    keys.learnupon_probe("academy"),
     keys.STORE_EPOCH,
     keys.first_upstream("academy", "alex@contoso.example"),
     keys.admin_session("session-id"),
