@@ -199,13 +199,13 @@ def fingerprint(portal: str, config_path: Path) -> None:
     setup = portal_setup(tools_runtime(config, offline=True).rt, _portal(config, portal))
     signing = config.portal_signing(portal)
     click.echo(f"portal {portal}: certificate {signing.cert}")
-    for label, cert in (("current", setup), ("next", setup["next"])):
+    for label, cert in (("current", setup.current), ("next", setup.next)):
         if cert is None:
             click.echo(f"{label:<8} none (set portals.{portal}.next_certificate before a key rollover)")
             continue
-        click.echo(f"{label:<8} valid until {cert['not_after']}")
-        click.echo(f"  SHA-1    {cert['sha1']}")
-        click.echo(f"  SHA-256  {cert['sha256']}")
+        click.echo(f"{label:<8} valid until {cert.not_after}")
+        click.echo(f"  SHA-1    {cert.sha1}")
+        click.echo(f"  SHA-256  {cert.sha256}")
 
 
 @main.command()

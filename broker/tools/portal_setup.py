@@ -4,6 +4,10 @@ and the CLI alike."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from cryptography import x509
+
 from broker.keys import fingerprint
 from broker.runtime import Runtime
 from broker.saml.metadata import idp_metadata, sp_metadata
@@ -48,29 +52,63 @@ def learnupon_fields(rt: Runtime, portal: str) -> list[tuple[str, str, str]]:
     ]  # fmt: skip
 
 
-def portal_setup(rt: Runtime, portal: str) -> dict:
+@dataclass(frozen=True)
+class Certificate:
+    """A signing certificate as a LearnUpon admin sees it: its fingerprints and the day it expires."""
+
+    sha1: str
+    sha256: str
+    not_after: str  # YYYY-MM-DD
+
+    @classmethod
+    def of(cls, cert: x509.Certificate) -> Certificate:
+        return cls(fingerprint(cert, "sha1"), fingerprint(cert, "sha256"),
+                   cert.not_valid_after_utc.date().isoformat())  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PortalSetup:
+    """What a LearnUpon admin pastes into Settings → Integrations → Single Sign On - SAML."""
+
+    portal: str
+    display_name: str
+    login_url: str
+    idp_entity_id: str
+    acs_url: str
+    audience: str
+    algorithm: str
+    current: Certificate
+    next: Certificate | None  # published before a key rollover
+    fields: list[tuple[str, str, str]]  # (LearnUpon field, value to paste, why), in LearnUpon's order
+
+    @property
+    def sha1(self) -> str:
+        return self.current.sha1
+
+    @property
+    def sha256(self) -> str:
+        return self.current.sha256
+
+    @property
+    def not_after(self) -> str:
+        return self.current.not_after
+
+
+def portal_setup(rt: Runtime, portal: str) -> PortalSetup:
     """What a LearnUpon admin pastes into Settings → Integrations → Single Sign On - SAML."""
     trust, next_cert = rt.portals[portal].trust, rt.portals[portal].next_certificate
-    return {
-        "fields": learnupon_fields(rt, portal),
-        "portal": portal,
-        "display_name": rt.config.portals[portal].display_name or portal,
-        "login_url": f"{rt.config.broker.base_url}/login/{portal}",
-        "idp_entity_id": trust.idp_entity_id,
-        "acs_url": trust.acs_url,
-        "audience": trust.audience,
-        "algorithm": trust.algorithm,
-        "sha1": trust.key_pair.sha1_fingerprint,
-        "sha256": trust.key_pair.sha256_fingerprint,
-        "not_after": trust.key_pair.certificate.not_valid_after_utc.date().isoformat(),
-        "next": None
-        if next_cert is None
-        else {
-            "sha1": fingerprint(next_cert, "sha1"),
-            "sha256": fingerprint(next_cert, "sha256"),
-            "not_after": next_cert.not_valid_after_utc.date().isoformat(),
-        },
-    }
+    return PortalSetup(
+        portal=portal,
+        display_name=rt.config.portals[portal].display_name or portal,
+        login_url=f"{rt.config.broker.base_url}/login/{portal}",
+        idp_entity_id=trust.idp_entity_id,
+        acs_url=trust.acs_url,
+        audience=trust.audience,
+        algorithm=trust.algorithm,
+        current=Certificate.of(trust.key_pair.certificate),
+        next=None if next_cert is None else Certificate.of(next_cert),
+        fields=learnupon_fields(rt, portal),
+    )
 
 
 def portal_metadata_xml(rt: Runtime, portal: str) -> bytes:

@@ -29,10 +29,10 @@ def portal(portal: str):
     best = request.accept_mimetypes.best_match(["text/html", METADATA_TYPE, "application/xml"])
     if request.args.get("format") == "xml" or best != "text/html":
         response = Response(xml, mimetype=METADATA_TYPE)
-        response.headers["X-Certificate-SHA1-Fingerprint"] = setup["sha1"]
-        response.headers["X-Certificate-SHA256-Fingerprint"] = setup["sha256"]
-        if setup["next"]:
-            response.headers["X-Next-Certificate-SHA1-Fingerprint"] = setup["next"]["sha1"]
-            response.headers["X-Next-Certificate-SHA256-Fingerprint"] = setup["next"]["sha256"]
+        response.headers["X-Certificate-SHA1-Fingerprint"] = setup.sha1
+        response.headers["X-Certificate-SHA256-Fingerprint"] = setup.sha256
+        if setup.next is not None:
+            response.headers["X-Next-Certificate-SHA1-Fingerprint"] = setup.next.sha1
+            response.headers["X-Next-Certificate-SHA256-Fingerprint"] = setup.next.sha256
         return response
     return page("portal_setup.html", setup=setup, metadata=xml.decode("utf-8"))

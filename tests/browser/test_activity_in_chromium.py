@@ -4,7 +4,11 @@ Screenshots go to test-artifacts/."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.browser.test_demo_in_chromium import ARTIFACTS, browser, page, shot  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.slow  # a browser start and a demo: over 5 s each
 
 
 def test_activity_shows_a_login_and_a_refusal_with_reasons(demo, page):  # noqa: F811

@@ -33,6 +33,7 @@ def config(write_config, lu_provisioning):
     return write_config(portals__academy__provisioning=lu_provisioning)
 
 
+@pytest.mark.slow
 def test_a_thousand_rows_are_created_then_a_rerun_finds_them_unchanged(run, config, lu, tmp_path):
     users = write_csv(tmp_path / "users.csv", 1000)
 
@@ -56,6 +57,7 @@ def test_a_thousand_rows_are_created_then_a_rerun_finds_them_unchanged(run, conf
     print(f"bulk rerun (unchanged): {rows_per_second(again.stdout)} rows/s")
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_continues_where_it_stopped(run, config, lu, tmp_path, monkeypatch):
     users = write_csv(tmp_path / "users.csv", 400)
     real_sync, synced = bulk.sync_user, []
