@@ -21,7 +21,7 @@ from broker.ops.reload import Reloader
 from broker.ops.runtime_gauges import RuntimeGauges
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
-from broker.web import acs, activity, admin, health, login, metadata, pages, ratelimit, review
+from broker.web import acs, activity, admin, health, login, metadata, pages, ratelimit, review, scim
 
 log = logging.getLogger("broker.app")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -49,7 +49,7 @@ def create_app(
 ) -> Flask:
     if not isinstance(config, Config):
         config = load_config(config)
-    runtime: Runtime = build_runtime(config, store=store, **({"clock": clock} if clock else {}))
+    runtime: Runtime = build_runtime(config, store=store, clock=clock)
     try:
         # written on first use; from then on a missing epoch means the store lost its data
         runtime.store.epoch()
@@ -86,7 +86,7 @@ def create_app(
 
     pages.register(app)
     ratelimit.register(app)
-    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp, activity.bp, review.bp):
+    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp, activity.bp, review.bp, scim.bp):
         app.register_blueprint(blueprint)
     logging.getLogger("broker").setLevel(logging.INFO)
     if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread() and install_sighup:

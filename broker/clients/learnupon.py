@@ -61,7 +61,10 @@ class LearnUponError(BrokerError):
 
 
 class LearnUponUnavailable(LearnUponError):
-    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent."""
+    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent.
+    `retry_after`: the last Retry-After LearnUpon sent, in seconds, if any."""
+
+    retry_after: float | None = None
 
 
 class LearnUponAuthError(LearnUponError):
@@ -263,13 +266,15 @@ class LearnUponClient:
         except GiveUp as exc:
             if exc.out_of_time:
                 self._count("budget_exhausted")
-            raise LearnUponUnavailable(
+            error = LearnUponUnavailable(
                 f"LearnUpon {method} {path}: {reason}; {exc}",
                 status=status,
                 api_message=scrub(_api_message(response), self._secrets) if response is not None else None,
                 method=method,
                 path=path,
-            ) from None
+            )
+            error.retry_after = retry_after  # what LearnUpon asked for, for callers that pass it on (SCIM)
+            raise error from None
         log.info("learnupon %s %s: %s, retry %d in %.2fs", method, path, reason, failures, wait)
         self._count("retried")
         self._sleep(wait)
@@ -300,16 +305,16 @@ class LearnUponClient:
         status = response.status_code
         api_message = scrub(_api_message(response), self._secrets + hide)
         text = f"LearnUpon {method} {path}: HTTP {status}" + (f": {api_message}" if api_message else "")
-        kwargs = {"status": status, "api_message": api_message, "method": method, "path": path}
+        kind = LearnUponError
         if status in (401, 403):
-            return LearnUponAuthError(text, **kwargs)
-        if status == 404:
-            return LearnUponNotFound(text, **kwargs)
-        if status == 409:
-            return LearnUponConflict(text, **kwargs)
-        if 400 <= status < 500:
-            return LearnUponRejected(text, **kwargs)
-        return LearnUponError(text, **kwargs)
+            kind = LearnUponAuthError
+        elif status == 404:
+            kind = LearnUponNotFound
+        elif status == 409:
+            kind = LearnUponConflict
+        elif 400 <= status < 500:
+            kind = LearnUponRejected
+        return kind(text, status=status, api_message=api_message, method=method, path=path)
 
     def _json(self, response: requests.Response, method: str, path: str) -> Any:
         try:

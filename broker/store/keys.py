@@ -19,6 +19,8 @@ PREFIXES = {
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
+    "scim": "the SCIM bridge: resources, indexes, users' groups and what was pushed to LearnUpon, per SCIM tenant; "
+    "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
     "certwarn": "an upstream's expired-certificate WARNING was logged; none again until it expires (broker.ops.cert_expiry)",
@@ -81,6 +83,16 @@ def review_checkpoint(portal: str) -> str:
 CONFIG_GENERATION = "config:generation"
 ACTIVITY_LOG = "activity:log"
 STORE_EPOCH = "store:epoch"
+
+
+def scim_tenant(tenant: str) -> str:
+    """The prefix of one SCIM tenant's keys (`all`, or `portal.<name>`); broker.scim.state adds the rest."""
+    return f"scim:{tenant}:"
+
+
+def scim_learnupon_group(portal: str, title_digest: str) -> str:
+    """A LearnUpon group's id in a portal, by the digest of its title (shared by every SCIM tenant)."""
+    return f"scim:lu-group:{portal}:{title_digest}"
 
 
 def expired_certificate_warning(upstream: str) -> str:

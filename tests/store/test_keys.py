@@ -22,6 +22,7 @@ MADE = [
     keys.CONFIG_GENERATION,
     keys.ACTIVITY_LOG,
     keys.STORE_EPOCH,
+    keys.scim_tenant("all") + "r:User:1",
     keys.review_report("academy"),
     keys.review_lock("academy"),
     keys.review_checkpoint("academy"),
