@@ -20,10 +20,12 @@ import requests
 from cryptography import x509
 from lxml import etree
 
+from broker.clients.http import pooled_session
 from broker.config.metadata import MIN_REFRESH_SECONDS
 from broker.config.metadata import MetadataRefreshSettings as MetadataRefreshSettings  # re-exported
 from broker.keys import fingerprint
 from broker.saml.metadata import MetadataError, UpstreamIdp, is_expired, parse_idp_metadata
+from broker.saml.metadata_download import download
 from broker.saml.xml import MD, UnsafeXml, parse_untrusted, qname
 from broker.saml.xmldsig import SignatureRejected, verify_enveloped
 
@@ -33,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("broker.saml.upstream_metadata")
 
 BOM = b"\xef\xbb\xbf"
-ACCEPT = "application/samlmetadata+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
-USER_AGENT = "learnupon-saml-broker (metadata refresh)"
 
 
 @dataclass(frozen=True)
@@ -72,34 +72,6 @@ def load_signing_certificates(path: Path) -> tuple[x509.Certificate, ...]:
     return tuple(certs)
 
 
-def _download(url: str, settings: MetadataRefreshSettings, session: requests.Session | None) -> bytes:
-    get = session.get if session is not None else requests.get
-    try:
-        reply = get(
-            url,
-            timeout=settings.timeout_seconds,
-            stream=True,
-            headers={"Accept": ACCEPT, "User-Agent": USER_AGENT},
-        )
-    except requests.RequestException as exc:
-        raise MetadataError(f"cannot fetch: {type(exc).__name__}: {exc}") from None
-    with reply:
-        if reply.status_code != 200:
-            raise MetadataError(f"HTTP {reply.status_code} {reply.reason or ''}".strip())
-        declared = reply.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > settings.max_bytes:
-            raise MetadataError(f"metadata is {declared} bytes, over max_bytes ({settings.max_bytes})")
-        body = bytearray()
-        try:
-            for chunk in reply.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > settings.max_bytes:
-                    raise MetadataError(f"metadata is over max_bytes ({settings.max_bytes})")
-        except requests.RequestException as exc:
-            raise MetadataError(f"cannot read: {type(exc).__name__}: {exc}") from None
-    return bytes(body)
-
-
 def _verified_document(document: bytes, certs: tuple[x509.Certificate, ...]) -> bytes:
     """The metadata as covered by its enveloped signature: only what was signed is read afterwards."""
     try:
@@ -134,7 +106,8 @@ def fetch_metadata(
     now: datetime | None = None,
 ) -> FetchedMetadata:
     """One copy of the metadata at `url` with its cacheDuration; MetadataError says why it cannot be used."""
-    document = _download(url, settings, session)
+    document = download(url, timeout=settings.timeout_seconds, max_bytes=settings.max_bytes,
+                        signature_checked=settings.signing_certificate is not None, session=session)  # fmt: skip
     if settings.signing_certificate is not None:
         document = _verified_document(document, load_signing_certificates(settings.signing_certificate))
     upstream = parse_idp_metadata(document, entity_id=entity_id)
@@ -246,7 +219,7 @@ class MetadataRefresher:
     ):
         self._upstreams = upstreams
         self._targets = {t.name: t for t in targets}
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else pooled_session(2)
         self._clock = clock
         self._floor = floor_seconds
         self._locks = {name: threading.Lock() for name in self._targets}

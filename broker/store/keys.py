@@ -15,6 +15,8 @@ PREFIXES = {
     "trace": "an admin flow tester report (broker.tools.tester)",
     "testreq": "the AuthnRequest of a flow test, shown on its report (broker.tools.tester)",
     "graphname": "a group GUID's name from Microsoft Graph, per tenant (broker.claims.groups)",
+    "groupset": "a user's last complete set of group names, per tenant, sent while Graph cannot answer "
+    "(broker.claims.groups)",
     "lu": "LearnUpon provisioning: the last synced state and the per-user lock (broker.provisioning.sync)",
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
@@ -22,6 +24,10 @@ PREFIXES = {
     "scim": "the SCIM bridge: resources, indexes, users' groups and what was pushed to LearnUpon, per SCIM tenant; "
     "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
+    "firstupstream": "the upstream that first brought a user to a portal (broker.login.link_account)",
+    "adminsession": "a server-side admin session, by the hash of its cookie id (broker.web.admin)",
+    "admintoken": "bootstrap token attempts per client and in total, per window (broker.web.admin)",
+    "testowner": "the admin who started a flow test; its report is theirs alone (broker.tools.tester)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
     "certwarn": "an upstream's expired-certificate WARNING was logged; none again until it expires (broker.ops.cert_expiry)",
 }
@@ -52,6 +58,11 @@ def group_name_prefix(tenant_id: str) -> str:
     return f"graphname:{tenant_id}:"
 
 
+def last_complete_groups(tenant_id: str, object_id: str) -> str:
+    """By the user's object ID (lower case)."""
+    return f"groupset:{tenant_id}:{object_id.lower()}"
+
+
 def _user_digest(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
@@ -66,6 +77,24 @@ def provisioning_lock(portal: str, email: str) -> str:
 
 def rate_window(setting: str, client: str, window: int) -> str:
     return f"rate:{setting}:{client}:{window}"
+
+
+def first_upstream(portal: str, email: str) -> str:
+    return f"firstupstream:{portal}:{_user_digest(email)}"
+
+
+def admin_session(session_id: str) -> str:
+    """By the id's hash: a store dump gives no usable session cookie."""
+    return "adminsession:" + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def admin_token_attempts(client: str, window: int) -> str:
+    """`client` is the client address, or `*` for every client together."""
+    return f"admintoken:{client}:{window}"
+
+
+def test_owner(request_id: str) -> str:
+    return f"testowner:{request_id}"
 
 
 def review_report(portal: str) -> str:
