@@ -4,11 +4,15 @@ Each folder under tests/interop/real/ holds published test data of other SAML pr
 (repository, path, commit, licence, and the clock, ACS, audience and request ID its first users checked it
 with). Nothing here was signed by the broker's own code: these are the shapes real users' logins arrive in.
 Every document must pass the broker's whole validation and map to the right person with the IdP's preset.
+The Google and OneLogin responses were made for an SP whose ACS and entity ID fit the broker's own paths, so
+they also log in through the whole app (broker at that address, clock at the issue time).
 """
 
 from __future__ import annotations
 
 import base64
+import html
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +20,7 @@ import pytest
 import yaml
 from lxml import etree
 
+import broker.pending
 from broker.claims.presets import claim_names_for, map_claims
 from broker.errors import SamlRejected
 from broker.keys import load_certificate_text
@@ -24,6 +29,7 @@ from broker.saml.metadata import MetadataError, UpstreamIdp, parse_idp_metadata
 from broker.saml.response import Expectations, read_attributes, validate_response
 from broker.saml.xml import BINDING_POST, BINDING_REDIRECT, SAML, parse_untrusted, qname
 from broker.saml.xmldsig import SignatureRejected, verify_enveloped
+from tests.harness import Harness
 
 REAL = Path(__file__).parent / "real"
 SKEW = 180
@@ -258,3 +264,70 @@ def test_real_entra_tenant_independent_metadata_is_refused_with_what_to_use_inst
     assert b'entityID="https://sts.windows.net/{tenantid}/"' in document
     with pytest.raises(MetadataError, match="App Federation Metadata URL"):
         parse_idp_metadata(document)
+
+
+# --- through the whole app: the real Google and OneLogin responses fit a broker at their SP's address ---------
+
+
+def broker_at_the_original_sp(keys, monkeypatch, vendor: str, preset: str, **settings: object) -> Harness:
+    """A broker whose ACS and entity ID are the ones crewjam/saml's SP had (https://29ee6d2e.ngrok.io), whose
+    clock reads the response's issue time, and whose next AuthnRequest ID is the one the IdP answered."""
+    meta = provenance(vendor)
+    upstream = {"preset": preset, "metadata_file": str(REAL / vendor / "metadata.xml"), **settings}
+    harness = Harness(
+        keys, config_overrides={"broker__base_url": "https://29ee6d2e.ngrok.io", "upstreams__entra": upstream}
+    )
+    assert (
+        harness.config.broker.acs_url == meta["acs_url"]
+        and harness.config.broker.sp_entity == meta["audience"]
+    )
+    harness.runtime.clock = lambda: at(meta["checked_at"])
+    monkeypatch.setattr(broker.pending, "new_request_id", lambda: meta["request_id"])
+    return harness
+
+
+def portal_assertion(body: str) -> tuple[str, dict[str, list[str]]]:
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', body))
+    root = etree.fromstring(base64.b64decode(html.unescape(fields["SAMLResponse"])))
+    attributes = {
+        a.get("Name"): [v.text for v in a.findall(qname(SAML, "AttributeValue"))]
+        for a in root.iter(qname(SAML, "Attribute"))
+    }
+    return next(root.iter(qname(SAML, "NameID"))).text, attributes
+
+
+GIVEN = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+SURNAME = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname"
+
+
+def test_real_google_response_logs_in_through_the_app_after_a_post_binding_request(keys, monkeypatch):
+    harness = broker_at_the_original_sp(keys, monkeypatch, "google", "google")
+    started = harness.client.get("/login/academy")
+    assert started.status_code == 200  # Google's metadata offers only HTTP-POST: a self-submitting form
+    relay_state = re.search(r'name="RelayState" value="([^"]+)"', started.get_data(as_text=True))[1]
+
+    reply = harness.post(b64_file("google", "response.b64"), relay_state)
+
+    assert reply.status_code == 200, reply.get_data(as_text=True)[:400]
+    name_id, attributes = portal_assertion(reply.get_data(as_text=True))
+    assert (name_id, attributes[GIVEN], attributes[SURNAME]) == ("ross@octolabs.io", ["Ross"], ["Kinder"])
+    again = harness.post(b64_file("google", "response.b64"), relay_state)
+    assert again.status_code == 400  # consumed once
+
+
+def test_real_onelogin_sha1_response_logs_in_through_the_app_only_where_sha1_is_allowed(keys, monkeypatch):
+    strict = broker_at_the_original_sp(keys, monkeypatch, "onelogin", "onelogin")
+    relay = re.search(
+        r'name="RelayState" value="([^"]+)"', strict.client.get("/login/academy").get_data(as_text=True)
+    )[1]
+    assert strict.post(b64_file("onelogin", "response.b64"), relay).status_code == 400
+
+    lenient = broker_at_the_original_sp(keys, monkeypatch, "onelogin", "onelogin", allow_sha1=True)
+    relay = re.search(
+        r'name="RelayState" value="([^"]+)"', lenient.client.get("/login/academy").get_data(as_text=True)
+    )[1]
+    reply = lenient.post(b64_file("onelogin", "response.b64"), relay)
+
+    assert reply.status_code == 200, reply.get_data(as_text=True)[:400]
+    name_id, attributes = portal_assertion(reply.get_data(as_text=True))
+    assert (name_id, attributes[GIVEN], attributes[SURNAME]) == ("ross@kndr.org", ["Ross"], ["Kinder"])
