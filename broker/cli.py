@@ -129,6 +129,25 @@ def serve(config_path: Path, host: str, port: int) -> None:
     app.run(host=host, port=port)
 
 
+@main.command()
+@config_option
+@click.option("--burst", is_flag=True, help="Run the jobs queued now, then stop (tests, cron).")
+def worker(config_path: Path, burst: bool) -> None:
+    """Run background jobs (leftover provisioning) from the store's Redis queue, with RQ. Run as many as you
+    like, on as many machines: they share the queue. Retries wait in RQ's scheduler.
+
+    \b
+    Example:
+      REDIS_URL=redis://redis:6379/0 broker worker --config config/broker.yaml
+    """
+    from broker.jobs.worker import run_worker
+
+    try:
+        run_worker(config_path, burst=burst)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 # ---- check ----------------------------------------------------------------------------------------------------
 
 
@@ -454,7 +473,7 @@ def _run_provisioning(portal, settings, group_profile, client, store, rows: list
             click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar,
         ):
 
-            def on_row(line: int, email: str, result: object) -> None:
+            def on_row(line: int, email: str, result: SyncOutcome | SyncPlan | str) -> None:
                 counts[tally(email, result)] += 1
                 if isinstance(result, SyncPlan) and len(planned) < 10:
                     enrolments = "; ".join(result.desired.planned_enrollments()) or "-"
@@ -493,8 +512,8 @@ def _run_provisioning(portal, settings, group_profile, client, store, rows: list
     click.echo(f"  {'total':<10} {summary.total:>7}   in {elapsed:.1f} s ({rate:.0f} rows/s)")
     if planned:
         click.echo("Planned (groups as the assertion will carry them):")
-        for line in planned:
-            click.echo(line)
+        for planned_line in planned:
+            click.echo(planned_line)
     problems = summary.failures + summary.invalid
     for line, email, reason in problems[:10]:
         click.echo(f"  {row_label} {line}: {email + ': ' if email else ''}{reason}")

@@ -14,7 +14,7 @@ from broker.model import PendingLogin, Purpose
 from broker.rules.routing import target_allowed
 from broker.rules.targets import safe_target
 from broker.runtime import Runtime
-from broker.saml.authn_request import build_authn_request, new_request_id, redirect_url
+from broker.saml.authn_request import UpstreamRequest, build_authn_request, new_request_id, upstream_request
 from broker.saml.response import peek
 from broker.store import keys
 
@@ -38,8 +38,8 @@ def start_login(
     target: str | None = None,
     login_hint: str | None = None,
     purpose: Purpose = "login",
-) -> str:
-    """Remember the login server-side and return the upstream IdP URL to redirect the browser to."""
+) -> UpstreamRequest:
+    """Remember the login server-side and return how to send the browser to the upstream IdP."""
     if portal is not None and portal not in rt.config.portals:
         raise UnknownPortal(f"unknown portal {portal!r}")
     if upstream not in rt.upstreams or (
@@ -71,7 +71,9 @@ def start_login(
         extra = {"login_hint": login_hint}  # Entra pre-fills the account; a SAML Subject is not allowed
     signing_key = rt.broker_keys if idp.want_authn_requests_signed else None
     rt.metrics.logins_started.labels(portal or "-", upstream).inc()
-    return redirect_url(idp.sso_url, request, relay_state, signing_key=signing_key, extra_params=extra)
+    return upstream_request(
+        idp.sso_url, idp.sso_binding, request, relay_state, signing_key=signing_key, extra_params=extra
+    )
 
 
 def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from cryptography import x509
 from broker.claims.groups import GroupDirectory, graph_client_for
 from broker.claims.presets import ClaimNames, claim_names_for
 from broker.claims.profile import CANONICAL_FIELDS
+from broker.clients.guard import ServiceGuard
 from broker.clients.learnupon import LearnUponClient
 from broker.config import Config, PortalSettings, UpstreamSettings
 from broker.errors import ConfigError
@@ -138,9 +139,7 @@ def load_upstream(name: str, settings: UpstreamSettings, source: str = "<config>
     except MetadataError as exc:
         raise ConfigError(f"{source}: upstreams.{name}: {exc}") from None
     if settings.sign_authn_requests and not upstream.want_authn_requests_signed:
-        upstream = UpstreamIdp(
-            upstream.entity_id, upstream.sso_url, upstream.certificates, True, upstream.valid_until
-        )
+        upstream = replace(upstream, want_authn_requests_signed=True)
     return upstream
 
 
@@ -148,7 +147,7 @@ def build_runtime(
     config: Config,
     *,
     store: Store | None = None,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] | None = None,
     metrics: Metrics | None = None,
     env: Mapping[str, str] = os.environ,
     require_secrets: bool = True,
@@ -162,6 +161,12 @@ def build_runtime(
     wanted = {
         f.source for p in config.portals.values() for f in p.custom_data if f.source not in CANONICAL_FIELDS
     }
+    outbound = config.broker.outbound
+
+    def guard(service: str) -> ServiceGuard:
+        return ServiceGuard(service, max_concurrent=outbound.max_concurrent_per_service,
+                            failures_to_open=outbound.failures_to_open, cooldown=outbound.cooldown_seconds)  # fmt: skip
+
     upstreams = {}
     for name, settings in config.upstreams.items():
         claim_names = claim_names_for(settings.preset, settings.claims.model_dump(), wanted)
@@ -171,24 +176,28 @@ def build_runtime(
             continue
         try:
             upstreams[name].directory = graph_client_for(
-                graph, env=env, budget=settings.groups.budget_seconds
+                graph, env=env, budget=settings.groups.budget_seconds, guard=guard(f"graph:{name}")
             )
         except ConfigError as exc:
             if require_secrets:
                 raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
             left_out[f"upstreams.{name}"] = str(exc)
     portals = {}
-    for name, settings in config.portals.items():
+    for name, portal_settings in config.portals.items():
         trust = portal_trust(config, name)
         learnupon = None
-        if settings.provisioning.enabled:
+        if portal_settings.provisioning.enabled:
             try:
-                learnupon = build_client(name, settings.provisioning, env)
+                learnupon = build_client(
+                    name, portal_settings.provisioning, env, guard=guard(f"learnupon:{name}")
+                )
             except ConfigError as exc:
                 if require_secrets:
                     raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None
                 left_out[f"portals.{name}"] = str(exc)
-        portals[name] = Portal(name, settings, trust, learnupon, next_certificate(config, name, source))
+        portals[name] = Portal(
+            name, portal_settings, trust, learnupon, next_certificate(config, name, source)
+        )
     runtime = Runtime(
         config=config,
         store=store if store is not None else open_store(config.store.url),
@@ -197,7 +206,7 @@ def build_runtime(
         portals=portals,
         metrics=metrics or Metrics(),
         left_out=left_out,
-        clock=clock,
+        clock=clock or _now,
     )
     runtime.metadata_refresher = MetadataRefresher(runtime.upstream_metadata, refresh_targets(config))
     return runtime

@@ -83,6 +83,9 @@ class Harness:
     keys: Keys
     store: Store | None = None
     config_overrides: dict = field(default_factory=dict)
+    shape: str = (
+        "entra"  # how the test IdP shapes and signs responses ("okta": PrefixList, xs:string, saml2:)
+    )
 
     def __post_init__(self) -> None:
         self.config = config_from_dict(base_config(self.keys, **self.config_overrides))
@@ -109,6 +112,7 @@ class Harness:
             attributes=user.entra_attributes(TENANT),
             in_response_to=pending.request_id if pending else None,
             now=datetime.now(UTC),
+            shape=self.shape,
         )
         return replace(spec, **changes)
 

@@ -377,7 +377,7 @@ def test_a_step_added_to_the_tuple_runs_in_live_logins_the_admin_trace_and_simul
     reply = harness.post(harness.valid_response(pending), pending.relay_state)
     assert reply.status_code == 200, reply.get_data(as_text=True)[:300]
 
-    url = start_test(rt, "academy", "entra")  # the admin's flow tester
+    url = start_test(rt, "academy", "entra").url  # the admin's flow tester (a redirect here)
     relay_state = parse_qs(urlsplit(url).query)["RelayState"][0]
     test_pending = broker.login.find_pending(rt, relay_state)
     assert test_pending is not None

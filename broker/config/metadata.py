@@ -26,3 +26,20 @@ class MetadataRefreshSettings(BaseModel):
         None, description="PEM file (one or more certificates): the metadata must carry a valid signature"
     )
     max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+
+
+# Entra's tenant-independent ("common") metadata names this placeholder as its entityID: responses come from
+# https://sts.windows.net/<tenant-id>/, so an upstream built from it can never accept a login.
+ENTRA_TENANT_PLACEHOLDER = "{tenantid}"
+
+
+def tenant_independent_problem(entity_id: str) -> str | None:
+    """Why an upstream with this entityID cannot work (Entra's common metadata), or None."""
+    if ENTRA_TENANT_PLACEHOLDER in entity_id.lower() or "%7btenantid%7d" in entity_id.lower():
+        return (
+            f"entityID {entity_id} is Entra's tenant-independent metadata, which no response is ever issued "
+            "for; use the tenant's App Federation Metadata URL from the enterprise application's Single "
+            "sign-on page (https://login.microsoftonline.com/<tenant-id>/federationmetadata/2007-06/"
+            "federationmetadata.xml?appid=<app-id>)"
+        )
+    return None

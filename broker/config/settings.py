@@ -17,9 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from broker.config.activity import ActivitySettings
 from broker.config.groups import GroupResolution
-from broker.config.metadata import MetadataRefreshSettings
+from broker.config.metadata import MetadataRefreshSettings, tenant_independent_problem
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import DirectorySettings, ReviewSettings
+from broker.config.scim import PortalScimSettings, ScimSettings
 from broker.errors import ConfigError
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -35,6 +36,24 @@ class KeyFiles(_Model):
     cert: Path = Field(description="PEM certificate matching the key")
 
 
+class OutboundSettings(_Model):
+    """Limits on calls to outside services (LearnUpon, Microsoft Graph), per broker process."""
+
+    deadline_seconds: float | None = Field(
+        None, gt=0, le=120,
+        description="all outside calls of one request end this long after it arrived; "
+        "default: the largest group-resolution or provisioning budget",
+    )  # fmt: skip
+    max_concurrent_per_service: int = Field(4, ge=1, le=256, description="bulkhead: calls in flight per "
+                                            "LearnUpon portal or Graph tenant; more fail fast")  # fmt: skip
+    failures_to_open: int = Field(
+        5, ge=1, le=1000, description="failed attempts in a row that open the circuit"
+    )
+    cooldown_seconds: float = Field(
+        30, gt=0, le=3600, description="how long an open circuit skips the service"
+    )
+
+
 class BrokerSettings(_Model):
     base_url: str = Field(description="Public URL of the broker, e.g. https://sso.example.com")
     sp_entity_id: str | None = None
@@ -46,6 +65,7 @@ class BrokerSettings(_Model):
     assertion_lifetime_seconds: int = Field(300, ge=30, le=3600)
     max_response_bytes: int = Field(256 * 1024, ge=4096, le=4 * 1024 * 1024)
     secret_key_env: str = "BROKER_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
+    outbound: OutboundSettings = OutboundSettings()
     demo: bool = False
 
     @field_validator("base_url")
@@ -103,7 +123,7 @@ class ClaimNameOverrides(_Model):
 class UpstreamSettings(_Model):
     """An upstream IdP (Entra ID, Okta, Google, OneLogin): from a metadata file or URL, or inline fields."""
 
-    preset: Literal["entra", "okta", "google", "onelogin", "generic"] = "generic"
+    preset: Literal["entra", "okta", "google", "onelogin", "adfs", "salesforce", "generic"] = "generic"
     claims: ClaimNameOverrides = ClaimNameOverrides()
     groups: GroupResolution = GroupResolution()
     metadata_file: Path | None = None
@@ -112,7 +132,11 @@ class UpstreamSettings(_Model):
     sso_url: str | None = None
     certificates: list[Path] = Field(default_factory=list, description="PEM files, for inline upstreams")
     sign_authn_requests: bool = False
-    allow_sha1: bool = False
+    allow_sha1: bool = Field(
+        False, description="accept RSA-SHA1 signatures from this upstream (off: forgeable)"
+    )
+    # Metadata is the trust anchor: a listed certificate past its notAfter is accepted (loudly) unless this is on.
+    enforce_certificate_expiry: bool = False
     name_id_format: str | None = None
     display_name: str | None = None
     # IdP-initiated logins (a tile in Entra My Apps POSTs an unsolicited response): refused unless allowed.
@@ -128,6 +152,9 @@ class UpstreamSettings(_Model):
             raise ValueError("give exactly one of metadata_file, metadata_url, or inline entity_id/sso_url")
         if self.sso_url is not None and (not self.entity_id or not self.certificates):
             raise ValueError("an inline upstream needs entity_id, sso_url and certificates")
+        problem = tenant_independent_problem(self.entity_id or "")
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -182,6 +209,7 @@ class PortalSettings(_Model):
     static_attributes: dict[str, list[str]] = Field(default_factory=dict)
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    scim: PortalScimSettings = PortalScimSettings()
     review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="after")
@@ -255,6 +283,7 @@ class Config(_Model):
     upstreams: dict[str, UpstreamSettings]
     portals: dict[str, PortalSettings]
     routing: RoutingSettings = RoutingSettings()
+    scim: ScimSettings = ScimSettings()
     activity: ActivitySettings = ActivitySettings()
     source: Path | None = Field(None, exclude=True)
 
@@ -280,20 +309,37 @@ class Config(_Model):
                     )
                 hosts[host.lower()] = name
         for index, rule in enumerate(self.routing.rules):
-            for portal in rule.portals:
-                if portal not in self.portals:
+            for named in rule.portals:
+                if named not in self.portals:
                     raise ValueError(
-                        f"routing.rules.{index}.portals: unknown portal {portal!r} (known: {known_portals})"
+                        f"routing.rules.{index}.portals: unknown portal {named!r} (known: {known_portals})"
                     )
-        for upstream in self.admin.upstreams:
-            if upstream not in self.upstreams:
-                raise ValueError(f"admin.upstreams: unknown upstream {upstream!r} (known: {known_upstreams})")
+        for admin_upstream in self.admin.upstreams:
+            if admin_upstream not in self.upstreams:
+                raise ValueError(
+                    f"admin.upstreams: unknown upstream {admin_upstream!r} (known: {known_upstreams})"
+                )
         if self.routing.default_upstream and self.routing.default_upstream not in self.upstreams:
             raise ValueError(f"routing.default_upstream: unknown upstream (known: {known_upstreams})")
-        for name, upstream in self.upstreams.items():
-            if upstream.default_portal and upstream.default_portal not in self.portals:
+        for name, upstream_settings in self.upstreams.items():
+            default_portal = upstream_settings.default_portal
+            if default_portal and default_portal not in self.portals:
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
+        for index, client in enumerate(self.scim.clients):
+            if client.upstream and client.upstream not in self.upstreams:
+                raise ValueError(
+                    f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})"
+                )
         return self
+
+    def outbound_deadline_seconds(self) -> float:
+        """How long after a request arrives its outside calls must be over: `broker.outbound.deadline_seconds`,
+        or the largest step budget (group resolution, provisioning) configured."""
+        if self.broker.outbound.deadline_seconds is not None:
+            return self.broker.outbound.deadline_seconds
+        budgets = [u.groups.budget_seconds for u in self.upstreams.values()]
+        budgets += [p.provisioning.budget_seconds for p in self.portals.values() if p.provisioning.enabled]
+        return max(budgets, default=5.0)
 
     def portal_acs_url(self, name: str) -> str:
         return self.portals[name].acs_url or f"https://{name}.learnupon.com/saml/consumer"

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from lxml import etree
 
@@ -59,7 +60,8 @@ class DemoUser:
         return attributes
 
     def okta_attributes(self) -> dict[str, list[str]]:
-        attributes = {"email": [self.email], "firstName": [self.first_name], "lastName": [self.last_name]}
+        # The names Okta admins commonly type in the app's attribute statements (matched without case).
+        attributes = {"Email": [self.email], "FirstName": [self.first_name], "LastName": [self.last_name]}
         if self.groups:
             attributes["groups"] = list(self.groups)
         return attributes
@@ -77,7 +79,9 @@ class ResponseSpec:
     in_response_to: str | None
     now: datetime
     recipient: str | None = None  # defaults to destination
-    shape: str = "entra"  # "entra" (default namespaces, no types) or "okta" (saml2: prefixes, xs:string)
+    # "entra" (default namespaces, no types) or "okta" (saml2: prefixes, xs:string values, and signatures whose
+    # exc-c14n transform carries <ec:InclusiveNamespaces PrefixList="xs"/>, as real Okta signs)
+    shape: str = "entra"
     sign: str = "assertion"  # "assertion", "response", "both" or "none"
     algorithm: str = "rsa-sha256"
     conditions_lifetime: timedelta = timedelta(minutes=60)
@@ -92,7 +96,7 @@ class ResponseSpec:
 
 def _nsmaps(shape: str) -> tuple[dict, dict, str]:
     if shape == "okta":
-        return {"saml2p": SAMLP}, {"saml2": SAML, "xs": XS, "xsi": XSI}, "okta"
+        return {"saml2p": SAMLP, "xs": XS}, {"saml2": SAML, "xs": XS, "xsi": XSI}, "okta"
     return {"samlp": SAMLP}, {None: SAML}, "entra"
 
 
@@ -100,7 +104,7 @@ def build_assertion(spec: ResponseSpec) -> etree._Element:
     _, assertion_ns, shape = _nsmaps(spec.shape)
 
     def sub(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
-        element = etree.SubElement(parent, qname(SAML, local), **attrs)
+        element = etree.SubElement(parent, qname(SAML, local), attrs)
         if text is not None:
             element.text = text
         return element
@@ -155,16 +159,19 @@ def build_response(spec: ResponseSpec, key_pair: KeyPair) -> bytes:
     assertion = build_assertion(spec)
     if spec.edit_assertion is not None:
         spec.edit_assertion(assertion)
+    prefix_list = ("xs",) if spec.shape == "okta" else ()
     if spec.sign in ("assertion", "both"):
-        assertion = sign_enveloped(assertion, key_pair, spec.algorithm)
+        assertion = sign_enveloped(assertion, key_pair, spec.algorithm, prefix_list=prefix_list)
     attrs = {"ID": spec.response_id, "Version": "2.0", "IssueInstant": format_instant(spec.now),
              "Destination": spec.destination}  # fmt: skip
     if spec.in_response_to:
         attrs["InResponseTo"] = spec.in_response_to
-    response = etree.Element(qname(SAMLP, "Response"), nsmap=protocol_ns, **attrs)
-    issuer_ns = {"saml2": SAML} if spec.shape == "okta" else {None: SAML}
+    response = etree.Element(qname(SAMLP, "Response"), attrs, nsmap=protocol_ns)
+    issuer_ns: Any = {"saml2": SAML} if spec.shape == "okta" else {None: SAML}
     issuer = etree.SubElement(response, qname(SAML, "Issuer"), nsmap=issuer_ns)
     issuer.text = spec.issuer
+    if spec.shape == "okta":
+        issuer.set("Format", "urn:oasis:names:tc:SAML:2.0:nameid-format:entity")
     if spec.sign in ("response", "both"):
         response.append(signature_placeholder())
     status = etree.SubElement(response, qname(SAMLP, "Status"))
@@ -173,7 +180,7 @@ def build_response(spec: ResponseSpec, key_pair: KeyPair) -> bytes:
     if spec.edit_response is not None:
         spec.edit_response(response)
     if spec.sign in ("response", "both"):
-        response = sign_enveloped(response, key_pair, spec.algorithm)
+        response = sign_enveloped(response, key_pair, spec.algorithm, prefix_list=prefix_list)
     return etree.tostring(response, xml_declaration=True, encoding="UTF-8")
 
 

@@ -19,6 +19,7 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from broker.app import create_app
 from broker.config import Config, config_from_dict
+from broker.demo.fake_entra_scim import EntraScimPush
 from broker.demo.fake_graph import create_fake_graph
 from broker.demo.fake_okta import create_fake_okta
 from broker.demo.idp_response import DemoUser
@@ -34,6 +35,7 @@ from broker.demo.review_cases import (
 from broker.demo.test_idp import TestIdpSettings, create_test_idp
 from broker.keys import KeyPair, generate_key_pair, load_key_pair
 from broker.saml.metadata import idp_metadata
+from broker.scim.auth import new_token, token_digest
 from broker.store import Store
 
 TENANT_ID = "7f3c2a9e-5b1d-4e8f-9a6c-2d4b8e1f0a37"
@@ -127,6 +129,7 @@ class DemoApps:
     learnupon: Flask
     graph: Flask
     learnupon_states: dict[str, LearnUponState]
+    scim_token: str = ""
 
 
 def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) -> DemoApps:
@@ -146,6 +149,13 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
         idp_metadata(OKTA_ENTITY_ID, f"{urls.idp}/okta{OKTA_SSO_PATH}", [okta_keys])
     )
     config = demo_config(demo_dir, urls)
+    scim_token = new_token()  # a fresh one each run; the broker knows only its digest
+    os.environ["DEMO_SCIM_TOKEN_SHA256"] = token_digest(scim_token)
+    scim_push = EntraScimPush(
+        f"{urls.broker}/scim/v2",
+        scim_token,
+        lambda user: [GRAPH_GROUPS[g] for g in user.groups if g in GRAPH_GROUPS],
+    )
     entra = create_test_idp(
         TestIdpSettings(
             name="Contoso sign-in (Entra-shaped test IdP)",
@@ -157,6 +167,7 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
             audience=config.broker.sp_entity,
             tenant_id=TENANT_ID,
             portals=list(config.portals),
+            scim=scim_push,
         )
     )
     okta = create_test_idp(
@@ -169,6 +180,7 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
             trusted_acs=[config.broker.acs_url],
             audience=config.broker.sp_entity,
             shape="okta",
+            sign="both",  # as Okta signs: Response and Assertion, each with PrefixList="xs"
         )
     )
     idp = DispatcherMiddleware(_not_found, {"/entra": entra, "/okta": okta})
@@ -223,7 +235,7 @@ def build_demo(demo_dir: Path, urls: DemoUrls, *, store: Store | None = None) ->
     )
     for variable, value in DEMO_SECRETS.items():
         os.environ.setdefault(variable, value)
-    return DemoApps(config, create_app(config, store=store), idp, learnupon, graph, states)
+    return DemoApps(config, create_app(config, store=store), idp, learnupon, graph, states, scim_token)
 
 
 def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
@@ -266,6 +278,10 @@ LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
   Access review of the academy portal (planted: an ex-employee, a disabled and a deleted Entra user, a
   suspended Okta user, a licence never used, one unused for 200 days, an admin); a dry run:
     broker review academy --config {demo_dir / "demo.yaml"} --format json
+
+  SCIM ("Disable user" on {urls.idp}/entra/{TENANT_ID}/saml2/apps sends the PATCH Entra would send):
+SCIM base URL: {urls.broker}/scim/v2
+SCIM bearer token: {apps.scim_token}
 
 Press Ctrl+C to stop.
 """, flush=True)  # fmt: skip

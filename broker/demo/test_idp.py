@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from flask import Flask, Response, abort, render_template, request
 
@@ -34,6 +35,7 @@ class TestIdpSettings:
     tenant_id: str = ""
     sign: str = "assertion"
     portals: list[str] = field(default_factory=list)  # offered as IdP-initiated tiles (RelayState)
+    scim: Any = None  # an EntraScimPush: the "Disable user" buttons send Entra's SCIM PATCH through it
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -82,6 +84,22 @@ def create_test_idp(settings: TestIdpSettings) -> Flask:
             "test_idp_apps.html", idp=settings, users=settings.users, acs_url=settings.trusted_acs[0],
             portals=settings.portals,
         )  # fmt: skip
+
+    @app.post(settings.sso_path + "/scim/disable")
+    def disable_user() -> Response:
+        """Like disabling a user in Entra: the provisioning service sends `active` false over SCIM."""
+        user = users.get(request.form.get("email", ""))
+        if settings.scim is None or user is None:
+            abort(404)
+        try:
+            scim_id = settings.scim.disable(user)
+        except Exception as exc:  # the demo shows what went wrong instead of a bare 500
+            return Response(f"SCIM push failed: {exc}", status=502, mimetype="text/plain")
+        return Response(
+            f'Disabled {user.email}: sent PATCH /Users/{scim_id} with active "False" to the broker\'s SCIM '
+            "endpoint. Their next sign-in to a portal is refused.",
+            mimetype="text/plain",
+        )
 
     @app.post(settings.sso_path)
     def sign_in() -> str:

@@ -46,6 +46,11 @@ class Metrics:
                                        ["outcome"], buckets=LOGIN_BUCKETS, registry=r)  # fmt: skip
         self.provisioning = Counter("broker_provisioning", "Pre-provisioning outcomes", ["portal", "status"],
                                     registry=r)  # fmt: skip
+        self.expired_certificate_logins = Counter(
+            "broker_upstream_expired_certificate_logins",
+            "Logins accepted with an upstream signing certificate past its end date (metadata lists it)",
+            ["upstream"], registry=r,
+        )  # fmt: skip
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from lxml import etree
 
+from broker.config.metadata import tenant_independent_problem
 from broker.keys import KeyPair, cert_body_b64, load_certificate_text
 from broker.saml.xml import (
     BINDING_POST,
@@ -32,6 +33,9 @@ class UpstreamIdp:
     certificates: tuple[x509.Certificate, ...]
     want_authn_requests_signed: bool = False
     valid_until: datetime | None = None
+    sso_binding: str = (
+        BINDING_REDIRECT  # HTTP-POST when the IdP offers no Redirect endpoint (Google, OneLogin)
+    )
 
 
 class MetadataError(ValueError):
@@ -59,13 +63,11 @@ def parse_idp_metadata(document: bytes, *, entity_id: str | None = None) -> Upst
     idp = descriptor.find(qname(MD, "IDPSSODescriptor"))
     if idp is None:
         raise MetadataError("metadata has no IDPSSODescriptor")
-    sso_url = None
-    for service in idp.findall(qname(MD, "SingleSignOnService")):
-        if service.get("Binding") == BINDING_REDIRECT:
-            sso_url = service.get("Location")
-            break
-    if not sso_url:
-        raise MetadataError("metadata has no SingleSignOnService with the HTTP-Redirect binding")
+    entity = descriptor.get("entityID") or ""
+    problem = tenant_independent_problem(entity)
+    if problem:
+        raise MetadataError(problem)
+    sso_url, sso_binding = _sso_endpoint(idp)
     certs = []
     for key_descriptor in idp.findall(qname(MD, "KeyDescriptor")):
         if key_descriptor.get("use", "signing") != "signing":
@@ -86,12 +88,29 @@ def parse_idp_metadata(document: bytes, *, entity_id: str | None = None) -> Upst
                 raise MetadataError(str(exc)) from exc
             break
     return UpstreamIdp(
-        entity_id=descriptor.get("entityID") or "",
+        entity_id=entity,
         sso_url=sso_url,
         certificates=tuple(certs),
         want_authn_requests_signed=idp.get("WantAuthnRequestsSigned") in ("true", "1"),
         valid_until=valid_until,
+        sso_binding=sso_binding,
     )
+
+
+def _sso_endpoint(idp: etree._Element) -> tuple[str, str]:
+    """The SingleSignOnService to send AuthnRequests to: HTTP-Redirect when offered (a plain redirect, no page
+    in between), else HTTP-POST (some Google and OneLogin metadata list only that)."""
+    services = idp.findall(qname(MD, "SingleSignOnService"))
+    for binding in (BINDING_REDIRECT, BINDING_POST):
+        for service in services:
+            location = (service.get("Location") or "").strip()
+            if service.get("Binding") == binding and location:
+                if not location.startswith(("https://", "http://")):
+                    raise MetadataError(
+                        f"SingleSignOnService Location is not an http(s) URL: {location[:80]!r}"
+                    )
+                return location, binding
+    raise MetadataError("metadata has no SingleSignOnService with the HTTP-Redirect or HTTP-POST binding")
 
 
 def _key_descriptor(parent: etree._Element, certificate: KeyPair | x509.Certificate) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
+from cryptography import x509
 from lxml import etree
 
 from broker.errors import SamlRejected
@@ -30,7 +32,13 @@ from broker.saml.xml import (
     qname,
     text_of,
 )
-from broker.saml.xmldsig import SignatureRejected, verify_enveloped
+from broker.saml.xmldsig import (
+    CertificateExpired,
+    Sha1Refused,
+    SignatureRejected,
+    VerifiedElement,
+    verify_enveloped,
+)
 
 ASSERTION = qname(SAML, "Assertion")
 ISSUER = qname(SAML, "Issuer")
@@ -57,6 +65,7 @@ class Expectations:
     skew: timedelta
     max_bytes: int
     allow_sha1: bool = False
+    enforce_certificate_expiry: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,8 @@ class ValidatedResponse:
     identity: Identity
     replay_until: datetime  # keep the assertion ID in the replay cache until then
     issued_at: datetime | None = None  # the Assertion's IssueInstant (checked against the store epoch)
+    # Set when the signature verified only with a metadata certificate past its notAfter (accepted: warn).
+    expired_certificate: x509.Certificate | None = None
 
 
 def _no_trace(check: str, detail: str) -> None:
@@ -81,17 +92,18 @@ def _instant(value: str | None, what: str) -> datetime:
         raise _reject("time", str(exc)) from None
 
 
-def _only_child(
-    parent: etree._Element, tag: str, what: str, *, required: bool = True
-) -> etree._Element | None:
+def _optional_child(parent: etree._Element, tag: str, what: str) -> etree._Element | None:
     found = parent.findall(tag)
     if len(found) > 1:
         raise _reject("structure", f"more than one {what}")
-    if not found:
-        if required:
-            raise _reject("structure", f"{what} is missing")
-        return None
-    return found[0]
+    return found[0] if found else None
+
+
+def _only_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
+    found = _optional_child(parent, tag, what)
+    if found is None:
+        raise _reject("structure", f"{what} is missing")
+    return found
 
 
 # Every attribute an XML-DSig implementation might treat as an ID (signxml looks up all of these names).
@@ -99,7 +111,7 @@ _ID_ATTRIBUTES = etree.XPath("//@*[local-name()='ID' or local-name()='Id' or loc
 
 
 def _check_unique_ids(root: etree._Element) -> None:
-    values = [str(value) for value in _ID_ATTRIBUTES(root)]
+    values = [str(value) for value in cast(list, _ID_ATTRIBUTES(root))]
     if len(values) != len(set(values)):
         duplicate = next(v for v in values if values.count(v) > 1)
         raise _reject("structure", f"duplicate ID {duplicate!r}")
@@ -151,7 +163,7 @@ def _check_envelope(response: etree._Element, exp: Expectations, trace: Trace) -
         detail = inner.get("Value") if inner is not None else None
         raise _reject("status", "the IdP did not report success", expected=STATUS_SUCCESS, got=detail or code)
     trace("status", "Success")
-    issuer = _only_child(response, ISSUER, "Response Issuer", required=False)
+    issuer = _optional_child(response, ISSUER, "Response Issuer")
     if issuer is not None and text_or_reject(issuer) != exp.upstream.entity_id:
         raise _reject(
             "issuer",
@@ -176,17 +188,45 @@ def text_or_reject(element: etree._Element) -> str:
         raise _reject("structure", str(exc)) from None
 
 
-def _verify(element: etree._Element, exp: Expectations, what: str, trace: Trace) -> etree._Element:
+def _verify(element: etree._Element, exp: Expectations, what: str, trace: Trace) -> VerifiedElement:
+    setting = f"upstreams.{exp.upstream_name}"
     try:
-        verified = verify_enveloped(element, exp.upstream.certificates, allow_sha1=exp.allow_sha1)
+        verified = verify_enveloped(
+            element,
+            exp.upstream.certificates,
+            allow_sha1=exp.allow_sha1,
+            now=exp.now,
+            enforce_certificate_expiry=exp.enforce_certificate_expiry,
+        )
+    except Sha1Refused:
+        raise _reject(
+            "signature",
+            f"{what} is signed with SHA-1, which is refused because SHA-1 signatures can be forged; ask the "
+            f"IdP to sign with RSA-SHA256, or set {setting}.allow_sha1: true to accept it from this upstream",
+        ) from None
+    except CertificateExpired as exc:
+        raise _reject(
+            "signature",
+            f"{what} signature: {exc}, and {setting}.enforce_certificate_expiry is true; load the upstream's "
+            "current metadata (with its new certificate), or set it to false to accept metadata certificates "
+            "past their end date",
+        ) from None
     except SignatureRejected as exc:
         raise _reject("signature", f"{what} signature: {exc}") from None
-    trace("signature", f"{what} signature verified with a certificate from the upstream's metadata")
-    return verified.element
+    note = (
+        " (its certificate has expired: accepted because metadata lists it)"
+        if verified.certificate_expired
+        else ""
+    )
+    trace("signature", f"{what} signature verified with a certificate from the upstream's metadata{note}")
+    return verified
 
 
-def _signed_assertion(response: etree._Element, exp: Expectations, trace: Trace) -> etree._Element:
-    """Exactly one assertion, covered by a valid signature (its own, or the Response's)."""
+def _signed_assertion(
+    response: etree._Element, exp: Expectations, trace: Trace
+) -> tuple[etree._Element, x509.Certificate | None]:
+    """Exactly one assertion, covered by a valid signature (its own, or the Response's). Second value: the
+    expired metadata certificate a signature was accepted with, if any."""
     if response.find(f".//{qname(SAML, 'EncryptedAssertion')}") is not None:
         raise _reject(
             "assertion", "encrypted assertions are not supported: turn off token encryption upstream"
@@ -200,19 +240,24 @@ def _signed_assertion(response: etree._Element, exp: Expectations, trace: Trace)
             got=len(everywhere),
         )
     assertion = everywhere[0]
+    expired: x509.Certificate | None = None
     response_signatures = response.findall(SIGNATURE)
     if response_signatures:
-        signed_response = _verify(response, exp, "Response", trace)
-        inner = [child for child in signed_response.iter(ASSERTION)]
+        verified = _verify(response, exp, "Response", trace)
+        expired = verified.certificate if verified.certificate_expired else None
+        inner = [child for child in verified.element.iter(ASSERTION)]
         if len(inner) != 1:
             raise _reject("assertion", "the signed Response must hold exactly one Assertion")
         assertion = inner[0]
         if assertion.find(SIGNATURE) is not None:
-            assertion = _verify(assertion, exp, "Assertion", trace)
-        return assertion
+            verified = _verify(assertion, exp, "Assertion", trace)
+            assertion = verified.element
+            expired = expired or (verified.certificate if verified.certificate_expired else None)
+        return assertion, expired
     if assertion.find(SIGNATURE) is None:
         raise _reject("signature", "neither the Response nor the Assertion is signed")
-    return _verify(assertion, exp, "Assertion", trace)
+    verified = _verify(assertion, exp, "Assertion", trace)
+    return verified.element, (verified.certificate if verified.certificate_expired else None)
 
 
 def _check_subject(
@@ -280,7 +325,7 @@ def _check_conditions(assertion: etree._Element, exp: Expectations, trace: Trace
     return _instant(limit, "Conditions NotOnOrAfter") if limit else None
 
 
-def _read_attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
+def read_attributes(assertion: etree._Element) -> dict[str, tuple[str, ...]]:
     if assertion.find(f".//{qname(SAML, 'EncryptedAttribute')}") is not None:
         raise _reject("attributes", "encrypted attributes are not supported")
     attributes: dict[str, list[str]] = {}
@@ -313,7 +358,7 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
     response = _read_document(saml_response, exp)
     trace("xml", "well-formed, no DOCTYPE, entities or processing instructions")
     _check_envelope(response, exp, trace)
-    assertion = _signed_assertion(response, exp, trace)
+    assertion, expired_certificate = _signed_assertion(response, exp, trace)
     if assertion.get("Version") != "2.0" or not is_xml_id(assertion.get("ID")):
         raise _reject("xml", "Assertion must have Version 2.0 and a valid XML ID")
     issue_instant = _instant(assertion.get("IssueInstant"), "Assertion IssueInstant")
@@ -337,13 +382,13 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
     identity = Identity(
         upstream=exp.upstream_name,
         issuer=issuer,
-        assertion_id=assertion.get("ID"),
+        assertion_id=assertion.get("ID") or "",  # checked above: a valid XML ID
         name_id=name_id,
         name_id_format=name_id_format,
-        attributes=_read_attributes(assertion),
+        attributes=read_attributes(assertion),
         authn_instant=authn_instant,
         session_index=authn[0].get("SessionIndex"),
         in_response_to=exp.request_id,
     )
     limits = [limit for limit in (confirmation_limit, conditions_limit) if limit is not None]
-    return ValidatedResponse(identity, max(limits) + exp.skew, issue_instant)
+    return ValidatedResponse(identity, max(limits) + exp.skew, issue_instant, expired_certificate)

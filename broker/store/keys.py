@@ -15,12 +15,17 @@ PREFIXES = {
     "trace": "an admin flow tester report (broker.tools.tester)",
     "testreq": "the AuthnRequest of a flow test, shown on its report (broker.tools.tester)",
     "graphname": "a group GUID's name from Microsoft Graph, per tenant (broker.claims.groups)",
+    "groupset": "a user's last complete set of group names, per tenant, sent while Graph cannot answer "
+    "(broker.claims.groups)",
     "lu": "LearnUpon provisioning: the last synced state and the per-user lock (broker.provisioning.sync)",
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
+    "scim": "the SCIM bridge: resources, indexes, users' groups and what was pushed to LearnUpon, per SCIM tenant; "
+    "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
+    "certwarn": "an upstream's expired-certificate WARNING was logged; none again until it expires (broker.ops.cert_expiry)",
 }
 
 
@@ -47,6 +52,11 @@ def test_request(request_id: str) -> str:
 def group_name_prefix(tenant_id: str) -> str:
     """Followed by the group's GUID (lower case)."""
     return f"graphname:{tenant_id}:"
+
+
+def last_complete_groups(tenant_id: str, object_id: str) -> str:
+    """By the user's object ID (lower case)."""
+    return f"groupset:{tenant_id}:{object_id.lower()}"
 
 
 def _user_digest(email: str) -> str:
@@ -80,3 +90,17 @@ def review_checkpoint(portal: str) -> str:
 CONFIG_GENERATION = "config:generation"
 ACTIVITY_LOG = "activity:log"
 STORE_EPOCH = "store:epoch"
+
+
+def scim_tenant(tenant: str) -> str:
+    """The prefix of one SCIM tenant's keys (`all`, or `portal.<name>`); broker.scim.state adds the rest."""
+    return f"scim:{tenant}:"
+
+
+def scim_learnupon_group(portal: str, title_digest: str) -> str:
+    """A LearnUpon group's id in a portal, by the digest of its title (shared by every SCIM tenant)."""
+    return f"scim:lu-group:{portal}:{title_digest}"
+
+
+def expired_certificate_warning(upstream: str) -> str:
+    return f"certwarn:{upstream}"

@@ -27,6 +27,7 @@ from broker.config import Config, load_config
 from broker.config.provisioning import ProvisioningSettings
 from broker.errors import ConfigError
 from broker.keys import load_certificate_text
+from broker.ops.cert_expiry import expired_certificate_advice
 from broker.provisioning.sync import build_client
 from broker.runtime import load_upstream
 from broker.store.connect import open_store
@@ -156,7 +157,11 @@ def check_key_pair(
         return CheckResult("FAIL", name, f"{cert_path}: cannot read the certificate: {_reason(exc)}"), None
     if not isinstance(key, rsa.RSAPrivateKey):
         return CheckResult("FAIL", name, f"{key_path}: only RSA keys can sign SAML assertions here"), cert
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    public = cert.public_key()
+    if (
+        not isinstance(public, rsa.RSAPublicKey)
+        or public.public_numbers() != key.public_key().public_numbers()
+    ):
         return CheckResult("FAIL", name, f"{cert_path} does not match the private key {key_path}"), cert
     summary = f"{key_path}: RSA {key.key_size} bits, matches {cert_path.name}, mode {mode:03o}"
     problems = []
@@ -214,8 +219,24 @@ def check_upstreams(config: Config, now: datetime) -> list[CheckResult]:
         valid = [c for c in upstream.certificates if c.not_valid_after_utc > now]
         for index, cert in enumerate(upstream.certificates, 1):
             label = f"cert {where}" + (f" #{index}" if len(upstream.certificates) > 1 else "")
-            results.append(check_expiry(label, cert, now, spare=bool(valid)))
+            result = check_expiry(label, cert, now, spare=bool(valid))
+            if result.status == "FAIL":
+                result = _expired_upstream_certificate(result, name, settings.enforce_certificate_expiry)
+            results.append(result)
     return results
+
+
+def _expired_upstream_certificate(result: CheckResult, upstream: str, enforced: bool) -> CheckResult:
+    """Every upstream certificate has expired: say what logins do now, and what to do about it."""
+    now_what = (
+        "logins signed with it are refused (enforce_certificate_expiry is on)"
+        if enforced
+        else "logins signed with it are still accepted, because the metadata lists it, and each is logged as "
+        "a WARNING"
+    )
+    return CheckResult(
+        "FAIL", result.name, f"{result.detail}: {now_what}; {expired_certificate_advice(upstream)}"
+    )
 
 
 # ---- state store ----------------------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ import secrets
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Literal
-from urllib.parse import parse_qs, urlsplit
 
 from lxml import etree
 
@@ -22,7 +21,7 @@ from broker.model import OutgoingLogin, PendingLogin
 from broker.pending import start_login
 from broker.picker import HeldLogin
 from broker.runtime import Runtime
-from broker.saml.authn_request import decode_redirect_request
+from broker.saml.authn_request import UpstreamRequest
 from broker.saml.xml import UnsafeXml, parse_untrusted
 from broker.store import keys
 
@@ -89,13 +88,12 @@ def load(rt: Runtime, report_id: str) -> TraceReport | None:
     return TraceReport(**data)
 
 
-def start_test(rt: Runtime, portal: str, upstream: str) -> str:
-    """Start a real login for `portal` whose answer comes back to the trace page; returns the IdP URL."""
-    url = start_login(rt, portal, upstream, purpose="test")
-    request_xml = decode_redirect_request(parse_qs(urlsplit(url).query)["SAMLRequest"][0])
-    request_id = etree.fromstring(request_xml).get("ID")
-    rt.store.put(keys.test_request(request_id), request_xml, rt.config.broker.login_ttl_seconds)
-    return url
+def start_test(rt: Runtime, portal: str, upstream: str) -> UpstreamRequest:
+    """Start a real login for `portal` whose answer comes back to the trace page; returns how to reach the IdP."""
+    sent = start_login(rt, portal, upstream, purpose="test")
+    request_id = etree.fromstring(sent.request_xml).get("ID") or ""  # noqa: S320 (our own request)
+    rt.store.put(keys.test_request(request_id), sent.request_xml, rt.config.broker.login_ttl_seconds)
+    return sent
 
 
 def run_test(rt: Runtime, saml_response: str, relay_state: str | None, pending: PendingLogin) -> TraceReport:

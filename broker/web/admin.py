@@ -13,10 +13,11 @@ from werkzeug.exceptions import Forbidden
 
 from broker.keys import fingerprint
 from broker.ops.audit import audit
+from broker.ops.cert_expiry import expired_certificate_advice, expired_certificates
 from broker.pending import start_login
 from broker.rules.routing import upstreams_for
 from broker.tools.tester import continue_to_portal, load, start_test
-from broker.web.pages import autopost_page, page, runtime
+from broker.web.pages import autopost_page, page, runtime, to_upstream
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -82,10 +83,12 @@ def index():
 def upstream_overview(rt) -> list[dict]:
     """Each upstream IdP as the broker currently trusts it: where its metadata comes from, its certificates."""
     statuses = rt.metadata_refresher.status() if rt.metadata_refresher else {}
+    now = rt.clock()
     rows = []
     for name, idp in rt.upstream_metadata.items():
         settings = rt.config.upstreams[name]
         status = statuses.get(name)
+        expired = expired_certificates(idp.certificates, now)
         rows.append({
             "name": name,
             "label": settings.display_name or name,
@@ -96,6 +99,13 @@ def upstream_overview(rt) -> list[dict]:
             "problem": status.last_failure_reason if status and status.consecutive_failures else "",
             "certificates": [(fingerprint(c, "sha256"), c.not_valid_after_utc.date().isoformat())
                              for c in idp.certificates],
+            # red when no listed certificate is still valid: logins are accepted (or refused, when enforced)
+            "expired": (
+                "" if len(expired) < len(idp.certificates) else
+                f"every signing certificate has expired; logins signed with them are "
+                f"{'refused' if settings.enforce_certificate_expiry else 'still accepted, with a WARNING each'}: "
+                + expired_certificate_advice(name)
+            ),
         })  # fmt: skip
     return rows
 
@@ -122,7 +132,7 @@ def login_via_idp():
     upstream = request.args.get("idp", "")
     if upstream not in _admin_upstreams():
         abort(400, "That sign-in option is not offered for administrators.")
-    return redirect(start_login(runtime(), None, upstream, purpose="admin"))
+    return to_upstream(start_login(runtime(), None, upstream, purpose="admin"))
 
 
 @bp.post("/login/token")
@@ -167,7 +177,7 @@ def test(portal: str):
     if upstream not in offered:
         abort(400, "That upstream is not offered for this portal.")
     audit("admin.test_started", admin=admin, portal=portal, upstream=upstream)
-    return redirect(start_test(rt, portal, upstream))
+    return to_upstream(start_test(rt, portal, upstream))
 
 
 @bp.get("/trace/<report_id>")

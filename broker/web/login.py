@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, redirect, request
+from flask import Blueprint, current_app, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import BadRequest
 
 from broker.login import choose_portal
 from broker.pending import UnknownPortal, start_login
 from broker.rules.routing import portal_for_host, upstreams_for
-from broker.web.pages import autopost_page, page, runtime, secure_cookies
+from broker.web.pages import autopost_page, page, runtime, secure_cookies, to_upstream
 
 bp = Blueprint("login", __name__)
 
@@ -22,7 +22,10 @@ IDP_COOKIE_DAYS = 90
 
 
 def _idp_cookie() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt="remembered-idp")
+    key = current_app.secret_key
+    if not key:
+        raise RuntimeError("the app has no secret key (create_app sets one)")
+    return URLSafeSerializer(key, salt="remembered-idp")
 
 
 def _remembered_idp() -> str | None:
@@ -56,9 +59,8 @@ def login(portal: str | None = None):
     upstream, remember = _upstream_choice(offered)
     if upstream is None:
         return discovery_page(portal, offered)
-    url = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"))
-    response = redirect(url, code=302)
-    response.headers["Cache-Control"] = "no-store"
+    sent = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"))
+    response = to_upstream(sent)
     if remember and len(offered) > 1:
         response.set_cookie(
             IDP_COOKIE, _idp_cookie().dumps(upstream), max_age=IDP_COOKIE_DAYS * 86400, httponly=True,
@@ -91,4 +93,32 @@ def choose():
     )
     response = autopost_page(outgoing)
     response.delete_cookie(PICK_COOKIE, path="/login/choose")
+    return response
+
+
+# LearnUpon's "Sign out URL" and "Unauthorized URL" point here (see the portal's setup page).
+NOTICES = {
+    "signed-out": ("You are signed out", "You have signed out of {portal}."),
+    "unauthorized": (
+        "The learning portal did not accept this sign-in",
+        "{portal} refused the sign-in. If this keeps happening, contact your IT service desk and say which "
+        "portal you were opening.",
+    ),
+}
+
+
+@bp.get("/signed-out/<portal>")
+@bp.get("/unauthorized/<portal>")
+def portal_notice(portal: str):
+    rt = runtime()
+    if portal not in rt.config.portals:
+        raise UnknownPortal(f"unknown portal {portal!r}")
+    kind = request.path.strip("/").split("/", 1)[0]
+    title, message = NOTICES[kind]
+    name = rt.config.portals[portal].display_name or portal
+    response = page(
+        "portal_notice.html", title=title, message=message.format(portal=name), portal_name=name,
+        login_url=f"/login/{portal}",
+    )  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
     return response

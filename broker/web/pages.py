@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import cast
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, render_template, request
+from flask import Flask, Response, current_app, g, redirect, render_template, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from broker.errors import LoginRefused, SamlRejected, StoreUnavailable, new_reference
 from broker.model import OutgoingLogin
 from broker.ops.activity import record_refusal
 from broker.runtime import Runtime
+from broker.saml.authn_request import UpstreamRequest
+from broker.saml.xml import BINDING_REDIRECT
 
 log = logging.getLogger("broker.web")
 
@@ -61,6 +64,23 @@ def autopost_page(outgoing: OutgoingLogin) -> Response:
         outgoing=outgoing,
         portal_name=display,
     )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def to_upstream(sent: UpstreamRequest) -> Response:
+    """Send the browser to the upstream IdP: a redirect, or (HTTP-POST binding) a form that submits itself,
+    and works without JavaScript (a button)."""
+    if sent.binding == BINDING_REDIRECT:
+        response = cast(Response, redirect(sent.url, code=302))  # a Flask response (app.response_class)
+    else:
+        target = urlsplit(sent.url)
+        response = page(
+            "upstream_post.html",
+            form_action=f"{target.scheme}://{target.netloc}",
+            action=sent.url,
+            fields=sent.fields,
+        )
     response.headers["Cache-Control"] = "no-store"
     return response
 

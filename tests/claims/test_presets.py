@@ -84,3 +84,77 @@ def test_overage_is_signalled_by_groups_link_or_a_missing_groups_claim():
     assert groups_overage_signalled(entra(**{}), names)
     assert groups_overage_signalled(identity("x", **{ENTRA_GROUPS_LINK: ("https://graph",)}), names)
     assert not groups_overage_signalled(entra(groups=("g",)), names)
+
+
+# --- every preset maps its real-world attribute sets (names as the IdPs' admins and defaults spell them) -------
+
+ADFS = "http://schemas.xmlsoap.org/claims/"
+REAL_WORLD = [
+    # (preset, attributes as sent, NameID, expected (email, first, last, groups))
+    ("okta", {"Email": ("Jo@F.example",), "FirstName": ("Jo",), "LastName": ("Kim",), "groups": ("Partners",)},
+     "00u1abc", ("jo@f.example", "Jo", "Kim", ("Partners",))),
+    ("okta", {"email": ("jo@f.example",), "firstName": ("Jo",), "lastName": ("Kim",), "Groups": ("A", "B")},
+     "00u1abc", ("jo@f.example", "Jo", "Kim", ("A", "B"))),
+    ("okta", {"first_name": ("Jo",), "last_name": ("Kim",), "username": ("jo@f.example",)},
+     "jokim", ("jo@f.example", "Jo", "Kim", ())),
+    ("okta", {"givenName": ("Jo",), "surname": ("Kim",), "memberOf": ("Partners",)},
+     "jo@f.example", ("jo@f.example", "Jo", "Kim", ("Partners",))),
+    ("onelogin", {"User.email": ("r@k.example",), "User.FirstName": ("Ross",), "User.LastName": ("Kinder",),
+                  "memberOf": ("Eng;Ops",)}, "r@k.example", ("r@k.example", "Ross", "Kinder", ("Eng;Ops",))),
+    ("onelogin", {"Email": ("r@k.example",), "FirstName": ("Ross",), "LastName": ("Kinder",)},
+     "12345", ("r@k.example", "Ross", "Kinder", ())),
+    ("google", {"first_name": ("Ross",), "last_name": ("Kinder",), "groups": ("Staff",)},
+     "ross@o.example", ("ross@o.example", "Ross", "Kinder", ("Staff",))),
+    ("google", {"firstName": ("Ross",), "lastName": ("Kinder",), "phone": ()},
+     "ross@o.example", ("ross@o.example", "Ross", "Kinder", ())),
+    ("adfs", {ENTRA + "upn": ("paul@s.example",), ENTRA + "givenname": ("Paul",), ENTRA + "surname": ("Fraley",),
+              ADFS + "Group": ("Domain Users", "Trainers")},
+     "S-1-5-21-1", ("paul@s.example", "Paul", "Fraley", ("Domain Users", "Trainers"))),
+    ("adfs", {ENTRA + "emailaddress": ("Paul@S.example",), ENTRA + "givenname": ("Paul",),
+              ENTRA + "surname": ("Fraley",), "http://schemas.microsoft.com/ws/2008/06/identity/claims/role": ("Trainers",)},
+     "S-1-5-21-1", ("paul@s.example", "Paul", "Fraley", ("Trainers",))),
+    ("salesforce", {"userId": ("005xx0001",), "username": ("amy@acme.example",), "email": ("amy@acme.example",),
+                    "is_portal_user": ("false",)}, "amy@acme.example", ("amy@acme.example", "", "", ())),
+    ("salesforce", {"userId": ("005xx0001",), "username": ("amy@acme.example.sandbox",), "User.FirstName": ("Amy",),
+                    "User.LastName": ("Ng",)}, "005xx0001", ("amy@acme.example.sandbox", "Amy", "Ng", ())),
+    ("generic", {"urn:oid:0.9.2342.19200300.100.1.3": ("k@uni.example",), "urn:oid:2.5.4.42": ("Kim",),
+                 "urn:oid:2.5.4.4": ("Lee",), "urn:oid:1.3.6.1.4.1.5923.1.5.1.1": ("staff", "library")},
+     "_transient", ("k@uni.example", "Kim", "Lee", ("staff", "library"))),
+    ("generic", {"urn:oid:1.3.6.1.4.1.5923.1.1.1.6": ("k@uni.example",), "givenName": ("Kim",), "sn": ("Lee",),
+                 "isMemberOf": ("staff",)}, "_transient", ("k@uni.example", "Kim", "Lee", ("staff",))),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("preset", "attributes", "name_id", "expected"), REAL_WORLD)
+def test_each_preset_maps_its_real_world_attribute_sets(preset, attributes, name_id, expected):
+    claims = map_claims(identity(name_id, **attributes), claim_names_for(preset, {}))
+    assert (claims.email, claims.first_name, claims.last_name, claims.groups) == expected
+
+
+def test_salesforce_keeps_is_portal_user_and_the_user_id():
+    claims = map_claims(
+        identity("amy@acme.example", userId=("005xx0001",), is_portal_user=("true",)),
+        claim_names_for("salesforce", {}),
+    )
+    assert claims.object_id == "005xx0001"
+    assert claims.extra == {"is_portal_user": ("true",)}
+
+
+def test_attribute_names_match_without_regard_to_case_overrides_too():
+    names = claim_names_for("generic", {"first_name": ["Vorname"], "extra": ["CostCenter"]})
+    claims = map_claims(identity("a@b.example", VORNAME=("Jo",), costcenter=("42",)), names)
+    assert claims.first_name == "Jo"
+    assert claims.extra == {"CostCenter": ("42",)}
+
+
+def test_values_of_names_differing_only_by_case_are_kept_together_in_order():
+    claims = map_claims(
+        identity("a@b.example", groups=("A",), Groups=("B", "A")), claim_names_for("okta", {})
+    )
+    assert claims.groups == ("A", "B")
+
+
+def test_groups_overage_is_seen_whatever_the_case_of_the_claim_name():
+    names = claim_names_for("entra", {})
+    assert groups_overage_signalled(identity("x", **{ENTRA_GROUPS_LINK.upper(): ("https://graph",)}), names)
+    assert not groups_overage_signalled(identity("x", **{ENTRA_GROUPS.upper(): ("g1",)}), names)

@@ -116,6 +116,59 @@ def test_expired_upstream_metadata_fails_and_an_expired_spare_certificate_warns(
     assert "another certificate is still valid" in results["cert upstreams.entra #2"].detail
 
 
+def test_an_upstream_whose_only_certificate_expired_fails_and_says_what_to_do(write_config, keys, tmp_path):
+    old = make_certificate(keys.idp, tmp_path / "old.crt", not_before=NOW - dt.timedelta(days=800),
+                           not_after=NOW - dt.timedelta(days=3))  # fmt: skip
+    metadata = _metadata_file(
+        tmp_path, keys, valid_until=None, certs=[load_certificate_text(old.read_text())]
+    )
+
+    lenient = by_name(
+        run_checks(write_config(upstreams__entra={"preset": "entra", "metadata_file": metadata}))
+    )
+    strict = by_name(run_checks(write_config(
+        "strict.yaml", upstreams__entra={"preset": "entra", "metadata_file": metadata, "enforce_certificate_expiry": True}
+    )))  # fmt: skip
+
+    result = lenient["cert upstreams.entra"]
+    assert result.status == "FAIL"
+    assert "still accepted" in result.detail and "WARNING" in result.detail
+    assert "upstreams.entra.enforce_certificate_expiry: true" in result.detail
+    assert "current metadata" in result.detail
+    assert strict["cert upstreams.entra"].status == "FAIL"
+    assert "are refused" in strict["cert upstreams.entra"].detail
+
+
+REAL = Path(__file__).parents[1] / "interop" / "real"
+
+
+def test_entra_tenant_independent_metadata_fails_the_check_and_names_the_right_url(write_config):
+    common = REAL / "entra" / "metadata_tenant_independent.xml"
+    tenant = REAL / "entra" / "metadata_tenant.xml"
+
+    refused = by_name(
+        run_checks(write_config(upstreams__entra={"preset": "entra", "metadata_file": str(common)}))
+    )
+    accepted = by_name(run_checks(write_config(
+        "tenant.yaml", upstreams__entra={"preset": "entra", "metadata_file": str(tenant)}
+    )))  # fmt: skip
+
+    result = refused["metadata upstreams.entra"]
+    assert result.status == "FAIL"
+    assert "tenant-independent" in result.detail and "App Federation Metadata URL" in result.detail
+    assert accepted["metadata upstreams.entra"].status == "OK"
+    assert "3 signing certificates" in accepted["metadata upstreams.entra"].detail
+
+
+def test_an_inline_entra_upstream_with_the_tenant_placeholder_fails_at_load(write_config):
+    config = write_config(upstreams__entra__entity_id="https://sts.windows.net/{tenantid}/")
+
+    results = run_checks(config)
+
+    assert [r.status for r in results] == ["FAIL"]
+    assert "upstreams.entra" in results[0].detail and "App Federation Metadata URL" in results[0].detail
+
+
 def test_unreadable_upstream_metadata_fails(write_config, tmp_path):
     config = write_config(
         upstreams__entra={"preset": "entra", "metadata_file": str(tmp_path / "missing.xml")}

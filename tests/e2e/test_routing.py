@@ -3,6 +3,7 @@ two upstream IdPs; IdP-initiated logins; deep links."""
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 
@@ -144,3 +145,25 @@ def test_unsafe_or_unlisted_deep_links_are_refused(demo, target):
                          allow_redirects=False)  # fmt: skip
     assert reply.status_code == 400
     assert "target page is not allowed" in reply.text
+
+
+def test_demo_okta_idp_signs_like_okta_and_the_broker_accepts_it(demo):
+    """Both Response and Assertion signed, PrefixList="xs" in each exc-c14n transform, xs:string values, and
+    the names Okta admins type (FirstName, LastName, Email): what real Okta sends."""
+    session = requests.Session()
+    idp_page = session.get(f"{demo.urls.broker}/login/academy?idp=okta")
+    idp_post = submit_form(session, idp_page, email="jordan.kim@fabrikam.example")
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', idp_post.text))
+    document = base64.b64decode(html.unescape(fields["SAMLResponse"]))
+    assert (
+        document.count(
+            b'<ec:InclusiveNamespaces xmlns:ec="http://www.w3.org/2001/10/xml-exc-c14n#" PrefixList="xs"/>'
+        )
+        == 2
+    )
+    assert document.count(b"<ds:SignatureValue>") == 2
+    assert b'xsi:type="xs:string"' in document and b'Name="FirstName"' in document
+
+    landed = submit_form(session, submit_form(session, idp_post))
+
+    assert "Signed in to academy as jordan.kim@fabrikam.example" in landed.text

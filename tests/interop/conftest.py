@@ -43,9 +43,9 @@ class KeyFiles:
     pair: KeyPair
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def xmlsec1_binary() -> str:
-    """Every test here needs pysaml2's xmlsec1 backend: skip without it, but never silently under CI."""
+    """Tests signed by pysaml2 or xmlsec1 need the binary: skip without it, but never silently under CI."""
     binary = shutil.which("xmlsec1")
     if binary is None:
         reason = (

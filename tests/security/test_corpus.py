@@ -50,7 +50,7 @@ def params(vectors: list[Vector], marks: dict[str, str]) -> list:
 
 
 def attack(vector: Vector, keys, spies: dict) -> object:
-    harness = Harness(keys, config_overrides=dict(vector.overrides))
+    harness = Harness(keys, config_overrides=dict(vector.overrides), shape=vector.shape)
     pending = harness.login()
     saml_response, relay_state = vector.make(harness, pending)
     for spy in spies.values():  # replay vectors log in genuinely first: only the attack's own POST counts
@@ -76,8 +76,10 @@ def outgoing_values(response: etree._Element, name: str) -> list[str]:
     ]
 
 
+@pytest.mark.parametrize("shape", ["entra", "okta"])
 @pytest.mark.parametrize("config", CONFIGS)
-def test_untouched_baseline_is_accepted(config, harness, spies):
+def test_untouched_baseline_is_accepted(config, shape, keys, spies):
+    harness = Harness(keys, shape=shape)
     pending = harness.login()
     reply = harness.post(b64(signed_document(harness, pending, config)), pending.relay_state)
     assert reply.status_code == 200, reply.get_data(as_text=True)[:500]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lxml import etree
+from lxml import etree, html
 
 from broker.saml.metadata import parse_idp_metadata
 from broker.saml.xml import MD, qname
@@ -40,6 +40,63 @@ def test_portal_setup_page_shows_both_fingerprints_for_the_learnupon_admin(keys)
     assert keys.broker.sha1_fingerprint in body and keys.broker.sha256_fingerprint in body
     assert "https://broker.test/login/academy" in body
     assert len(keys.broker.sha1_fingerprint.split(":")) == 20
+
+
+LEARNUPON_FIELDS = [
+    "Enabled", "Version", "IDP SSO Target URL", "Sign out URL", "Unauthorized URL", "Disable portal login page",
+    "Skip conditions", "SAML Token POST param name", "Name Identifier Format", "First Name Identifier Format",
+    "Last Name Identifier Format", "Group attribute name", "Certificate fingerprint (SHA-1)",
+    "Certificate fingerprint (SHA-256)",
+]  # fmt: skip
+
+
+def setup_table(harness: Harness, portal: str) -> dict[str, str]:
+    reply = harness.client.get(f"/portals/{portal}/metadata", headers={"Accept": "text/html"})
+    assert reply.status_code == 200
+    page = html.fromstring(reply.data)
+    rows = page.xpath('//table[@id="learnupon-fields"]/tr[td]')
+    return {row.findtext("th"): row.find("td/code").text_content() for row in rows}
+
+
+def test_setup_page_lists_every_learnupon_saml_field_with_the_value_to_paste(keys):
+    harness = Harness(keys, config_overrides={
+        "portals__sales__attributes": {"first_name": "FirstName", "last_name": "LastName", "groups": "Departments"},
+    })  # fmt: skip
+
+    sales = setup_table(harness, "sales")
+    academy = setup_table(harness, "academy")
+
+    assert list(sales) == LEARNUPON_FIELDS
+    assert sales["Enabled"] == "Yes" and sales["Version"] == "2.0"
+    assert sales["IDP SSO Target URL"] == "https://broker.test/login/sales"
+    assert sales["Sign out URL"] == "https://broker.test/signed-out/sales"
+    assert sales["Unauthorized URL"] == "https://broker.test/unauthorized/sales"
+    assert sales["Disable portal login page"] == "Yes" and sales["Skip conditions"] == "No"
+    assert sales["SAML Token POST param name"] == "SAMLResponse"
+    assert sales["Name Identifier Format"] == "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"
+    assert (sales["First Name Identifier Format"], sales["Last Name Identifier Format"]) == (
+        "FirstName",
+        "LastName",
+    )
+    assert sales["Group attribute name"] == "Departments"
+    assert sales["Certificate fingerprint (SHA-1)"] == keys.portal.sha1_fingerprint
+    assert sales["Certificate fingerprint (SHA-256)"] == keys.portal.sha256_fingerprint
+    assert (
+        academy["First Name Identifier Format"]
+        == "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname"
+    )
+    assert academy["Certificate fingerprint (SHA-256)"] == keys.broker.sha256_fingerprint
+
+
+def test_the_sign_out_and_unauthorized_urls_answer_with_a_way_back_in(keys):
+    harness = Harness(keys)
+    for path in ("/signed-out/academy", "/unauthorized/academy"):
+        reply = harness.client.get(path)
+        assert reply.status_code == 200
+        page = html.fromstring(reply.data)
+        assert page.xpath("//a/@href") == ["/login/academy"]
+        assert "Contoso Academy" in page.text_content()
+    assert harness.client.get("/signed-out/nowhere").status_code == 404
 
 
 def test_unknown_portal_metadata_is_404(keys):

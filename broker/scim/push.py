@@ -1,0 +1,237 @@
+"""Make LearnUpon hold what a SCIM user should be, portal by portal, with as few API calls as possible.
+
+The comparison is with what was last pushed (kept in the store), not with a fresh read of LearnUpon: a change
+that changes nothing costs no call, one changed field costs one `PUT users/{id}`. A new user costs one
+`POST users`; if LearnUpon already has the email (a JIT login came first, or a retry after a lost answer),
+the user is found by email and adopted, so there is never a duplicate. A user LearnUpon no longer has (deleted
+there by hand) is created again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from broker.clients.learnupon import (
+    LearnUponClient,
+    LearnUponConflict,
+    LearnUponError,
+    LearnUponNotFound,
+    LearnUponRejected,
+)
+from broker.config import Config
+from broker.model import Claims
+from broker.scim.mapping import PortalUser, portal_user
+from broker.scim.state import PortalGroups, Pushed
+
+log = logging.getLogger(__name__)
+
+GROUP_DESCRIPTION = (
+    "Created by the SAML broker from a SCIM group; members are pushed by the identity provider."
+)
+
+
+@dataclass
+class PushReport:
+    """What one push did: LearnUpon calls per portal and one word per portal (created, updated, ...)."""
+
+    calls: dict[str, int] = field(default_factory=dict)
+    actions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+
+class Pusher:
+    """Pushes users to the portals' LearnUpon APIs through the shared clients."""
+
+    def __init__(self, config: Config, clients: Mapping[str, LearnUponClient], groups: PortalGroups):
+        self.config = config
+        self.clients = clients
+        self.groups = groups
+
+    def client(self, portal: str) -> LearnUponClient:
+        client = self.clients.get(portal)
+        if client is None:
+            raise LearnUponError(f"portal {portal}: no LearnUpon API client (provisioning not configured)")
+        return client
+
+    def push(
+        self,
+        claims: Claims,
+        active: bool,
+        wanted: list[str],
+        pushed: dict[str, Pushed],
+        *,
+        removing: bool = False,
+    ) -> tuple[dict[str, Pushed], PushReport]:
+        """Bring every portal in `wanted` and in `pushed` in line. Returns the new pushed state.
+
+        `removing`: the SCIM user is being deleted, so every portal it was pushed to deprovisions it.
+        On a LearnUpon error the state pushed so far is kept (the caller saves it) and the error raised.
+        """
+        report = PushReport()
+        result = pushed  # changed in place, so the caller keeps what was done even when a call fails
+        portals = list(dict.fromkeys([*([] if removing else wanted), *pushed]))
+        for portal in portals:
+            client = self.client(portal)
+            with client.budget(None) as scope:
+                try:
+                    if removing or portal not in wanted:
+                        action = self._deprovision(portal, client, result)
+                    else:
+                        action = self._provision(
+                            portal, client, portal_user(self.config, portal, claims, active), result
+                        )
+                finally:
+                    if scope.requests:
+                        report.calls[portal] = scope.requests
+            if action:
+                report.actions[portal] = action
+        return result, report
+
+    # -- one portal ------------------------------------------------------------------------------------------
+
+    def _provision(
+        self, portal: str, client: LearnUponClient, want: PortalUser, state: dict[str, Pushed]
+    ) -> str:
+        current = state.get(portal)
+        active = bool(want.fields["enabled"])
+        if current is None and not active:
+            return ""  # never create a user only to disable it
+        if current is not None and not active and self.config.portals[portal].scim.on_deprovision == "delete":
+            return self._deprovision(portal, client, state)
+        action = ""
+        if current is None:
+            current, action = self._create(client, want)
+            state[portal] = current
+        else:
+            changed = {k: v for k, v in want.fields.items() if current.fields.get(k) != v}
+            if changed:
+                try:
+                    client.update_user(current.id, _update_body(changed, current.fields))
+                except LearnUponNotFound:
+                    # Deleted in LearnUpon by hand: create again, memberships start from nothing.
+                    current, action = self._create(client, want)
+                    state[portal] = current
+                else:
+                    current.fields.update(changed)
+                    action = "disabled" if changed.get("enabled") is False else "updated"
+        if self._sync_groups(portal, client, current, want.groups) and not action:
+            action = "groups"
+        return action
+
+    def _create(self, client: LearnUponClient, want: PortalUser) -> tuple[Pushed, str]:
+        body = {**want.fields, "user_type": "learner"}
+        try:
+            return Pushed(client.create_user(body), dict(want.fields)), "created"
+        except LearnUponError as exc:
+            if not _maybe_taken(exc):
+                raise
+            # LearnUpon does not document which 4xx means "email taken": look, and adopt what is there.
+            existing = client.find_user_by_email(str(want.fields["email"]))
+            if existing is None:
+                raise
+        adopted = Pushed(int(existing["id"]), {})
+        changed = {k: v for k, v in want.fields.items() if k != "email" and existing.get(k) != v}
+        if changed:
+            client.update_user(adopted.id, changed)
+        adopted.fields = dict(want.fields)
+        return adopted, "adopted"
+
+    def _deprovision(self, portal: str, client: LearnUponClient, state: dict[str, Pushed]) -> str:
+        current = state.get(portal)
+        if current is None:
+            return ""
+        if self.config.portals[portal].scim.on_deprovision == "delete":
+            try:
+                client.delete_user(current.id)
+            except LearnUponNotFound:
+                pass
+            del state[portal]
+            return "deleted"
+        if current.fields.get("enabled") is False:
+            return ""
+        try:
+            client.update_user(current.id, {"enabled": False})
+        except LearnUponNotFound:
+            del state[portal]
+            return "gone"
+        current.fields["enabled"] = False
+        return "disabled"
+
+    def _sync_groups(
+        self, portal: str, client: LearnUponClient, current: Pushed, titles: tuple[str, ...]
+    ) -> bool:
+        wanted = {t.lower(): t for t in titles}
+        changed = False
+        for key, title in wanted.items():
+            if key in current.groups:
+                continue
+            group_id = self._group_id(portal, client, title)
+            try:
+                client.add_membership(group_id, current.id)
+            except LearnUponRejected as exc:
+                if not _maybe_taken(
+                    exc, (409, 422)
+                ):  # 422 "already a member" (a login's SAML sync was first) is done
+                    raise
+            except LearnUponNotFound:
+                # The group was deleted in LearnUpon: forget its id, create it again once.
+                self.groups.forget(portal, title)
+                group_id = self._group_id(portal, client, title)
+                client.add_membership(group_id, current.id)
+            current.groups[key] = [title, group_id]
+            changed = True
+        for key in [k for k in current.groups if k not in wanted]:
+            title, group_id = current.groups[key]
+            # LearnUpon deletes memberships by id; the group's member list (version 1.1) shows it.
+            membership_id = client.find_membership_id(int(group_id), current.id)
+            if membership_id is not None:  # None: already gone
+                try:
+                    client.remove_membership(membership_id)
+                except LearnUponNotFound:
+                    pass
+            del current.groups[key]
+            changed = True
+        return changed
+
+    def _group_id(self, portal: str, client: LearnUponClient, title: str) -> int:
+        cached = self.groups.get(portal, title)
+        if cached is not None:
+            return cached
+        found = _find_group(client, title)
+        if found is None:
+            try:
+                found = client.create_group(title, GROUP_DESCRIPTION, sso_sync=True)
+            except LearnUponError as exc:
+                if not _maybe_taken(exc):
+                    raise
+                found = _find_group(client, title)  # created meanwhile
+                if found is None:
+                    raise
+        self.groups.put(portal, title, found)
+        return found
+
+
+def _maybe_taken(exc: LearnUponError, statuses: tuple[int, ...] = (400, 409, 422)) -> bool:
+    """A 4xx that may say "already exists" (409, or LearnUpon's undocumented 400/422); callers re-read."""
+    return isinstance(exc, LearnUponConflict) or exc.status in statuses
+
+
+def _find_group(client: LearnUponClient, title: str) -> int | None:
+    for group in client.list_groups(title=title):
+        if str(group.get("title", "")).lower() == title.lower() and group.get("id") is not None:
+            return int(group["id"])
+    return None
+
+
+def _update_body(changed: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """A `PUT users/{id}` body: a new address goes as `new_email` (the email identifies the user)."""
+    body = dict(changed)
+    if "email" in body:
+        body["new_email"] = body.pop("email")
+    return body

@@ -1,0 +1,173 @@
+"""Microsoft Entra's provisioning cycle, request by request, in the shapes Microsoft documents ("Tutorial: Develop
+and plan provisioning for a SCIM endpoint in Microsoft Entra ID", and "Known issues and resolutions with SCIM 2.0
+protocol compliance"): query by userName, create, PATCH with capitalised ops, booleans as strings, `active`
+false on unassignment, DELETE later; groups created with Microsoft's extra schema URI, looked up by displayName
+without members, members added and removed by PATCH with a `value` list. Only the example values differ (our
+test domain, so the routing rules apply). Each step checks what the fake LearnUpon portals then hold."""
+
+from __future__ import annotations
+
+from tests.scim.conftest import Scim
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+CREATE_USER = {
+    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+    "externalId": "0a21f0f2-8d2a-4f8e-bf98-7363c4aed4ef",
+    "userName": "Test_User_ab6490ee-1e48-479e-a20b-2d77186b5dd1",
+    "active": True,
+    "emails": [{"primary": True, "type": "work", "value": "test.user@contoso.example"}],
+    "meta": {"resourceType": "User"},
+    "name": {"formatted": "givenName familyName", "familyName": "familyName", "givenName": "givenName"},
+    "roles": [],
+    "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": "Sales", "employeeNumber": "7001"},
+}  # fmt: skip
+CREATE_GROUP = {
+    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group",
+                "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+    "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+    "displayName": "Sales Team",
+    "meta": {"resourceType": "Group"},
+}  # fmt: skip
+
+
+def patch(*operations: dict) -> dict:
+    return {"schemas": [PATCH_OP], "Operations": list(operations)}
+
+
+def test_entra_user_cycle_create_update_disable_delete(scim: Scim):
+    email = "test.user@contoso.example"
+    # 1. Entra first asks whether the user exists: an empty list, and no LearnUpon call.
+    found = scim.call("GET", "/Users", filter=f'userName eq "{CREATE_USER["userName"]}"')
+    assert found.status_code == 200 and found.json["totalResults"] == 0 and found.json["Resources"] == []
+    assert scim.lu_calls() == 0
+
+    # 2. Create: one POST users to the portal the routing rules give (contoso.example → academy only).
+    created = scim.call("POST", "/Users", CREATE_USER)
+    assert created.status_code == 201, created.json
+    assert created.headers["Content-Type"].startswith("application/scim+json")
+    user_id = created.json["id"]
+    assert created.headers["Location"].endswith(f"/scim/v2/Users/{user_id}")
+    lu = scim.user("academy", email)
+    assert lu["first_name"] == "givenName" and lu["last_name"] == "familyName" and lu["enabled"] is True
+    assert lu["CustomData"] == {"department": "Sales", "employee_no": "7001"}
+    assert scim.user("sales", email) is None and scim.user("partners", email) is None
+    assert [(r.method, r.path) for r in scim.portals["academy"].request_log()] == [("POST", "users")]
+
+    # 3. The query now finds it, from the store alone.
+    scim.clear_logs()
+    found = scim.call("GET", "/Users", filter=f'userName eq "{CREATE_USER["userName"]}"')
+    assert found.json["totalResults"] == 1 and found.json["Resources"][0]["id"] == user_id
+    assert scim.lu_calls() == 0
+
+    # 4. Update, multi-valued properties: work email and family name in one PATCH → one PUT users/{id}.
+    response = scim.call("PATCH", f"/Users/{user_id}", patch(
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "updated.user@contoso.example"},
+        {"op": "Replace", "path": "name.familyName", "value": "updatedFamilyName"},
+    ))  # fmt: skip
+    assert response.status_code in (200, 204), response.get_data(as_text=True)
+    assert scim.user("academy", email) is None
+    lu = scim.user("academy", "updated.user@contoso.example")
+    assert lu["last_name"] == "updatedFamilyName" and lu["id"] == scim.portals["academy"].users()[0]["id"]
+    assert [(r.method, r.path) for r in scim.portals["academy"].request_log()] == [
+        ("PUT", f"users/{lu['id']}")
+    ]
+
+    # 5. Known issue: a PATCH value object whose keys are attribute paths.
+    scim.clear_logs()
+    response = scim.call(
+        "PATCH", f"/Users/{user_id}", patch({"op": "Replace", "value": {"name.givenName": "Alex"}})
+    )
+    assert response.status_code in (200, 204)
+    assert scim.user("academy", "updated.user@contoso.example")["first_name"] == "Alex"
+    assert scim.lu_calls() == 1
+
+    # 6. Unassigned or disabled in Entra: "Replace" active with the string "False" → enabled: false.
+    scim.clear_logs()
+    response = scim.call(
+        "PATCH", f"/Users/{user_id}", patch({"op": "Replace", "path": "active", "value": "False"})
+    )
+    assert response.status_code in (200, 204)
+    assert scim.user("academy", "updated.user@contoso.example")["enabled"] is False
+    assert [(r.method, r.body) for r in scim.portals["academy"].request_log()] == [
+        ("PUT", {"User": {"enabled": False}})
+    ]
+    got = scim.call("GET", f"/Users/{user_id}")
+    assert got.json["active"] is False and "password" not in got.json
+
+    # 7. Re-assigned: "True" enables again.
+    response = scim.call(
+        "PATCH", f"/Users/{user_id}", patch({"op": "Replace", "path": "active", "value": "True"})
+    )
+    assert scim.user("academy", "updated.user@contoso.example")["enabled"] is True
+
+    # 8. Deleted later (after Entra's soft-delete window): the academy portal disables (its policy), the
+    #    SCIM resource is gone.
+    scim.call("PATCH", f"/Users/{user_id}", patch({"op": "Replace", "path": "active", "value": False}))
+    scim.clear_logs()
+    assert scim.call("DELETE", f"/Users/{user_id}").status_code == 204
+    assert scim.user("academy", "updated.user@contoso.example")["enabled"] is False
+    assert scim.lu_calls() == 0  # already disabled: nothing to do
+    assert scim.call("GET", f"/Users/{user_id}").status_code == 404
+    assert (
+        scim.call("GET", "/Users", filter=f'userName eq "{CREATE_USER["userName"]}"').json["totalResults"]
+        == 0
+    )
+
+
+def test_entra_group_cycle_routes_members_and_syncs_memberships(scim: Scim):
+    user_id = scim.call("POST", "/Users", CREATE_USER).json["id"]
+    email = "test.user@contoso.example"
+    created = scim.call("POST", "/Groups", CREATE_GROUP)
+    assert created.status_code == 201, created.json
+    group_id = created.json["id"]
+    assert scim.portals["academy"].find_group("Sales Team") is None  # created when a member needs it
+
+    # Entra looks the group up by displayName, without members.
+    found = scim.call("GET", "/Groups", filter='displayName eq "Sales Team"', excludedAttributes="members")
+    assert found.json["totalResults"] == 1 and found.json["Resources"][0]["id"] == group_id
+
+    # Add member: "Sales Team" matches the Sales* routing rule → academy and sales; sales requires Sales*.
+    response = scim.call("PATCH", f"/Groups/{group_id}", patch(
+        {"op": "Add", "path": "members", "value": [{"$ref": None, "value": user_id}]}
+    ))  # fmt: skip
+    assert response.status_code in (200, 204), response.get_data(as_text=True)
+    for portal in ("academy", "sales"):
+        user = scim.user(portal, email)
+        assert user is not None and user["enabled"] is True, portal
+        assert [g["title"] for g in scim.portals[portal].groups_of(user["id"])] == ["Sales Team"]
+        assert scim.portals[portal].find_group("Sales Team")["sso_sync"] is True
+    assert scim.call("GET", f"/Users/{user_id}").json["groups"][0]["display"] == "Sales Team"
+
+    # Rename (non-member attribute): the members move to the new LearnUpon group title.
+    scim.call(
+        "PATCH", f"/Groups/{group_id}", patch({"op": "Replace", "path": "displayName", "value": "Sales EMEA"})
+    )
+    academy_user = scim.user("academy", email)
+    assert [g["title"] for g in scim.portals["academy"].groups_of(academy_user["id"])] == ["Sales EMEA"]
+
+    # Remove member: out of the group in academy; no longer routed to sales → disabled there.
+    response = scim.call("PATCH", f"/Groups/{group_id}", patch(
+        {"op": "Remove", "path": "members", "value": [{"$ref": None, "value": user_id}]}
+    ))  # fmt: skip
+    assert response.status_code in (200, 204)
+    assert scim.portals["academy"].groups_of(academy_user["id"]) == []
+    assert scim.user("academy", email)["enabled"] is True
+    assert scim.user("sales", email)["enabled"] is False
+
+    assert scim.call("DELETE", f"/Groups/{group_id}").status_code == 204
+    assert scim.call("GET", f"/Groups/{group_id}").status_code == 404
+    assert "groups" not in scim.call("GET", f"/Users/{user_id}").json
+
+
+def test_entra_manager_as_bare_id_is_accepted(scim: Scim):
+    user_id = scim.call("POST", "/Users", CREATE_USER).json["id"]
+    response = scim.call("PATCH", f"/Users/{user_id}", patch({
+        "op": "Add", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager",
+        "value": "2819c223-7f76-453a-919d-413861904646",
+    }))  # fmt: skip
+    assert response.status_code in (200, 204), response.get_data(as_text=True)
+    got = scim.call("GET", f"/Users/{user_id}").json
+    assert got["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"] == (
+        "2819c223-7f76-453a-919d-413861904646"
+    )
