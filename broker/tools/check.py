@@ -22,8 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from broker.claims.groups import graph_client_for
 from broker.clients.graph import GraphError
-from broker.clients.learnupon import LearnUponAuthError, LearnUponError
+from broker.clients.learnupon import LearnUponAuthError, LearnUponClient, LearnUponError
 from broker.config import Config, load_config
+from broker.config.provisioning import ProvisioningSettings
 from broker.errors import ConfigError
 from broker.keys import load_certificate_text
 from broker.ops.cert_expiry import expired_certificate_advice
@@ -373,6 +374,7 @@ def check_learnupon(config: Config, env: Mapping[str, str], online: bool) -> lis
             with client.budget(20.0):
                 # searching an address no one has changes nothing and needs only the API key pair
                 client.find_user_by_email(f"broker-check-{secrets.token_hex(6)}@example.invalid")
+                unknown = _unknown_enrollment_titles(client, settings)
         except LearnUponAuthError as exc:
             results.append(CheckResult("FAIL", label, f"{base}: the API key pair was refused ({exc})"))
             continue
@@ -386,8 +388,30 @@ def check_learnupon(config: Config, env: Mapping[str, str], online: bool) -> lis
             limits = f"; rate limit left: {client.rate_limit_remaining_minute} this minute"
             if client.rate_limit_remaining_week is not None:
                 limits += f", {client.rate_limit_remaining_week} this week"
+        if unknown:
+            results.append(CheckResult("FAIL", label, f"{base}: {'; '.join(unknown)}"))
+            continue
         results.append(CheckResult("OK", label, f"{base}: API answered a user search{limits}"))
     return results
+
+
+def _unknown_enrollment_titles(client: LearnUponClient, settings: ProvisioningSettings) -> list[str]:
+    """Enrolment rules' course and learning path titles LearnUpon cannot match to exactly one (GET only)."""
+    problems = []
+    for index, rule in enumerate(settings.enrollments):
+        for refs, find in (
+            (rule.courses, client.find_course_id),
+            (rule.learning_paths, client.find_learning_path_id),
+        ):
+            for ref in refs:
+                if isinstance(ref, str):
+                    try:
+                        find(ref)
+                    except LearnUponAuthError:
+                        raise
+                    except LearnUponError as exc:
+                        problems.append(f"provisioning.enrollments.{index}: {exc}")
+    return problems
 
 
 def _count(n: int, what: str) -> str:

@@ -231,6 +231,22 @@ def test_online_checks_call_graph_and_learnupon(run, write_config, graph, lu_pro
     assert [method for method, _ in lu.calls()] == ["GET"]  # one search, nothing changed
 
 
+def test_online_check_names_enrolment_titles_learnupon_does_not_have(write_config, lu_provisioning, lu):
+    lu.add_course(11, "Safety First")
+    rules = [
+        {"groups": ["Staff"], "courses": ["Safety First", "Safety Last", 99], "learning_paths": ["Nope"]}
+    ]
+    config = write_config(portals__academy__provisioning={**lu_provisioning, "enrollments": rules})
+
+    result = by_name(run_checks(config, online=True))["learnupon portals.academy"]
+
+    assert result.status == "FAIL"
+    assert "provisioning.enrollments.0: LearnUpon has no course titled 'Safety Last'" in result.detail
+    assert "provisioning.enrollments.0: LearnUpon has no learning path titled 'Nope'" in result.detail
+    assert "Safety First'" not in result.detail  # found
+    assert {method for method, _ in lu.calls()} == {"GET"}
+
+
 def test_online_check_fails_on_a_refused_api_key(write_config, lu_provisioning, lu, monkeypatch):
     monkeypatch.setenv(LU_KEY_ENV, "wrong-key")
     config = write_config(portals__academy__provisioning=lu_provisioning)
