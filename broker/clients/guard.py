@@ -29,6 +29,32 @@ _process_slots: threading.BoundedSemaphore | None = None
 _process_limit: int | None = None
 
 
+_fan_out = threading.local()  # set in threads making calls on behalf of a request thread (run_together)
+
+
+@contextmanager
+def fanned_out_calls() -> Iterator[None]:
+    """Around calls a request thread makes in helper threads and waits for: the request thread takes one
+    process slot for all of them (it is the thread that is blocked), the helpers take none."""
+    shared = _process_slots
+    if shared is not None and not getattr(_fan_out, "active", False):
+        if not shared.acquire(blocking=False):
+            raise ServiceRefused(
+                "outbound", "bulkhead_full", f"{_process_limit} outside calls already in flight"
+            )
+        try:
+            yield
+        finally:
+            shared.release()
+    else:
+        yield
+
+
+def mark_fan_out_thread() -> None:
+    """This helper thread's calls take no process slot (the request thread holds one for them)."""
+    _fan_out.active = True
+
+
 def set_process_limit(limit: int | None) -> None:
     """At most `limit` outside calls in flight in this process, over every service (None: no limit)."""
     global _process_slots, _process_limit
@@ -121,7 +147,7 @@ class ServiceGuard:
         half-open circuit's trial attempt, whose outcome (an exception, or `attempt.failed()`) decides alone."""
         with self._lock:
             trial = self._admit()
-        shared = _process_slots
+        shared = None if getattr(_fan_out, "active", False) else _process_slots
         if not self._slots.acquire(blocking=False):
             self._cancel(trial)
             raise self._refuse(

@@ -104,3 +104,23 @@ def test_failed_attempts_that_a_retry_makes_good_do_not_count():
             raise ConnectionError("reset")
     guard.record(None)
     assert guard.status().state == "closed" and guard.status().consecutive_failures == 0
+
+
+def test_calls_fanned_out_for_one_request_thread_take_one_process_slot():
+    from concurrent.futures import ThreadPoolExecutor
+
+    guard_module.set_process_limit(1)
+    try:
+        service = ServiceGuard("learnupon:a", max_concurrent=4)
+
+        def call(_n: int) -> str:
+            with service.attempt():
+                return "ok"
+
+        with guard_module.fanned_out_calls():  # the request thread holds the one slot for its helpers
+            with ThreadPoolExecutor(3, initializer=guard_module.mark_fan_out_thread) as pool:
+                assert list(pool.map(call, range(3))) == ["ok"] * 3
+            with pytest.raises(ServiceRefused), service.attempt():  # another request thread: no slot left
+                pass
+    finally:
+        guard_module.set_process_limit(None)
