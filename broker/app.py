@@ -49,7 +49,7 @@ def create_app(
 ) -> Flask:
     if not isinstance(config, Config):
         config = load_config(config)
-    runtime: Runtime = build_runtime(config, store=store, **({"clock": clock} if clock else {}))
+    runtime: Runtime = build_runtime(config, store=store, clock=clock)
     try:
         # written on first use; from then on a missing epoch means the store lost its data
         runtime.store.epoch()

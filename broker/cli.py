@@ -454,7 +454,7 @@ def _run_provisioning(portal, settings, group_profile, client, store, rows: list
             click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar,
         ):
 
-            def on_row(line: int, email: str, result: object) -> None:
+            def on_row(line: int, email: str, result: SyncOutcome | SyncPlan | str) -> None:
                 counts[tally(email, result)] += 1
                 if isinstance(result, SyncPlan) and len(planned) < 10:
                     enrolments = "; ".join(result.desired.planned_enrollments()) or "-"
@@ -493,8 +493,8 @@ def _run_provisioning(portal, settings, group_profile, client, store, rows: list
     click.echo(f"  {'total':<10} {summary.total:>7}   in {elapsed:.1f} s ({rate:.0f} rows/s)")
     if planned:
         click.echo("Planned (groups as the assertion will carry them):")
-        for line in planned:
-            click.echo(line)
+        for planned_line in planned:
+            click.echo(planned_line)
     problems = summary.failures + summary.invalid
     for line, email, reason in problems[:10]:
         click.echo(f"  {row_label} {line}: {email + ': ' if email else ''}{reason}")

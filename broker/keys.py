@@ -68,7 +68,11 @@ def _load_key_pair_cached(key_path: str, cert_path: str, key_mtime: float, cert_
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ConfigError(f"{key_path}: only RSA keys are supported for SAML signing")
     cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    public = cert.public_key()
+    if (
+        not isinstance(public, rsa.RSAPublicKey)
+        or public.public_numbers() != key.public_key().public_numbers()
+    ):
         raise ConfigError(f"{cert_path}: certificate does not match the private key {key_path}")
     pem = cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
     return KeyPair(key, cert, pem, cert_body_b64(cert))

@@ -146,7 +146,7 @@ def build_runtime(
     config: Config,
     *,
     store: Store | None = None,
-    clock: Callable[[], datetime] = _now,
+    clock: Callable[[], datetime] | None = None,
     metrics: Metrics | None = None,
     env: Mapping[str, str] = os.environ,
     require_secrets: bool = True,
@@ -176,17 +176,19 @@ def build_runtime(
                 raise ConfigError(f"{source}: upstreams.{name}.groups.graph: {exc}") from None
             left_out[f"upstreams.{name}"] = str(exc)
     portals = {}
-    for name, settings in config.portals.items():
+    for name, portal_settings in config.portals.items():
         trust = portal_trust(config, name)
         learnupon = None
-        if settings.provisioning.enabled:
+        if portal_settings.provisioning.enabled:
             try:
-                learnupon = build_client(name, settings.provisioning, env)
+                learnupon = build_client(name, portal_settings.provisioning, env)
             except ConfigError as exc:
                 if require_secrets:
                     raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None
                 left_out[f"portals.{name}"] = str(exc)
-        portals[name] = Portal(name, settings, trust, learnupon, next_certificate(config, name, source))
+        portals[name] = Portal(
+            name, portal_settings, trust, learnupon, next_certificate(config, name, source)
+        )
     runtime = Runtime(
         config=config,
         store=store if store is not None else open_store(config.store.url),
@@ -195,7 +197,7 @@ def build_runtime(
         portals=portals,
         metrics=metrics or Metrics(),
         left_out=left_out,
-        clock=clock,
+        clock=clock or _now,
     )
     runtime.metadata_refresher = MetadataRefresher(runtime.upstream_metadata, refresh_targets(config))
     return runtime

@@ -305,16 +305,16 @@ class LearnUponClient:
         status = response.status_code
         api_message = scrub(_api_message(response), self._secrets + hide)
         text = f"LearnUpon {method} {path}: HTTP {status}" + (f": {api_message}" if api_message else "")
-        kwargs = {"status": status, "api_message": api_message, "method": method, "path": path}
+        kind = LearnUponError
         if status in (401, 403):
-            return LearnUponAuthError(text, **kwargs)
-        if status == 404:
-            return LearnUponNotFound(text, **kwargs)
-        if status == 409:
-            return LearnUponConflict(text, **kwargs)
-        if 400 <= status < 500:
-            return LearnUponRejected(text, **kwargs)
-        return LearnUponError(text, **kwargs)
+            kind = LearnUponAuthError
+        elif status == 404:
+            kind = LearnUponNotFound
+        elif status == 409:
+            kind = LearnUponConflict
+        elif 400 <= status < 500:
+            kind = LearnUponRejected
+        return kind(text, status=status, api_message=api_message, method=method, path=path)
 
     def _json(self, response: requests.Response, method: str, path: str) -> Any:
         try:

@@ -151,7 +151,9 @@ def _user(obj: dict[str, Any]) -> DirectoryUser | None:
     uid, status = obj.get("id"), obj.get("status")
     if not isinstance(uid, str) or not isinstance(status, str):
         return None
-    profile = obj.get("profile") if isinstance(obj.get("profile"), dict) else {}
+    profile = obj.get("profile")
+    if not isinstance(profile, dict):
+        profile = {}
     return DirectoryUser(
         id=uid,
         emails=lower_emails(profile.get("login"), profile.get("email")),

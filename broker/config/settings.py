@@ -290,18 +290,21 @@ class Config(_Model):
                     )
                 hosts[host.lower()] = name
         for index, rule in enumerate(self.routing.rules):
-            for portal in rule.portals:
-                if portal not in self.portals:
+            for named in rule.portals:
+                if named not in self.portals:
                     raise ValueError(
-                        f"routing.rules.{index}.portals: unknown portal {portal!r} (known: {known_portals})"
+                        f"routing.rules.{index}.portals: unknown portal {named!r} (known: {known_portals})"
                     )
-        for upstream in self.admin.upstreams:
-            if upstream not in self.upstreams:
-                raise ValueError(f"admin.upstreams: unknown upstream {upstream!r} (known: {known_upstreams})")
+        for admin_upstream in self.admin.upstreams:
+            if admin_upstream not in self.upstreams:
+                raise ValueError(
+                    f"admin.upstreams: unknown upstream {admin_upstream!r} (known: {known_upstreams})"
+                )
         if self.routing.default_upstream and self.routing.default_upstream not in self.upstreams:
             raise ValueError(f"routing.default_upstream: unknown upstream (known: {known_upstreams})")
-        for name, upstream in self.upstreams.items():
-            if upstream.default_portal and upstream.default_portal not in self.portals:
+        for name, upstream_settings in self.upstreams.items():
+            default_portal = upstream_settings.default_portal
+            if default_portal and default_portal not in self.portals:
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
         for index, client in enumerate(self.scim.clients):
             if client.upstream and client.upstream not in self.upstreams:

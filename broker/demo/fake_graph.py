@@ -93,7 +93,7 @@ class FakeGraphControl:
 
     def deny(self, *endpoints: str) -> None:
         """These endpoints answer 403 Authorization_RequestDenied (a permission without admin consent)."""
-        self.denied.update(_checked(e) for e in endpoints)
+        self.denied.update(e for e in endpoints if _checked(e))
 
     def revoke_tokens(self) -> None:
         """Access tokens issued so far stop working (Graph then answers 401)."""
@@ -246,7 +246,7 @@ def create_fake_graph(
             return _graph_error(
                 400, "Request_BadRequest", f"The number of ids exceeds the limit of {GET_BY_IDS_MAX}."
             )
-        types = body.get("types") or ["group"]
+        types = (body.get("types") if isinstance(body, dict) else None) or ["group"]
         found = [gid.lower() for gid in ids if gid.lower() in directory] if "group" in types else []
         # Graph does not promise the request's order; answer in another one so clients cannot rely on it
         value = [

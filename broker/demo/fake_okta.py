@@ -115,8 +115,8 @@ def create_fake_okta(
                 resp, code = _error(429, "E0000047", "API call exceeded rate limit due to too many requests.")
                 resp.headers.update(_rate_headers(remaining=0, reset_in=reset_in))
                 return resp, code
-            code, summary = _FAULTS.get(status, ("E0000009", "Internal Server Error"))
-            return _error(status, code, summary)
+            error_code, summary = _FAULTS.get(status, ("E0000009", "Internal Server Error"))
+            return _error(status, error_code, summary)
         header = request.headers.get("Authorization", "")
         if not header.startswith("SSWS ") or not hmac.compare_digest(header[5:].encode(), api_token.encode()):
             return _error(401, "E0000011", "Invalid token provided")

@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from lxml import etree
 
@@ -103,7 +104,7 @@ def build_assertion(spec: ResponseSpec) -> etree._Element:
     _, assertion_ns, shape = _nsmaps(spec.shape)
 
     def sub(parent: etree._Element, local: str, text: str | None = None, **attrs: str) -> etree._Element:
-        element = etree.SubElement(parent, qname(SAML, local), **attrs)
+        element = etree.SubElement(parent, qname(SAML, local), attrs)
         if text is not None:
             element.text = text
         return element
@@ -165,8 +166,8 @@ def build_response(spec: ResponseSpec, key_pair: KeyPair) -> bytes:
              "Destination": spec.destination}  # fmt: skip
     if spec.in_response_to:
         attrs["InResponseTo"] = spec.in_response_to
-    response = etree.Element(qname(SAMLP, "Response"), nsmap=protocol_ns, **attrs)
-    issuer_ns = {"saml2": SAML} if spec.shape == "okta" else {None: SAML}
+    response = etree.Element(qname(SAMLP, "Response"), attrs, nsmap=protocol_ns)
+    issuer_ns: Any = {"saml2": SAML} if spec.shape == "okta" else {None: SAML}
     issuer = etree.SubElement(response, qname(SAML, "Issuer"), nsmap=issuer_ns)
     issuer.text = spec.issuer
     if spec.shape == "okta":

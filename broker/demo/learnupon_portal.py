@@ -124,7 +124,7 @@ def consume_assertion(saml_response: str, acs_url: str, settings: MockPortalSett
         raise PortalRejected("NameID must have the emailAddress format")
     attributes: dict[str, list[str]] = {}
     for attribute in assertion.iter(qname(SAML, "Attribute")):
-        attributes[attribute.get("Name")] = [
+        attributes[attribute.get("Name") or ""] = [
             text_of(v) for v in attribute.iter(qname(SAML, "AttributeValue"))
         ]
     return text_of(name_id), attributes
@@ -169,7 +169,7 @@ def land(state: LearnUponState, email: str, attributes: dict, settings: MockPort
     groups = [g["title"] for g in state.groups_of(user["id"])]
     enrollments = [e["course_name"] for e in state.enrollments_of(user["id"])]
     enrollments += [f"{e['lp_name']} (learning path)" for e in state.learning_path_enrollments_of(user["id"])]
-    return Landing(email, attributes, request.form.get("RelayState"), state.get_user(user["id"]), created, groups,
+    return Landing(email, attributes, request.form.get("RelayState"), state.get_user(user["id"]) or {}, created, groups,
                    unmatched, added, removed, name_updated, enrollments)  # fmt: skip
 
 

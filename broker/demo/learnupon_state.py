@@ -237,7 +237,7 @@ class LearnUponState:
         """For the portal mock's local login (`users/sign_in?no_sso=true`)."""
         with self._lock:
             user = self._find_user(email)
-            return bool(user) and hmac.compare_digest(self._passwords[user["id"]], password)
+            return user is not None and hmac.compare_digest(self._passwords[user["id"]], password)
 
     def record_sign_in(self, user_id: int) -> None:
         """The portal mock calls this when a SAML login lands."""

@@ -115,7 +115,7 @@ def _describe_calls(outcome: SyncOutcome | None) -> tuple[str, ...]:
         return ()
     described = []
     for call in outcome.calls:
-        what = call.op
+        what: str = call.op
         if call.group:
             what += f" {call.group!r}"
         if call.target is not None:  # a course or learning path (id, or the title the rule names)

@@ -58,7 +58,9 @@ def read_rows(path: Path, *, group_separator: str = ";") -> Iterator[Row]:
                 yield line, f"no valid email ({email!r})"
                 continue
             groups = tuple(g.strip() for g in (row.get("groups") or "").split(group_separator) if g.strip())
-            extra = {k: (v,) for k, v in row.items() if k and k not in KNOWN_COLUMNS and v}
+            extra: dict[str, tuple[str, ...]] = {
+                k: (v,) for k, v in row.items() if k and k not in KNOWN_COLUMNS and v
+            }
             yield (
                 line,
                 Claims(

@@ -109,9 +109,8 @@ def apply(
             elif call.op == "update_user":
                 client.update_user(_need(user_id), dict(call.fields))
             elif call.op == "create_group":
-                group_ids[_need(call.group).lower()] = client.create_group(
-                    call.group, GROUP_DESCRIPTION, sso_sync=True
-                )
+                group = _need(call.group)
+                group_ids[group.lower()] = client.create_group(group, GROUP_DESCRIPTION, sso_sync=True)
             elif call.op == "add_membership":
                 group_id = (
                     call.group_id if call.group_id is not None else group_ids[_need(call.group).lower()]

@@ -117,7 +117,7 @@ def _activity(
         if age is None or age >= settings.new_account_grace_days:
             created = (
                 f"account created {account.created_at.date().isoformat()}, {age} days ago"
-                if age is not None
+                if age is not None and account.created_at is not None
                 else "creation date unknown"
             )
             action: Action | None = (

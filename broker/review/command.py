@@ -43,7 +43,7 @@ def review(portal: str | None, all_portals: bool, config_path: Path, fmt: str, o
             os.environ.setdefault(variable, value)
     if portal is not None and portal not in config.portals:
         raise click.ClickException(f"unknown portal {portal!r} (known: {', '.join(sorted(config.portals))})")
-    portals = sorted(config.portals) if all_portals else [portal]
+    portals: list[str] = sorted(config.portals) if all_portals or portal is None else [portal]
     store = open_store(config.store.url)
     snapshots = directories_for(config, portals)
     reports: list[dict[str, Any]] = []

@@ -59,7 +59,7 @@ def _new_id() -> str:
 
 
 def _text(parent: etree._Element, tag: str, value: str, attrs: dict[str, str] | None = None, **kw: str):
-    element = etree.SubElement(parent, tag, attrs or {}, **kw)
+    element = etree.SubElement(parent, tag, {**(attrs or {}), **kw})
     element.text = value
     return element
 
@@ -152,7 +152,7 @@ def issue_response(
     xml = etree.tostring(response, xml_declaration=True, encoding="UTF-8")
     return IssuedResponse(
         saml_response=base64.b64encode(xml).decode("ascii"),
-        assertion_id=assertion.get("ID"),
+        assertion_id=assertion.get("ID") or "",
         response_id=response_id,
         xml=xml,
         signed=sign,

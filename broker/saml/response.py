@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
 from cryptography import x509
 from lxml import etree
@@ -91,17 +92,18 @@ def _instant(value: str | None, what: str) -> datetime:
         raise _reject("time", str(exc)) from None
 
 
-def _only_child(
-    parent: etree._Element, tag: str, what: str, *, required: bool = True
-) -> etree._Element | None:
+def _optional_child(parent: etree._Element, tag: str, what: str) -> etree._Element | None:
     found = parent.findall(tag)
     if len(found) > 1:
         raise _reject("structure", f"more than one {what}")
-    if not found:
-        if required:
-            raise _reject("structure", f"{what} is missing")
-        return None
-    return found[0]
+    return found[0] if found else None
+
+
+def _only_child(parent: etree._Element, tag: str, what: str) -> etree._Element:
+    found = _optional_child(parent, tag, what)
+    if found is None:
+        raise _reject("structure", f"{what} is missing")
+    return found
 
 
 # Every attribute an XML-DSig implementation might treat as an ID (signxml looks up all of these names).
@@ -109,7 +111,7 @@ _ID_ATTRIBUTES = etree.XPath("//@*[local-name()='ID' or local-name()='Id' or loc
 
 
 def _check_unique_ids(root: etree._Element) -> None:
-    values = [str(value) for value in _ID_ATTRIBUTES(root)]
+    values = [str(value) for value in cast(list, _ID_ATTRIBUTES(root))]
     if len(values) != len(set(values)):
         duplicate = next(v for v in values if values.count(v) > 1)
         raise _reject("structure", f"duplicate ID {duplicate!r}")
@@ -161,7 +163,7 @@ def _check_envelope(response: etree._Element, exp: Expectations, trace: Trace) -
         detail = inner.get("Value") if inner is not None else None
         raise _reject("status", "the IdP did not report success", expected=STATUS_SUCCESS, got=detail or code)
     trace("status", "Success")
-    issuer = _only_child(response, ISSUER, "Response Issuer", required=False)
+    issuer = _optional_child(response, ISSUER, "Response Issuer")
     if issuer is not None and text_or_reject(issuer) != exp.upstream.entity_id:
         raise _reject(
             "issuer",
@@ -380,7 +382,7 @@ def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_
     identity = Identity(
         upstream=exp.upstream_name,
         issuer=issuer,
-        assertion_id=assertion.get("ID"),
+        assertion_id=assertion.get("ID") or "",  # checked above: a valid XML ID
         name_id=name_id,
         name_id_format=name_id_format,
         attributes=read_attributes(assertion),

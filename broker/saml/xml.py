@@ -6,6 +6,7 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from lxml import etree
 
@@ -63,7 +64,8 @@ def parse_untrusted(document: bytes) -> etree._Element:
     except etree.XMLSyntaxError as exc:
         raise UnsafeXml(f"malformed XML: {exc}") from exc
     tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    docinfo: Any = tree.docinfo  # lxml-stubs type it as a union with Any
+    if docinfo.doctype or docinfo.internalDTD is not None:
         raise UnsafeXml("DOCTYPE declarations are not allowed")
     for node in root.iter(etree.PI, etree.Entity):
         raise UnsafeXml(
@@ -105,7 +107,7 @@ def text_of(element: etree._Element) -> str:
         if not isinstance(child, etree._Comment):
             raise UnsafeXml(f"unexpected child element in {etree.QName(element).localname}")
     # string() concatenates every text node, so `a@b.com<!---->.evil.com` reads in full, never as `a@b.com`.
-    return _STRING_VALUE(element)
+    return cast(str, _STRING_VALUE(element))  # string() always gives a string
 
 
 def parse_instant(value: str | None, what: str) -> datetime:

@@ -327,6 +327,8 @@ def _check_signature_shape(signature: etree._Element, element_id: str) -> None:
 
 def _uses_sha1(signature: etree._Element) -> bool:
     signed_info = signature.find(qname(DS, "SignedInfo"))
+    if signed_info is None:
+        return False
     methods = [
         signed_info.find(qname(DS, "SignatureMethod")),
         signed_info.find(f"{qname(DS, 'Reference')}/{qname(DS, 'DigestMethod')}"),
@@ -359,7 +361,7 @@ def verify_enveloped(
     notAfter still verifies unless `enforce_certificate_expiry`; the result says so, for the caller to warn.
     """
     element_id = element.get("ID")
-    if not is_xml_id(element_id):
+    if element_id is None or not is_xml_id(element_id):
         raise SignatureRejected(f"signed element's ID {element_id!r} is not a valid XML ID")
     signatures = element.findall(qname(DS, "Signature"))
     if len(signatures) != 1:
@@ -389,6 +391,8 @@ def verify_enveloped(
         except (InvalidInput, SignXMLException, etree.LxmlError, ValueError, TypeError) as exc:
             # TypeError too: signxml assumes well-formed signatures in places (e.g. base64 of a missing text)
             raise SignatureRejected(f"signature not acceptable: {_plain(exc)}") from exc
+        if isinstance(result, list):  # only with expect_references > 1, which the config never sets
+            raise SignatureRejected("more than one signed reference")
         signed = result.signed_xml
         if signed is None or signed.tag != element.tag or signed.get("ID") != element_id:
             raise SignatureRejected("signature does not cover the element it is attached to")

@@ -46,6 +46,13 @@ def _next_version(version: str | None) -> str:
     return f'W/"{int(digits or 0) + 1}"'
 
 
+def _kind(resource_type: ResourceType) -> str:
+    """The resource type's name ("User", "Group"); the SCIM library types it as optional."""
+    if resource_type.name is None:
+        raise ValueError("a SCIM resource type without a name")
+    return resource_type.name
+
+
 def _unique_values(kind: str, data: dict[str, Any]) -> dict[str, str]:
     """Index name → value digest of the values that must be unique in a tenant."""
     names = ("userName", "externalId") if kind == "User" else ("displayName", "externalId")
@@ -116,7 +123,7 @@ class BridgeStorage(ScimStorage):
         *,
         response_parameters: ResponseParameters[Any] | None = None,
     ) -> Resource[Any]:
-        record = self._record(resource_type.name, resource_id)
+        record = self._record(_kind(resource_type), resource_id)
         return self._resource(resource_type, record["resource"])
 
     def search(
@@ -129,7 +136,7 @@ class BridgeStorage(ScimStorage):
         if len(resource_types) != 1:
             raise NotImplementedException(detail="search at the root is not supported; use /Users or /Groups")
         resource_type = resource_types[0]
-        kind = resource_type.name
+        kind = _kind(resource_type)
         start = search_request.start_index_0 or 0
         count = search_request.count
         scim_filter = search_request.filter
@@ -157,7 +164,7 @@ class BridgeStorage(ScimStorage):
     # -- writing ---------------------------------------------------------------------------------------------
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
-        kind = resource_type.name
+        kind = _kind(resource_type)
         resource_id = self.state.new_id()
         now = _now()
         resource = resource.model_copy(deep=True)
@@ -190,7 +197,7 @@ class BridgeStorage(ScimStorage):
         *,
         expected_version: str | None = None,
     ) -> Resource[Any]:
-        kind = resource_type.name
+        kind = _kind(resource_type)
         resource_id = str(resource.id)
         with self.state.locked(kind, resource_id, self.lock_seconds):
             record = self._record(kind, resource_id)
@@ -231,7 +238,7 @@ class BridgeStorage(ScimStorage):
     def delete(
         self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None
     ) -> None:
-        kind = resource_type.name
+        kind = _kind(resource_type)
         with self.state.locked(kind, resource_id, self.lock_seconds):
             record = self._record(kind, resource_id)
             data = record["resource"]

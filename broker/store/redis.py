@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -24,7 +25,7 @@ from broker.store.durability import Durability, judge
 
 log = logging.getLogger(__name__)
 
-TIMEOUTS = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+TIMEOUTS: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
 # INCR, and start the window's TTL on the first hit only: atomic, and one key (so it works on a cluster).
 _INCR_WITH_TTL = """
@@ -238,7 +239,7 @@ class RedisStore:
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis consume failed: {exc}") from exc
         self._noticed(epoch, written)
-        return result.decode() if isinstance(result, bytes) else result
+        return cast(ConsumeResult, result.decode() if isinstance(result, bytes) else result)
 
     def _consume_on_cluster(
         self, replay_key: str, ttl: int, pending_key: str | None, issued_at: float, margin: float, token: str
@@ -263,7 +264,7 @@ class RedisStore:
             raise StoreUnavailable(f"redis durability check failed: {exc}") from exc
 
     def _settings(self) -> tuple[str | None, str | None, str | None]:
-        nodes = self._redis.get_primaries() if self._cluster else [None]
+        nodes = cast(RedisCluster, self._redis).get_primaries() if self._cluster else [None]
         values = [self._node_settings(node) for node in nodes]
         # several primaries: the weakest answer counts
         appendonly = next((a for a, _, _ in values if a != "yes"), values[0][0])
@@ -276,7 +277,7 @@ class RedisStore:
         try:
             found = {}
             for name in ("appendonly", "save", "maxmemory-policy"):
-                answer = self._redis.config_get(name, **target)
+                answer: dict[Any, Any] = self._redis.config_get(name, **target)
                 found[name] = _text(answer.get(name, answer.get(name.encode())))
             return found["appendonly"], found["save"], found["maxmemory-policy"]
         except redis.ResponseError:  # CONFIG renamed or refused (managed services): INFO tells less

@@ -156,7 +156,11 @@ def check_key_pair(
         return CheckResult("FAIL", name, f"{cert_path}: cannot read the certificate: {_reason(exc)}"), None
     if not isinstance(key, rsa.RSAPrivateKey):
         return CheckResult("FAIL", name, f"{key_path}: only RSA keys can sign SAML assertions here"), cert
-    if cert.public_key().public_numbers() != key.public_key().public_numbers():
+    public = cert.public_key()
+    if (
+        not isinstance(public, rsa.RSAPublicKey)
+        or public.public_numbers() != key.public_key().public_numbers()
+    ):
         return CheckResult("FAIL", name, f"{cert_path} does not match the private key {key_path}"), cert
     summary = f"{key_path}: RSA {key.key_size} bits, matches {cert_path.name}, mode {mode:03o}"
     problems = []

@@ -91,7 +91,7 @@ def load(rt: Runtime, report_id: str) -> TraceReport | None:
 def start_test(rt: Runtime, portal: str, upstream: str) -> UpstreamRequest:
     """Start a real login for `portal` whose answer comes back to the trace page; returns how to reach the IdP."""
     sent = start_login(rt, portal, upstream, purpose="test")
-    request_id = etree.fromstring(sent.request_xml).get("ID")  # noqa: S320 (our own request)
+    request_id = etree.fromstring(sent.request_xml).get("ID") or ""  # noqa: S320 (our own request)
     rt.store.put(keys.test_request(request_id), sent.request_xml, rt.config.broker.login_ttl_seconds)
     return sent
 

@@ -22,7 +22,10 @@ IDP_COOKIE_DAYS = 90
 
 
 def _idp_cookie() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.secret_key, salt="remembered-idp")
+    key = current_app.secret_key
+    if not key:
+        raise RuntimeError("the app has no secret key (create_app sets one)")
+    return URLSafeSerializer(key, salt="remembered-idp")
 
 
 def _remembered_idp() -> str | None:

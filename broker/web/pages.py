@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from typing import cast
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, current_app, g, redirect, render_template, request
@@ -71,7 +72,7 @@ def to_upstream(sent: UpstreamRequest) -> Response:
     """Send the browser to the upstream IdP: a redirect, or (HTTP-POST binding) a form that submits itself,
     and works without JavaScript (a button)."""
     if sent.binding == BINDING_REDIRECT:
-        response = redirect(sent.url, code=302)
+        response = cast(Response, redirect(sent.url, code=302))  # a Flask response (app.response_class)
     else:
         target = urlsplit(sent.url)
         response = page(

@@ -38,7 +38,10 @@ def register(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         # The client IP is the one the last `trusted` proxies saw; anything further left is forgeable.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted)
+        # Flask's documented way to add WSGI middleware
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=trusted, x_proto=trusted, x_host=trusted
+        )
     app.before_request(_check)
 
 
