@@ -8,12 +8,15 @@ import re
 import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 from flask import Flask, request
 
+from broker.clients import guard
+from broker.clients.http import set_request_deadline
 from broker.config import Config, load_config
 from broker.errors import StoreUnavailable
 from broker.ops.observability import request_id
@@ -21,7 +24,7 @@ from broker.ops.reload import Reloader
 from broker.ops.runtime_gauges import RuntimeGauges
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
-from broker.web import acs, activity, admin, health, login, metadata, pages, ratelimit, review, scim
+from broker.web import acs, activity, admin, health, jobs, login, metadata, pages, ratelimit, review, scim
 
 log = logging.getLogger("broker.app")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -73,11 +76,22 @@ def create_app(
     reloader = Reloader(app)
     app.extensions["broker_reloader"] = reloader
 
+    threads = os.environ.get("BROKER_THREADS", "")  # exported by deploy/gunicorn.conf.py
+    guard.set_process_limit(max(1, int(threads) - 1) if threads.isdigit() and int(threads) > 1 else None)
+
     @app.before_request
     def _start_request() -> None:
+        # outside calls made for this request end by its deadline, counted from now (its arrival)
+        arrived = time.monotonic()
         incoming = request.headers.get("X-Request-ID", "")
         request_id.set(incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8))
-        reloader.maybe_reload()
+        if request.path not in ("/healthz", "/metrics"):  # they never wait on the store (a frozen Redis)
+            reloader.maybe_reload()
+        set_request_deadline(arrived + app.extensions["broker"].config.outbound_deadline_seconds())
+
+    @app.teardown_request
+    def _end_request(_exc: BaseException | None) -> None:
+        set_request_deadline(None)  # the thread serves other requests next
 
     @app.after_request
     def _tag_response(response):
@@ -86,7 +100,17 @@ def create_app(
 
     pages.register(app)
     ratelimit.register(app)
-    for blueprint in (login.bp, acs.bp, metadata.bp, health.bp, admin.bp, activity.bp, review.bp, scim.bp):
+    for blueprint in (
+        login.bp,
+        acs.bp,
+        metadata.bp,
+        health.bp,
+        admin.bp,
+        activity.bp,
+        review.bp,
+        scim.bp,
+        jobs.bp,
+    ):
         app.register_blueprint(blueprint)
     logging.getLogger("broker").setLevel(logging.INFO)
     if hasattr(signal, "SIGHUP") and threading.current_thread() is threading.main_thread() and install_sighup:

@@ -129,6 +129,25 @@ def serve(config_path: Path, host: str, port: int) -> None:
     app.run(host=host, port=port)
 
 
+@main.command()
+@config_option
+@click.option("--burst", is_flag=True, help="Run the jobs queued now, then stop (tests, cron).")
+def worker(config_path: Path, burst: bool) -> None:
+    """Run background jobs (leftover provisioning) from the store's Redis queue, with RQ. Run as many as you
+    like, on as many machines: they share the queue. Retries wait in RQ's scheduler.
+
+    \b
+    Example:
+      REDIS_URL=redis://redis:6379/0 broker worker --config config/broker.yaml
+    """
+    from broker.jobs.worker import run_worker
+
+    try:
+        run_worker(config_path, burst=burst)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 # ---- check ----------------------------------------------------------------------------------------------------
 
 

@@ -36,6 +36,7 @@ from broker.claims.groups import UnreachableDirectory
 from broker.claims.groups import resolve_groups as resolve_group_values
 from broker.claims.profile import outgoing_attributes
 from broker.errors import LoginRefused, SamlRejected
+from broker.jobs.queue import enqueue_converge
 from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
 from broker.ops.activity import note_pending, note_user, record_login
 from broker.ops.audit import audit
@@ -48,7 +49,7 @@ from broker.pending import find_pending, unsolicited_login
 from broker.pending import start_login as start_login
 from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
-from broker.provisioning.sync import SyncOutcome, sync_user
+from broker.provisioning.sync import ProvisioningError, SyncOutcome, sync_user
 from broker.rules import routing
 from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import RoutingDecision, target_allowed
@@ -201,7 +202,9 @@ def resolve_groups(run: LoginRun) -> LoginRun:
             rt.metrics.group_names.labels(source).inc(count)
     for record in result.records:
         run.trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
-    return replace(run, claims=replace(claims, groups=result.names))
+    if not result.complete:
+        run.trace("groups", f"incomplete ({result.graph_error}): last complete set sent, nothing removed")
+    return replace(run, claims=replace(claims, groups=result.names, groups_complete=result.complete))
 
 
 def check_trust(run: LoginRun) -> LoginRun:
@@ -231,6 +234,9 @@ def provision(run: LoginRun) -> LoginRun:
     groups = portal_groups(
         claims.groups, rt.portals[portal].settings.groups
     )  # the assertion's groups, exactly
+    if not claims.groups_complete:
+        # groups may be missing only because they could not be resolved: remove no membership this time
+        settings = settings.model_copy(update={"managed_groups": [], "managed_group_patterns": []})
     if run.mode is not Mode.LIVE:
         if not settings.enabled:
             return run
@@ -241,12 +247,27 @@ def provision(run: LoginRun) -> LoginRun:
         return replace(run, provisioning_preview=preview)
     if client is None:
         return run
-    outcome = sync_user(portal, claims, settings, client, rt.store, groups=groups)
+    try:
+        outcome = sync_user(portal, claims, settings, client, rt.store, groups=groups)
+    except ProvisioningError as exc:
+        leave_job(rt, portal, claims, f"login refused: {exc.reason}")  # the account still converges
+        raise
+    if outcome.status == "failed":
+        leave_job(rt, portal, claims, f"not finished in the login: {outcome.error}")
     rt.metrics.provisioning.labels(portal, outcome.status).inc()
     run.trace(
         "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"
     )
     return replace(run, provisioning=outcome)
+
+
+def leave_job(rt: Runtime, portal: str, claims: Claims, why: str) -> None:
+    """Hand what provisioning could not finish to a background job; a queue that cannot take it is logged,
+    never a reason to fail the login."""
+    try:
+        enqueue_converge(rt, portal, claims, why)
+    except Exception:  # noqa: BLE001 - the login goes on under its policy whatever the queue says
+        log.exception("could not queue the provisioning job for portal %s", portal)
 
 
 def issue(run: LoginRun) -> LoginRun:

@@ -34,6 +34,9 @@ class Claims:
     last_name: str = ""
     display_name: str = ""
     groups: tuple[str, ...] = ()
+    # False when group resolution was incomplete (Graph down, throttled, out of time): `groups` may lack some,
+    # so no membership may be removed because of this login
+    groups_complete: bool = True
     subject: str = ""
     object_id: str = ""
     department: str = ""

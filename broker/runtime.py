@@ -16,6 +16,7 @@ from cryptography import x509
 from broker.claims.groups import GroupDirectory, graph_client_for
 from broker.claims.presets import ClaimNames, claim_names_for
 from broker.claims.profile import CANONICAL_FIELDS
+from broker.clients.guard import ServiceGuard
 from broker.clients.learnupon import LearnUponClient
 from broker.config import Config, PortalSettings, UpstreamSettings
 from broker.errors import ConfigError
@@ -160,6 +161,12 @@ def build_runtime(
     wanted = {
         f.source for p in config.portals.values() for f in p.custom_data if f.source not in CANONICAL_FIELDS
     }
+    outbound = config.broker.outbound
+
+    def guard(service: str) -> ServiceGuard:
+        return ServiceGuard(service, max_concurrent=outbound.max_concurrent_per_service,
+                            failures_to_open=outbound.failures_to_open, cooldown=outbound.cooldown_seconds)  # fmt: skip
+
     upstreams = {}
     for name, settings in config.upstreams.items():
         claim_names = claim_names_for(settings.preset, settings.claims.model_dump(), wanted)
@@ -169,7 +176,7 @@ def build_runtime(
             continue
         try:
             upstreams[name].directory = graph_client_for(
-                graph, env=env, budget=settings.groups.budget_seconds
+                graph, env=env, budget=settings.groups.budget_seconds, guard=guard(f"graph:{name}")
             )
         except ConfigError as exc:
             if require_secrets:
@@ -181,7 +188,9 @@ def build_runtime(
         learnupon = None
         if portal_settings.provisioning.enabled:
             try:
-                learnupon = build_client(name, portal_settings.provisioning, env)
+                learnupon = build_client(
+                    name, portal_settings.provisioning, env, guard=guard(f"learnupon:{name}")
+                )
             except ConfigError as exc:
                 if require_secrets:
                     raise ConfigError(f"{source}: portals.{name}.provisioning: {exc}") from None

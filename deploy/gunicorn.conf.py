@@ -53,6 +53,8 @@ if workers > 1 and not _store_is_shared():
     workers = 1
 worker_class = "gthread"
 threads = int(os.environ.get("BROKER_THREADS", "4"))
+# The app keeps one thread per worker out of outside calls (bulkhead), so /healthz never waits behind them.
+os.environ["BROKER_THREADS"] = str(threads)
 
 # Each worker builds its own runtime (keys, metadata, store connection) and starts its own metadata refresh
 # thread after the fork; a preloaded app would start that thread in the master, where it does no good.

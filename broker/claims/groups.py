@@ -6,6 +6,7 @@ which pass through unchanged.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from broker.clients.graph import GraphClient, GraphError, GraphUnavailable
+from broker.clients.guard import ServiceGuard
 from broker.config.groups import GUID_RE
 from broker.config.groups import GraphSettings as GraphSettings  # re-exported: the settings live in config
 from broker.config.groups import GroupResolution as GroupResolution
@@ -22,12 +24,15 @@ from broker.store import Store, keys
 
 log = logging.getLogger(__name__)
 
-Source = Literal["static", "cache", "graph", "passthrough", "unresolved"]
+Source = Literal["static", "cache", "graph", "passthrough", "unresolved", "held"]
 
 # Cached "Graph has no such group" marker; Entra display names are never empty.
 _NOT_FOUND = b""
 # Stale GUIDs (deleted groups) would cost a Graph call on every login; remember them briefly.
 NEGATIVE_TTL_SECONDS = 300
+# The last complete set of a user's group names (per tenant and user object ID), sent again in full while
+# resolution is incomplete (Graph down, throttled, out of time), so LearnUpon's group sync removes nothing.
+LAST_COMPLETE_TTL_SECONDS = 90 * 86400
 
 
 class GroupDirectory(Protocol):
@@ -67,6 +72,10 @@ class GroupResult:
     records: tuple[GroupRecord, ...]
     unresolved: tuple[str, ...]  # GUIDs without a name (dropped under on_unresolved: drop)
     graph_error: str | None = None  # why Graph could not help, when it could not
+    # False when Graph could not answer: `names` is then what is known plus the user's last complete set
+    # (`held`), and nothing may be removed because a group is missing from it
+    complete: bool = True
+    held: tuple[str, ...] = ()
 
 
 class GroupResolutionFailed(LoginRefused):
@@ -85,7 +94,11 @@ class GroupResolutionFailed(LoginRefused):
 
 
 def graph_client_for(
-    settings: GraphSettings, *, env: Mapping[str, str] = os.environ, budget: float = 3.0
+    settings: GraphSettings,
+    *,
+    env: Mapping[str, str] = os.environ,
+    budget: float = 3.0,
+    guard: ServiceGuard | None = None,
 ) -> GraphClient:
     """A GraphClient for an upstream; build it once at startup (it keeps the token and the connections)."""
     return GraphClient(
@@ -96,6 +109,7 @@ def graph_client_for(
         login_base=settings.login_base,
         graph_base=settings.graph_base,
         default_budget=budget,
+        guard=guard,
     )
 
 
@@ -134,11 +148,16 @@ def resolve_groups(
             uncached[gid] = value
             records[gid] = GroupRecord(value, None, "unresolved")  # keeps the order; filled in below
 
-    # the cache-hit path: one multi-get for every GUID the static map does not name (one Redis round trip)
-    if uncached and cache_prefix is not None:
-        cached_names = store.get_many([cache_prefix + gid for gid in uncached])
+    # the cache-hit path: one multi-get for every GUID the static map does not name, and the user's last
+    # complete set (one Redis round trip)
+    last_key = (
+        keys.last_complete_groups(graph.tenant_id, object_id) if graph and GUID_RE.match(object_id) else None
+    )
+    if cache_prefix is not None and (uncached or last_key):
+        fetched = store.get_many([cache_prefix + gid for gid in uncached] + ([last_key] if last_key else []))
+        cached_names, last_complete = fetched[: len(uncached)], (fetched[-1] if last_key else None)
     else:
-        cached_names = [None] * len(uncached)
+        cached_names, last_complete = [None] * len(uncached), None
     for (gid, value), cached in zip(uncached.items(), cached_names, strict=True):
         if cached is None:
             missing.append(gid)
@@ -169,14 +188,31 @@ def resolve_groups(
         for gid, name in found.items():
             records.setdefault(gid, GroupRecord(gid, name, "graph"))  # groups only the overage call knew
 
+    names = tuple(dict.fromkeys(r.name for r in records.values() if r.name is not None))
+    held: tuple[str, ...] = ()
+    if problem is None:
+        if last_key is not None and last_complete != _encode_set(names):
+            store.put(last_key, _encode_set(names), LAST_COMPLETE_TTL_SECONDS)
+    elif last_complete is not None:
+        known = {name.lower() for name in names}
+        held = tuple(name for name in json.loads(last_complete) if name.lower() not in known)
+        for name in held:
+            records[f"held:{name}"] = GroupRecord(name, name, "held")
+        names += held
     result = GroupResult(
-        names=tuple(dict.fromkeys(r.name for r in records.values() if r.name is not None)),
+        names=names,
         records=tuple(records.values()),
         unresolved=tuple(r.value for r in records.values() if r.name is None),
         graph_error=problem,
+        complete=problem is None,
+        held=held,
     )
     _apply_policy(result, settings)
     return result
+
+
+def _encode_set(names: Iterable[str]) -> bytes:
+    return json.dumps(sorted(set(names)), separators=(",", ":")).encode()
 
 
 def _ask_graph(
@@ -227,10 +263,11 @@ def _apply_policy(result: GroupResult, settings: GroupResolution) -> None:
         return
     if result.graph_error is not None:
         log.warning(
-            "groups: Graph lookup failed (%s); continuing with %d names, dropping %d group IDs: %s",
+            "groups: Graph lookup failed (%s); continuing with %d names (%d kept from the last complete set), "
+            "removing no group; unresolved group IDs: %s",
             result.graph_error,
             len(result.names),
-            len(result.unresolved),
+            len(result.held),
             ", ".join(result.unresolved),
         )
     elif result.unresolved:

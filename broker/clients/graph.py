@@ -17,6 +17,7 @@ from typing import Any
 
 import requests
 
+from broker.clients.guard import ServiceGuard, ServiceRefused
 from broker.clients.http import (
     Budget,
     GiveUp,
@@ -25,6 +26,7 @@ from broker.clients.http import (
     pooled_session,
     retry_after_seconds,
     scrub,
+    send_within,
 )
 from broker.config.groups import DEFAULT_GRAPH_BASE as DEFAULT_GRAPH_BASE  # re-exported
 from broker.config.groups import DEFAULT_LOGIN_BASE as DEFAULT_LOGIN_BASE
@@ -47,7 +49,10 @@ class GraphError(BrokerError):
 
 
 class GraphUnavailable(GraphError):
-    """Graph or the token endpoint did not answer within the budget: timeouts, throttling, 5xx, network."""
+    """Graph or the token endpoint did not answer within the budget: timeouts, throttling, 5xx, network.
+    `refused`: not even tried (bulkhead full, circuit open)."""
+
+    refused = False
 
 
 class GraphAuthError(GraphError):
@@ -78,6 +83,7 @@ class GraphClient:
         max_retry_after: float = 10.0,
         backoff: float = 0.2,
         session: requests.Session | None = None,
+        guard: ServiceGuard | None = None,
     ):
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.-]*", tenant_id):
             raise ValueError(f"tenant_id {tenant_id!r} is neither a tenant GUID nor a domain name")
@@ -103,6 +109,8 @@ class GraphClient:
         self._session = session or pooled_session(16, "learnupon-saml-broker (group names)")
         # requests by call and outcome ("getByIds ok", "token http_401", "batch timeout"), for the metrics
         self.counters: Counter[str] = Counter()
+        # bulkhead and circuit breaker for this tenant's Graph and token calls (see broker.clients.guard)
+        self.guard = guard or ServiceGuard(f"graph:{tenant_id}")
 
     def __repr__(self) -> str:
         return f"GraphClient(tenant_id={self.tenant_id!r}, client_id={self.client_id!r}, mode={self.mode!r})"
@@ -373,6 +381,19 @@ class GraphClient:
     def _send(
         self, method: str, url: str, call: Budget, *, what: str, auth: bool = True, **kwargs: Any
     ) -> requests.Response:
+        """`_send_retrying`, and tell the circuit breaker how the call ended."""
+        try:
+            response = self._send_retrying(method, url, call, what=what, auth=auth, **kwargs)
+        except GraphUnavailable as exc:
+            if not exc.refused:
+                self.guard.record(str(exc))
+            raise
+        self.guard.record(None)
+        return response
+
+    def _send_retrying(
+        self, method: str, url: str, call: Budget, *, what: str, auth: bool = True, **kwargs: Any
+    ) -> requests.Response:
         """One request with retries; returns any answer that is not 429/5xx (the caller reads errors)."""
         attempt = 0
         token_renewed = False
@@ -385,9 +406,18 @@ class GraphClient:
                 raise GraphUnavailable(f"{what}: no answer within the {call.seconds:g} s budget")
             retry_after: float | None = None
             try:
-                resp = self._session.request(
-                    method, url, headers=headers, timeout=timeout, allow_redirects=False, **kwargs
-                )
+                with self.guard.attempt() as guarded:
+                    resp = send_within(
+                        self._session, method, url, budget=call, timeout=(self.connect_timeout, self.read_timeout),
+                        headers=headers, allow_redirects=False, **kwargs,
+                    )  # fmt: skip
+                    if resp.status_code == 429 or resp.status_code >= 500:
+                        guarded.failed(f"HTTP {resp.status_code}")
+            except ServiceRefused as exc:
+                self.counters[f"{what} {exc.reason}"] += 1
+                refused = GraphUnavailable(f"{what}: {exc}")
+                refused.refused = True
+                raise refused from None
             except requests.Timeout:
                 self.counters[f"{what} timeout"] += 1
                 problem = f"no answer within {timeout[1]:.2f} s"

@@ -1,12 +1,17 @@
-"""Retrying calls to outside HTTP services (Microsoft Graph, LearnUpon) within a time budget: the parts their
-clients share — the budget, when and how long to wait before a retry, Retry-After, pooled sessions, scrubbing.
+"""Calls to outside HTTP services (Microsoft Graph, LearnUpon, metadata servers) within a wall-clock deadline:
+the parts their clients share — the budget (never past the login's deadline, counted from the request's
+arrival), sending with a watchdog that cuts a slow-dripping answer at the deadline, when and how long to wait
+before a retry, Retry-After, pooled sessions, scrubbing. Bulkheads and circuit breakers are in `guard.py`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import math
 import random
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,6 +19,25 @@ from typing import Any, Self
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+# The monotonic time by which every outside call made for the current request must be over (set when a request
+# arrives, from the login's deadline; None outside requests, e.g. in a background job).
+_request_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "outbound_request_deadline", default=None
+)
+
+
+def set_request_deadline(deadline: float | None) -> None:
+    """Bound every budget started in this context (one request) by `deadline` (time.monotonic()); None at
+    the request's end."""
+    _request_deadline.set(deadline)
+
+
+def request_time_left() -> float:
+    """Seconds left before the current request's deadline; math.inf outside a request."""
+    deadline = _request_deadline.get()
+    return math.inf if deadline is None else deadline - time.monotonic()
 
 
 @dataclass
@@ -27,7 +51,13 @@ class Budget:
 
     @classmethod
     def start(cls, seconds: float, clock: Callable[[], float] = time.monotonic) -> Self:
-        return cls(seconds, clock() + seconds, clock)
+        """`seconds` from now, but never past the current request's deadline (which counts from its arrival,
+        so time spent in earlier steps is already taken off)."""
+        deadline = clock() + seconds
+        request_deadline = _request_deadline.get()
+        if request_deadline is not None and clock is time.monotonic:
+            deadline = min(deadline, request_deadline)
+        return cls(seconds, deadline, clock)
 
     def left(self) -> float:
         return self.deadline - self.clock()
@@ -118,9 +148,135 @@ def pooled_session(pool_size: int, user_agent: str | None = None) -> requests.Se
     """A Session keeping up to `pool_size` connections per host, without transport-level retries (the
     clients retry themselves, within their budget)."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+    adapter = _WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     if user_agent is not None:
         session.headers["User-Agent"] = user_agent
     return session
+
+
+# ---- sending within a wall-clock deadline ----------------------------------------------------------------------
+
+
+class DeadlineExceeded(requests.ReadTimeout):
+    """The answer did not arrive in full by the deadline (a slow-dripping server): the connection was cut."""
+
+
+class _Watched:
+    """The connection one call is using, so a watchdog timer can cut it; `done` once the call is over (the
+    connection may then serve another call, and must not be touched)."""
+
+    def __init__(self) -> None:
+        self.connection: Any = None
+        self.done = False
+        self.cut = False
+        self.lock = threading.Lock()
+
+    def abort(self) -> None:
+        with self.lock:
+            sock = getattr(self.connection, "sock", None)
+            if self.done or sock is None:
+                return
+            self.cut = True
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # the blocked read in the calling thread returns at once
+            except OSError:
+                pass
+
+
+_watched = threading.local()
+
+
+def _remember_connection(conn: Any) -> Any:
+    watched = getattr(_watched, "current", None)
+    if watched is not None:
+        watched.connection = conn
+    return conn
+
+
+def _release_connection(conn: Any) -> None:
+    # before the connection goes back to the pool (where another call may take it), the watchdog lets go
+    watched = getattr(_watched, "current", None)
+    if watched is not None and watched.connection is conn:
+        with watched.lock:
+            watched.done = True
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    def _get_conn(self, timeout: float | None = None):
+        return _remember_connection(super()._get_conn(timeout))
+
+    def _put_conn(self, conn: Any) -> None:
+        _release_connection(conn)
+        super()._put_conn(conn)
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    def _get_conn(self, timeout: float | None = None):
+        return _remember_connection(super()._get_conn(timeout))
+
+    def _put_conn(self, conn: Any) -> None:
+        _release_connection(conn)
+        super()._put_conn(conn)
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose pools tell the watchdog which connection a call uses."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def send_within(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    budget: Budget,
+    timeout: tuple[float, float],
+    max_bytes: int = 64 * 1024 * 1024,
+    **kwargs: Any,
+) -> requests.Response:
+    """One request whose whole answer (status, headers, body) must arrive before `budget` runs out: a watchdog
+    cuts the connection at the deadline, so a server sending a byte now and then cannot hold the caller past
+    it (a read timeout only bounds each wait for the next bytes). The body is read here, up to `max_bytes`.
+    Raises requests exceptions as `session.request` does; `DeadlineExceeded` when cut."""
+    cut = budget.cut(timeout)
+    if cut is None:
+        raise DeadlineExceeded(f"no time left before the deadline for {method} {url}")
+    watched = _Watched()
+    timer = threading.Timer(max(0.0, budget.left()), watched.abort) if math.isfinite(budget.left()) else None
+    _watched.current = watched
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    response: requests.Response | None = None
+    try:
+        response = session.request(method, url, timeout=cut, stream=True, **kwargs)
+        body = bytearray()
+        for chunk in response.iter_content(64 * 1024):
+            body += chunk
+            if len(body) > max_bytes:
+                raise requests.exceptions.ContentDecodingError(f"answer larger than {max_bytes} bytes")
+        if watched.cut:  # cut in the headers, a partial answer can look complete: it is not
+            raise DeadlineExceeded(
+                f"{method} {url}: answer not complete within the {budget.seconds:g} s deadline"
+            )
+        response._content = bytes(body)  # read to the end: urllib3 has put the connection back in the pool
+        return response
+    except requests.RequestException as exc:
+        if response is not None:
+            response.close()
+        if watched.cut:
+            raise DeadlineExceeded(
+                f"{method} {url}: answer not complete within the {budget.seconds:g} s deadline"
+            ) from exc
+        raise
+    finally:
+        _watched.current = None
+        with watched.lock:
+            watched.done = True
+        if timer is not None:
+            timer.cancel()

@@ -23,7 +23,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
+from broker.clients.guard import ServiceGuard, ServiceRefused
 from broker.clients.http import (
     Budget,
     GiveUp,
@@ -32,6 +34,7 @@ from broker.clients.http import (
     pooled_session,
     retry_after_seconds,
     scrub,
+    send_within,
 )
 from broker.errors import BrokerError
 
@@ -62,9 +65,16 @@ class LearnUponError(BrokerError):
 
 class LearnUponUnavailable(LearnUponError):
     """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent.
-    `retry_after`: the last Retry-After LearnUpon sent, in seconds, if any."""
+    `refused`: not even tried (bulkhead full, circuit open). `retry_after`: the last Retry-After LearnUpon
+    sent, in seconds, if any."""
 
+    refused = False
     retry_after: float | None = None
+
+
+class LearnUponMaybeDone(LearnUponUnavailable):
+    """A POST that creates something got no usable answer after it was sent (read timeout, reset, 5xx): it
+    may have been done. Not retried blindly; the caller reads first (search by e-mail or title)."""
 
 
 class LearnUponAuthError(LearnUponError):
@@ -142,6 +152,7 @@ class LearnUponClient:
         pool_size: int = 20,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        guard: ServiceGuard | None = None,
     ):
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -161,6 +172,8 @@ class LearnUponClient:
         self._sleep = sleep
         self._clock = clock
         self.session = session or pooled_session(pool_size)
+        # bulkhead and circuit breaker for this portal's API (see broker.clients.guard)
+        self.guard = guard or ServiceGuard(f"learnupon:{parts.hostname}")
         self._lock = threading.Lock()
         self.counters: dict[str, int] = {}
         self.rate_limit_remaining_minute: int | None = None
@@ -198,32 +211,74 @@ class LearnUponClient:
         json: Any = None,
         ok_statuses: tuple[int, ...] = (),
         hide: tuple[str, ...] = (),
+        creates: bool = False,
+    ) -> requests.Response:
+        """`_send` and tell the circuit breaker how the call ended (answered, or unavailable to the end)."""
+        try:
+            response = self._send(method, path, params=params, json=json, ok_statuses=ok_statuses, hide=hide,
+                                  creates=creates)  # fmt: skip
+        except LearnUponUnavailable as exc:
+            if not exc.refused:
+                self.guard.record(str(exc))
+            raise
+        except LearnUponError:
+            self.guard.record(None)  # it answered (a 4xx): the service is there
+            raise
+        self.guard.record(None)
+        return response
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        ok_statuses: tuple[int, ...] = (),
+        hide: tuple[str, ...] = (),
+        creates: bool = False,
     ) -> requests.Response:
         """Send with retries; return a 2xx (or `ok_statuses`) response, raise a `LearnUponError` otherwise.
 
-        `hide` lists more strings (a generated password) to scrub from error text.
+        `hide` lists more strings (a generated password) to scrub from error text. `creates`: a POST that
+        makes a new record; once it may have reached LearnUpon (read timeout, reset, 5xx) it is not sent
+        again here but raises `LearnUponMaybeDone`, so the caller can look before creating twice.
         """
         scope = _scope.get() or CallScope.start(math.inf, self._clock)
         url = self.base_url + path
         failures = 0
         while True:
             self._maybe_slow_down(scope)
-            timeout = scope.cut(self.timeout)
-            if timeout is None:
+            if scope.cut(self.timeout) is None:
                 self._count("budget_exhausted")
-                raise LearnUponUnavailable(
+                spent = LearnUponUnavailable(
                     f"LearnUpon {method} {path}: time budget spent before the call", method=method, path=path
                 )
+                spent.refused = failures == 0  # not LearnUpon's fault unless its own answers used the time
+                raise spent
             scope.requests += 1
             try:
-                response = self.session.request(
-                    method, url, params=params, json=json, auth=self._auth, timeout=timeout
-                )
+                with self.guard.attempt() as attempt:
+                    response = send_within(
+                        self.session, method, url, budget=scope, timeout=self.timeout,
+                        params=params, json=json, auth=self._auth,
+                    )  # fmt: skip
+                    if response.status_code in _RETRY_STATUSES:
+                        attempt.failed(f"HTTP {response.status_code}")
+            except ServiceRefused as exc:
+                self._count(exc.reason)
+                refused = LearnUponUnavailable(f"LearnUpon {method} {path}: {exc}", method=method, path=path)
+                refused.refused = True
+                raise refused from None
             except (requests.ConnectionError, requests.Timeout) as exc:
                 kind = "timeout" if isinstance(exc, requests.Timeout) else "connection_error"
                 self._count(kind)
                 failures += 1
                 reason = f"{kind.replace('_', ' ')} ({type(exc).__name__})"
+                if creates and _may_have_arrived(exc):
+                    raise LearnUponMaybeDone(
+                        f"LearnUpon {method} {path}: {reason} after sending", method=method, path=path
+                    ) from None
                 self._before_retry(scope, method, path, failures, reason, None, None)
                 continue
             except requests.RequestException as exc:
@@ -241,6 +296,10 @@ class LearnUponClient:
             if status in _RETRY_STATUSES:
                 self._count("rate_limited" if status == 429 else "server_error")
                 failures += 1
+                if creates and status != 429:  # a 429 was refused unread; a 5xx may have half-happened
+                    raise LearnUponMaybeDone(
+                        f"LearnUpon {method} {path}: HTTP {status}", status=status, method=method, path=path
+                    )
                 retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 self._before_retry(
                     scope, method, path, failures, f"HTTP {status}", status, retry_after, response
@@ -362,8 +421,17 @@ class LearnUponClient:
         if not fields.get("password"):
             fields["password"] = generate_password()
         hide = (str(fields["password"]),)
-        response = self._request("POST", "users", json={"User": fields}, hide=hide)
-        return _id_of(self._json(response, "POST", "users"), "user", "POST", "users")
+        for _ in range(2):
+            try:
+                response = self._request("POST", "users", json={"User": fields}, hide=hide, creates=True)
+                return _id_of(self._json(response, "POST", "users"), "user", "POST", "users")
+            except LearnUponMaybeDone as exc:
+                # the first POST may have created the user: look before sending it again
+                found = self.find_user_by_email(str(fields.get("email", "")))
+                if found is not None and found.get("id") is not None:
+                    return int(found["id"])
+                last = exc
+        raise last
 
     def update_user(self, user_id: int, fields: dict[str, Any]) -> None:
         """Change only the given fields of a user."""
@@ -387,8 +455,17 @@ class LearnUponClient:
     def create_group(self, title: str, description: str = "", sso_sync: bool = True) -> int:
         """Create a group (synced with SAML SSO by default); returns its id. `LearnUponConflict` if taken."""
         body = {"Group": {"title": title, "description": description, "sso_sync": sso_sync}}
-        response = self._request("POST", "groups", json=body)
-        return _id_of(self._json(response, "POST", "groups"), "group", "POST", "groups")
+        for _ in range(2):
+            try:
+                response = self._request("POST", "groups", json=body, creates=True)
+                return _id_of(self._json(response, "POST", "groups"), "group", "POST", "groups")
+            except LearnUponMaybeDone as exc:
+                # the first POST may have created the group: look before sending it again
+                for group in self.list_groups(title=title):
+                    if str(group.get("title", "")).lower() == title.lower() and group.get("id") is not None:
+                        return int(group["id"])
+                last = exc
+        raise last
 
     # -- memberships -----------------------------------------------------------------------------------------
 
@@ -509,6 +586,16 @@ def _api_message(response: requests.Response) -> str:
             if data.get(key):
                 return str(data[key])[:300]
     return str(data)[:200]
+
+
+def _may_have_arrived(exc: requests.RequestException) -> bool:
+    """False only when the request surely never left: the connection could not be made."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return not isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
 
 
 def _list_of(data: Any, key: str) -> list[dict[str, Any]]:

@@ -36,6 +36,24 @@ class KeyFiles(_Model):
     cert: Path = Field(description="PEM certificate matching the key")
 
 
+class OutboundSettings(_Model):
+    """Limits on calls to outside services (LearnUpon, Microsoft Graph), per broker process."""
+
+    deadline_seconds: float | None = Field(
+        None, gt=0, le=120,
+        description="all outside calls of one request end this long after it arrived; "
+        "default: the largest group-resolution or provisioning budget",
+    )  # fmt: skip
+    max_concurrent_per_service: int = Field(4, ge=1, le=256, description="bulkhead: calls in flight per "
+                                            "LearnUpon portal or Graph tenant; more fail fast")  # fmt: skip
+    failures_to_open: int = Field(
+        5, ge=1, le=1000, description="failed attempts in a row that open the circuit"
+    )
+    cooldown_seconds: float = Field(
+        30, gt=0, le=3600, description="how long an open circuit skips the service"
+    )
+
+
 class BrokerSettings(_Model):
     base_url: str = Field(description="Public URL of the broker, e.g. https://sso.example.com")
     sp_entity_id: str | None = None
@@ -47,6 +65,7 @@ class BrokerSettings(_Model):
     assertion_lifetime_seconds: int = Field(300, ge=30, le=3600)
     max_response_bytes: int = Field(256 * 1024, ge=4096, le=4 * 1024 * 1024)
     secret_key_env: str = "BROKER_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
+    outbound: OutboundSettings = OutboundSettings()
     demo: bool = False
 
     @field_validator("base_url")
@@ -312,6 +331,15 @@ class Config(_Model):
                     f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})"
                 )
         return self
+
+    def outbound_deadline_seconds(self) -> float:
+        """How long after a request arrives its outside calls must be over: `broker.outbound.deadline_seconds`,
+        or the largest step budget (group resolution, provisioning) configured."""
+        if self.broker.outbound.deadline_seconds is not None:
+            return self.broker.outbound.deadline_seconds
+        budgets = [u.groups.budget_seconds for u in self.upstreams.values()]
+        budgets += [p.provisioning.budget_seconds for p in self.portals.values() if p.provisioning.enabled]
+        return max(budgets, default=5.0)
 
     def portal_acs_url(self, name: str) -> str:
         return self.portals[name].acs_url or f"https://{name}.learnupon.com/saml/consumer"

@@ -73,3 +73,41 @@ class RuntimeGauges:
                 failures.add_metric([name], status.consecutive_failures)
             yield success
             yield failures
+        yield from _guard_metrics(rt)
+        yield from _job_metrics(rt)
+
+
+def _job_metrics(rt: Runtime):
+    from broker.jobs.queue import overview
+
+    jobs = GaugeMetricFamily("broker_jobs", "Background jobs by state (queued, running, scheduled for a retry, "
+                             "failed, finished), in the queue or this process", labels=["state"])  # fmt: skip
+    try:
+        counts = overview(rt, details=False).counts
+    except Exception:  # noqa: BLE001 - a scrape while Redis is down still shows the other metrics
+        counts = {}
+    for state, count in counts.items():
+        jobs.add_metric([state], count)
+    yield jobs
+
+
+_STATE_VALUES = {"closed": 0, "half-open": 1, "open": 2}
+
+
+def _guard_metrics(rt: Runtime):
+    from broker.ops.readiness import guard_statuses
+
+    state = GaugeMetricFamily("broker_outbound_circuit_state", "Circuit breaker per outside service: "
+                              "0 closed, 1 half-open, 2 open", labels=["service"])  # fmt: skip
+    in_flight = GaugeMetricFamily("broker_outbound_in_flight", "Calls in flight per outside service "
+                                  "(this process)", labels=["service"])  # fmt: skip
+    refused = GaugeMetricFamily("broker_outbound_refused", "Calls refused without trying, by reason "
+                                "(bulkhead_full, circuit_open), since start", labels=["service", "reason"])  # fmt: skip
+    for status in guard_statuses(rt):
+        state.add_metric([status.service], _STATE_VALUES[status.state])
+        in_flight.add_metric([status.service], status.in_flight)
+        for reason, count in status.refused.items():
+            refused.add_metric([status.service, reason], count)
+    yield state
+    yield in_flight
+    yield refused

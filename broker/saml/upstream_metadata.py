@@ -20,6 +20,7 @@ import requests
 from cryptography import x509
 from lxml import etree
 
+from broker.clients.http import Budget, pooled_session, send_within
 from broker.config.metadata import MIN_REFRESH_SECONDS
 from broker.config.metadata import MetadataRefreshSettings as MetadataRefreshSettings  # re-exported
 from broker.keys import fingerprint
@@ -73,31 +74,26 @@ def load_signing_certificates(path: Path) -> tuple[x509.Certificate, ...]:
 
 
 def _download(url: str, settings: MetadataRefreshSettings, session: requests.Session | None) -> bytes:
-    get = session.get if session is not None else requests.get
+    # timeout_seconds bounds the whole download (a server dripping bytes is cut there), not each read
+    budget = Budget.start(settings.timeout_seconds)
+    timeout = (settings.timeout_seconds, settings.timeout_seconds)
+    own = session is None
+    session = session or pooled_session(1)  # with the watchdog's adapter
     try:
-        reply = get(
-            url,
-            timeout=settings.timeout_seconds,
-            stream=True,
+        reply = send_within(
+            session, "GET", url, budget=budget, timeout=timeout, max_bytes=settings.max_bytes,
             headers={"Accept": ACCEPT, "User-Agent": USER_AGENT},
-        )
+        )  # fmt: skip
+    except requests.exceptions.ContentDecodingError:
+        raise MetadataError(f"metadata is over max_bytes ({settings.max_bytes})") from None
     except requests.RequestException as exc:
         raise MetadataError(f"cannot fetch: {type(exc).__name__}: {exc}") from None
-    with reply:
-        if reply.status_code != 200:
-            raise MetadataError(f"HTTP {reply.status_code} {reply.reason or ''}".strip())
-        declared = reply.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > settings.max_bytes:
-            raise MetadataError(f"metadata is {declared} bytes, over max_bytes ({settings.max_bytes})")
-        body = bytearray()
-        try:
-            for chunk in reply.iter_content(64 * 1024):
-                body += chunk
-                if len(body) > settings.max_bytes:
-                    raise MetadataError(f"metadata is over max_bytes ({settings.max_bytes})")
-        except requests.RequestException as exc:
-            raise MetadataError(f"cannot read: {type(exc).__name__}: {exc}") from None
-    return bytes(body)
+    finally:
+        if own:
+            session.close()
+    if reply.status_code != 200:
+        raise MetadataError(f"HTTP {reply.status_code} {reply.reason or ''}".strip())
+    return reply.content
 
 
 def _verified_document(document: bytes, certs: tuple[x509.Certificate, ...]) -> bytes:
@@ -246,7 +242,7 @@ class MetadataRefresher:
     ):
         self._upstreams = upstreams
         self._targets = {t.name: t for t in targets}
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else pooled_session(2)
         self._clock = clock
         self._floor = floor_seconds
         self._locks = {name: threading.Lock() for name in self._targets}

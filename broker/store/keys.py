@@ -15,6 +15,8 @@ PREFIXES = {
     "trace": "an admin flow tester report (broker.tools.tester)",
     "testreq": "the AuthnRequest of a flow test, shown on its report (broker.tools.tester)",
     "graphname": "a group GUID's name from Microsoft Graph, per tenant (broker.claims.groups)",
+    "groupset": "a user's last complete set of group names, per tenant, sent while Graph cannot answer "
+    "(broker.claims.groups)",
     "lu": "LearnUpon provisioning: the last synced state and the per-user lock (broker.provisioning.sync)",
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
@@ -50,6 +52,11 @@ def test_request(request_id: str) -> str:
 def group_name_prefix(tenant_id: str) -> str:
     """Followed by the group's GUID (lower case)."""
     return f"graphname:{tenant_id}:"
+
+
+def last_complete_groups(tenant_id: str, object_id: str) -> str:
+    """By the user's object ID (lower case)."""
+    return f"groupset:{tenant_id}:{object_id.lower()}"
 
 
 def _user_digest(email: str) -> str:

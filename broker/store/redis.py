@@ -25,6 +25,7 @@ from broker.store.durability import Durability, judge
 
 log = logging.getLogger(__name__)
 
+CONSUME_TRIES = 3  # a consume whose connection broke is tried again (same token), then the login gets a 503
 TIMEOUTS: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
 
 # INCR, and start the window's TTL on the first hit only: atomic, and one key (so it works on a cluster).
@@ -197,6 +198,10 @@ class RedisStore:
         except redis.RedisError:
             return False
 
+    def rq_connection(self) -> redis.Redis | None:
+        """The connection background jobs (RQ) use: this Redis, or None on a cluster (RQ needs one node)."""
+        return self._redis if isinstance(self._redis, redis.Redis) else None
+
     # ---- epoch and consume ---------------------------------------------------------------------------
 
     def _new_epoch(self, wipe_margin: float) -> str:
@@ -225,19 +230,30 @@ class RedisStore:
     def consume(
         self, replay_key: str, ttl: int, *, pending_key: str | None, issued_at: float, wipe_margin: float = 0
     ) -> ConsumeResult:
-        token = secrets.token_hex(8)
-        try:
-            if self._cluster:
-                return self._consume_on_cluster(replay_key, ttl, pending_key, issued_at, wipe_margin, token)
-            keys = [self._ns + EPOCH_KEY, self._ns + replay_key]
-            if pending_key is not None:
-                keys.append(self._ns + pending_key)
-            # redis-py retries a call whose connection broke; the token makes that retry find its own entry
-            result, epoch, written = self._consume(
-                keys=keys, args=[token, ttl, repr(issued_at), self._new_epoch(wipe_margin)]
-            )
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis consume failed: {exc}") from exc
+        token = secrets.token_hex(8)  # the same for every try of this call: a retry finds its own entry
+        for attempt in range(CONSUME_TRIES):
+            try:
+                return self._consume_once(replay_key, ttl, pending_key, issued_at, wipe_margin, token)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # the script may have run and only its answer been lost: running it again is safe
+                if attempt + 1 == CONSUME_TRIES:
+                    raise StoreUnavailable(f"redis consume failed: {exc}") from exc
+                log.info("redis consume: %s; trying again", exc)
+            except redis.RedisError as exc:
+                raise StoreUnavailable(f"redis consume failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _consume_once(
+        self, replay_key: str, ttl: int, pending_key: str | None, issued_at: float, margin: float, token: str
+    ) -> ConsumeResult:
+        if self._cluster:
+            return self._consume_on_cluster(replay_key, ttl, pending_key, issued_at, margin, token)
+        keys = [self._ns + EPOCH_KEY, self._ns + replay_key]
+        if pending_key is not None:
+            keys.append(self._ns + pending_key)
+        result, epoch, written = self._consume(
+            keys=keys, args=[token, ttl, repr(issued_at), self._new_epoch(margin)]
+        )
         self._noticed(epoch, written)
         return cast(ConsumeResult, result.decode() if isinstance(result, bytes) else result)
 

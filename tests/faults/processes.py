@@ -67,7 +67,8 @@ class RedisProcess:
 
 class AnswerSwallowingProxy:
     """Forwards TCP to `target_port`; when armed, the first client command containing `marker` reaches the
-    server but the connection is then closed before the answer comes back (a reset between write and reply)."""
+    server in full and runs, but its answer is dropped and the connection closed (a reset between the write
+    and the reply, or an answer that never comes back)."""
 
     def __init__(self, target_port: int):
         self.target_port = target_port
@@ -87,35 +88,87 @@ class AnswerSwallowingProxy:
             except OSError:
                 return
             server = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._pump_requests, args=(client, server), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+            muted = threading.Event()
+            threading.Thread(target=self._pump_requests, args=(client, server, muted), daemon=True).start()
+            threading.Thread(target=self._pump_answers, args=(server, client, muted), daemon=True).start()
 
-    def _pump_requests(self, client: socket.socket, server: socket.socket) -> None:
+    def _pump_requests(self, client: socket.socket, server: socket.socket, muted: threading.Event) -> None:
         seen = b""  # the marker may straddle two reads
         try:
             while data := client.recv(65536):
-                server.sendall(data)
+                server.sendall(data)  # the rest of the request (a body sent apart) still goes through
                 seen = seen[-256:] + data
                 if self.marker is not None and self.marker in seen:
                     self.marker = None
                     self.swallowed += 1
-                    time.sleep(0.2)  # the server runs the command; its answer is then lost with the link
-                    client.close()
-                    server.close()
-                    return
+                    muted.set()
+                    threading.Timer(0.3, _close_both, (client, server)).start()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _pump_answers(server: socket.socket, client: socket.socket, muted: threading.Event) -> None:
+        try:
+            while data := server.recv(65536):
+                if not muted.is_set():
+                    client.sendall(data)
         except OSError:
             pass
         finally:
-            client.close()
-            server.close()
+            _close_both(client, server)
 
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
+    def close(self) -> None:
+        self._listener.close()
+
+
+def _close_both(*sockets: socket.socket) -> None:
+    for sock in sockets:
         try:
-            while data := source.recv(65536):
-                sink.sendall(data)
+            sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        sock.close()
+
+
+class DrippingServer:
+    """An HTTP server on loopback that answers every request one byte at a time, `interval` seconds apart —
+    the body (`where="body"`) or already the status line and headers (`where="headers"`): each read gets
+    bytes well within any read timeout, so only a wall-clock deadline stops the caller."""
+
+    def __init__(self, *, where: str = "body", interval: float = 0.05, size: int = 4000):
+        self.where, self.interval, self.size = where, interval, size
+        self.requests = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        try:
+            conn.recv(65536)
+            self.requests += 1
+            head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {self.size}\r\n\r\n"
+                    ).encode()  # fmt: skip
+            if self.where == "body":
+                conn.sendall(head)
+                drip = b" " * self.size
+            else:
+                drip = head + b" " * self.size
+            for byte in drip:
+                conn.sendall(bytes([byte]))
+                time.sleep(self.interval)
+        except OSError:
+            pass
+        finally:
+            conn.close()
 
     def close(self) -> None:
         self._listener.close()

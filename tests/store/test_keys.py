@@ -16,6 +16,7 @@ MADE = [
     keys.trace_report("t"),
     keys.test_request("_r"),
     keys.group_name_prefix("tenant") + "guid",
+    keys.last_complete_groups("tenant", "0B6F1C84-2E3A-4A59-9D1E-5C7F8A2B3D41"),
     keys.provisioning_state("academy", "Alex@Contoso.example"),
     keys.provisioning_lock("academy", "alex@contoso.example "),
     keys.rate_window("login_per_minute", "127.0.0.1", 1),
@@ -35,7 +36,7 @@ def test_every_key_starts_with_a_listed_prefix_and_kinds_do_not_collide():
     assert set(prefixes) == set(keys.PREFIXES)
     assert len(set(MADE)) == len(MADE)
     # the same user, however the address is written, has one provisioning state and one lock
-    assert keys.provisioning_state("academy", "alex@contoso.example").split(":")[-1] == MADE[7].split(":")[-1]
+    assert keys.provisioning_state("academy", "alex@contoso.example").split(":")[-1] == MADE[8].split(":")[-1]
 
 
 def test_no_module_outside_the_store_spells_a_key_prefix():
