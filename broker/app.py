@@ -24,7 +24,20 @@ from broker.ops.reload import Reloader
 from broker.ops.runtime_gauges import RuntimeGauges
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
-from broker.web import acs, activity, admin, health, jobs, login, metadata, pages, ratelimit, review, scim
+from broker.web import (
+    acs,
+    activity,
+    admin,
+    health,
+    health_admin,
+    jobs,
+    login,
+    metadata,
+    pages,
+    ratelimit,
+    review,
+    scim,
+)
 
 log = logging.getLogger("broker.app")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -107,6 +120,7 @@ def create_app(
         health.bp,
         admin.bp,
         activity.bp,
+        health_admin.bp,
         review.bp,
         scim.bp,
         jobs.bp,

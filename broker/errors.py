@@ -17,6 +17,10 @@ class StoreUnavailable(BrokerError):
     """The state store (Redis) cannot be reached; logins answer 503 until it is back."""
 
 
+class StoreFull(StoreUnavailable):
+    """The in-memory store holds as many keys as it may: new logins wait (503) until keys expire."""
+
+
 class LoginRefused(BrokerError):
     """A login cannot go on. `reason` is logged precisely; users see `public_message` and `reference`."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -113,9 +114,24 @@ def generate_key_pair(
     key_bytes = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key_bytes)
-    os.chmod(key_path, 0o600)
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_new_file(key_path, key_bytes, 0o600)
+    write_new_file(cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return load_key_pair(key_path, cert_path)
+
+
+def write_new_file(path: Path, data: bytes, mode: int) -> None:
+    """Write `data` to a new file beside `path` (O_EXCL|O_NOFOLLOW, `mode` from its creation), then rename
+    it over `path`: a replaced key is never readable with the old file's mode, and a symlink planted at
+    `path` is replaced, never followed."""
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have taken bits away; never adds any
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise

@@ -1,6 +1,7 @@
 """The login, start to finish: one tuple of named steps, run by one runner, in one of three modes.
 
-    STEPS:  validate → consume → map_claims → resolve_groups → check_trust → route → provision → issue
+    STEPS:  validate → consume → map_claims → resolve_groups → check_trust → route → link_account → provision
+            → issue
 
 Every step has one shape: it takes a `LoginRun` and returns a copy with its result filled in, reading what it
 needs from the runtime (`run.rt`). The runner, `run_steps`, times every step (the `broker_login_step_seconds`
@@ -50,7 +51,7 @@ from broker.pending import start_login as start_login
 from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
 from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
 from broker.provisioning.sync import ProvisioningError, SyncOutcome, sync_user
-from broker.rules import routing
+from broker.rules import routing, trust
 from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import RoutingDecision, target_allowed
 from broker.runtime import Runtime
@@ -62,6 +63,7 @@ log = logging.getLogger("broker.login")
 
 Trace = Callable[[str, str], None]  # (section, detail): what a step checked or decided, for the admin trace
 T = TypeVar("T")
+FIRST_UPSTREAM_TTL_SECONDS = 400 * 86400  # renewed on every login
 
 
 class Mode(Enum):
@@ -204,13 +206,28 @@ def resolve_groups(run: LoginRun) -> LoginRun:
         run.trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
     if not result.complete:
         run.trace("groups", f"incomplete ({result.graph_error}): last complete set sent, nothing removed")
-    return replace(run, claims=replace(claims, groups=result.names, groups_complete=result.complete))
+    # Object ids count only from Entra (signed by the tenant, or Graph's answer for this user's object id):
+    # object-id rules (broker.rules.trust.groups_match) never match a value another upstream sent
+    entra = rt.config.upstreams[identity.upstream].preset == "entra"
+    ids = tuple(r.value.lower() for r in result.records if trust.is_object_id(r.value)) if entra else ()
+    return replace(
+        run, claims=replace(claims, groups=result.names, groups_complete=result.complete, group_ids=ids)
+    )
 
 
 def check_trust(run: LoginRun) -> LoginRun:
-    """Trust boundaries between upstreams, portals and admin rights: a placeholder that passes every login
-    through unchanged. Issue 14 (trust boundaries) fills it in; it runs before routing so that what it refuses
-    never reaches a portal, the picker or the admin sign-in."""
+    """The upstream may only sign in addresses of its own e-mail domains (`upstreams.<n>.email_domains`).
+    Before routing, so what it refuses never reaches a portal, the picker or the admin sign-in."""
+    rt, identity, claims = run.rt, _required(run.identity, "validate"), _required(run.claims, "map_claims")
+    upstream = identity.upstream
+    try:
+        trust.check_email_domain(upstream, rt.config.upstreams[upstream], claims.email)
+    except trust.EmailDomainRefused:
+        if run.mode is Mode.LIVE:
+            audit("trust.refused", check="email_domain", upstream=upstream, email=claims.email,
+                  reference=request_id.get())  # fmt: skip
+        raise
+    run.trace("trust", f"{upstream} may assert {trust.email_domain(claims.email)} addresses")
     return run
 
 
@@ -223,6 +240,30 @@ def route(run: LoginRun) -> LoginRun:
         choice = hold_for_choice(run.rt, decision.portals, HeldLogin(identity, claims, run.pending.target))
         return replace(run, decision=decision, choice=choice)
     return replace(run, decision=decision, portal=decision.portals[0])
+
+
+def link_account(run: LoginRun) -> LoginRun:
+    """The first upstream that brings an address to a portal keeps it; another one is refused unless the
+    portal says `account_linking: allow`. Recorded in live logins (kept 400 days past the last one); trace
+    and offline runs only look."""
+    rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
+    upstream, live = run.upstream, run.mode is Mode.LIVE
+    key = keys.first_upstream(portal, claims.email)
+    if live and rt.store.add(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS):
+        return run
+    raw = rt.store.get(key)
+    first = raw.decode() if raw is not None else None
+    try:
+        trust.check_account_link(portal, rt.config.portals[portal], first, upstream)
+    except trust.AccountLinkRefused:
+        if live:
+            audit("trust.refused", check="account_linking", upstream=upstream, first_upstream=first,
+                  portal=portal, email=claims.email, reference=request_id.get())  # fmt: skip
+        raise
+    if live and first == upstream:
+        rt.store.put(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS)
+    run.trace("trust", f"{portal}: {first or 'no upstream yet'} brought {claims.email} here first")
+    return run
 
 
 def provision(run: LoginRun) -> LoginRun:
@@ -274,7 +315,7 @@ def issue(run: LoginRun) -> LoginRun:
     """The portal's assertion, signed with the portal's key in a live login; an unsigned preview otherwise."""
     rt, portal = run.rt, _required(run.portal, "route")
     identity, claims = _required(run.identity, "validate"), _required(run.claims, "map_claims")
-    settings, trust = rt.portals[portal].settings, rt.portals[portal].trust
+    settings, portal_trust = rt.portals[portal].settings, rt.portals[portal].trust
     target = run.pending.target
     if target is not None and not target_allowed(settings, target):
         log.info("deep link %r not allowed for portal %s: sending the landing path", target, portal)
@@ -282,7 +323,7 @@ def issue(run: LoginRun) -> LoginRun:
     attributes = outgoing_attributes(claims, settings)
     live = run.mode is Mode.LIVE
     issued = issue_response(
-        trust,
+        portal_trust,
         claims.email,
         attributes,
         now=rt.clock(),
@@ -291,7 +332,7 @@ def issue(run: LoginRun) -> LoginRun:
         sign=live,
     )
     groups_sent = attributes.get(settings.attributes.groups or "", ())
-    outgoing = OutgoingLogin(portal, trust.acs_url, issued.saml_response, target or settings.landing_path,
+    outgoing = OutgoingLogin(portal, portal_trust.acs_url, issued.saml_response, target or settings.landing_path,
                              issued.assertion_id, groups_sent)  # fmt: skip
     if live:
         rt.metrics.logins_completed.labels(portal, identity.upstream).inc()
@@ -311,6 +352,7 @@ STEPS: tuple[Step, ...] = (
     resolve_groups,
     check_trust,
     route,
+    link_account,
     provision,
     issue,
 )

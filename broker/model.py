@@ -41,6 +41,9 @@ class Claims:
     object_id: str = ""
     department: str = ""
     extra: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Entra group object ids as signed by the tenant (or read from Graph for this user): only these match
+    # object-id rules. Empty for upstreams that send names, so a group named like an id matches nothing.
+    group_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class PendingLogin:
     target: str | None
     created: float
     purpose: Purpose = "login"
+    browser: str | None = None  # sha256 of the binding cookie of the browser that started it (login CSRF)
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,10 @@ def start_login(
     target: str | None = None,
     login_hint: str | None = None,
     purpose: Purpose = "login",
+    browser: str | None = None,
 ) -> UpstreamRequest:
-    """Remember the login server-side and return how to send the browser to the upstream IdP."""
+    """Remember the login server-side and return how to send the browser to the upstream IdP.
+    `browser`: the hash of the starting browser's binding cookie; the response must come back with it."""
     if portal is not None and portal not in rt.config.portals:
         raise UnknownPortal(f"unknown portal {portal!r}")
     if upstream not in rt.upstreams or (
@@ -49,7 +51,7 @@ def start_login(
                            public_message="This sign-in option is not available here.")  # fmt: skip
     checked_target = check_target(rt, portal, target)
     request_id = new_request_id()
-    pending = PendingLogin(request_id, upstream, portal, checked_target, time.time(), purpose)
+    pending = PendingLogin(request_id, upstream, portal, checked_target, time.time(), purpose, browser)
     # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
     relay_state = secrets.token_urlsafe(32)
     rt.store.put(

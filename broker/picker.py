@@ -59,6 +59,7 @@ class HeldLogin:
         )
         claims_data = data["claims"]
         claims = Claims(**{**claims_data, "groups": tuple(claims_data["groups"]),
+                           "group_ids": tuple(claims_data.get("group_ids", ())),
                            "extra": {k: tuple(v) for k, v in claims_data["extra"].items()}})  # fmt: skip
         return cls(identity, claims, data["target"], data.get("portal"))
 

@@ -16,6 +16,7 @@ from broker.demo.idp_response import DemoUser, ResponseSpec, build_response
 from broker.keys import KeyPair
 from broker.saml.authn_request import decode_redirect_request
 from broker.store import Store
+from broker.web.binding import BROWSER_COOKIE
 
 TENANT = "11111111-2222-4333-8444-555555555555"
 IDP_ENTITY = f"https://sts.windows.net/{TENANT}/"
@@ -102,6 +103,12 @@ class Harness:
         params = parse_qs(urlsplit(location).query)
         request = etree.fromstring(decode_redirect_request(params["SAMLRequest"][0]))
         return Pending(params["RelayState"][0], request.get("ID"), location, request)
+
+    def share_browser_with(self, other: Harness) -> None:
+        """Another replica behind the same load balancer: the same browser, with its binding cookie, reaches it."""
+        cookie = other.client.get_cookie(BROWSER_COOKIE)
+        if cookie is not None:
+            self.client.set_cookie(BROWSER_COOKIE, cookie.value)
 
     def spec(self, pending: Pending | None, user: DemoUser = ALEX, **changes: object) -> ResponseSpec:
         spec = ResponseSpec(

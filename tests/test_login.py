@@ -21,6 +21,7 @@ from broker.login import (
     check_trust,
     consume,
     issue,
+    link_account,
     map_claims,
     provision,
     resolve_groups,
@@ -29,7 +30,9 @@ from broker.login import (
     validate,
 )
 from broker.model import Claims, Identity, PendingLogin
+from broker.rules import trust
 from broker.rules.routing import NoAccess
+from broker.store import keys as store_keys
 from broker.store.memory import MemoryStore
 from broker.tools.simulate import run_simulation, tools_runtime
 from broker.tools.tester import run_test, start_test
@@ -126,7 +129,8 @@ def routed_run(harness: Harness, mode: Mode = Mode.LIVE, portal: str = "academy"
 
 def test_the_steps_are_one_tuple_in_the_login_order():
     assert [step.__name__ for step in STEPS] == [
-        "validate", "consume", "map_claims", "resolve_groups", "check_trust", "route", "provision", "issue",
+        "validate", "consume", "map_claims", "resolve_groups", "check_trust", "route", "link_account",
+        "provision", "issue",
     ]  # fmt: skip
 
 
@@ -206,9 +210,41 @@ def test_resolve_groups_offline_asks_no_directory(graph_harness):
 # ---- check_trust --------------------------------------------------------------------------------------------
 
 
-def test_check_trust_is_a_placeholder_that_passes_the_run_through(harness):
+def test_check_trust_passes_an_unscoped_upstream_and_its_own_domains(harness):
     run = claims_run(harness)
     assert check_trust(run) is run
+    scoped = harness.runtime.config.upstreams["entra"].model_copy(
+        update={"email_domains": ["contoso.example"]}
+    )
+    harness.runtime.config.upstreams["entra"] = scoped
+    assert check_trust(run) is run
+
+
+def test_check_trust_refuses_an_address_outside_the_upstreams_email_domains(harness):
+    partner = harness.runtime.config.upstreams["entra"].model_copy(
+        update={"email_domains": ["fabrikam.example"]}
+    )
+    harness.runtime.config.upstreams["entra"] = partner
+    with pytest.raises(trust.EmailDomainRefused, match="entra may not assert contoso.example"):
+        check_trust(claims_run(harness))
+
+
+# ---- link_account -------------------------------------------------------------------------------------------
+
+
+def test_link_account_records_the_first_upstream_live_and_only_looks_in_a_trace(harness):
+    store = harness.runtime.store
+    key = store_keys.first_upstream("academy", ALEX.email)
+    link_account(routed_run(harness, Mode.TRACE))
+    assert store.get(key) is None  # a trace writes nothing
+    link_account(routed_run(harness))
+    assert store.get(key) == b"entra"
+    store.put(key, b"okta", 60)  # another upstream brought Alex here first
+    with pytest.raises(trust.AccountLinkRefused):
+        link_account(routed_run(harness, Mode.TRACE))
+    with pytest.raises(trust.AccountLinkRefused):
+        link_account(routed_run(harness))
+    assert store.get(key) == b"okta"
 
 
 # ---- route --------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from tests.harness import Harness, base_config
 def config_with_rules(keys):
     data = base_config(keys)
     data["portals"]["sales"].update({"required_groups": ["Sales*"], "hosts": ["learn-sales.example.com"]})
+    data["upstreams"]["entra"]["email_domains"] = ["contoso.example", "other.example"]
     data["routing"] = {"rules": [
         {"portals": ["academy", "sales"], "groups": ["Sales*"]},
         {"portals": ["academy"], "email_domains": ["contoso.example"]},

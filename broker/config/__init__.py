@@ -18,7 +18,9 @@ from broker.config.settings import (
     StoreSettings,
     UpstreamSettings,
     config_from_dict,
+    domain_in_scope,
     load_config,
+    scope_entries_overlap,
     secret_from_env,
 )
 
@@ -38,6 +40,8 @@ __all__ = [
     "RoutingSettings",
     "StoreSettings",
     "UpstreamSettings",
+    "domain_in_scope",
+    "scope_entries_overlap",
     "config_from_dict",
     "load_config",
     "secret_from_env",

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from broker.config.urls import insecure_url_problem
 from broker.errors import ConfigError
 
 UserType = Literal["learner", "instructor", "manager", "admin"]
@@ -89,6 +90,10 @@ class ProvisioningSettings(BaseModel):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL such as https://PORTAL.learnupon.com/api/v1/")
+        if insecure_url_problem(value):  # the API key pair goes with every request
+            raise ValueError(
+                "must use https (plain http only to 127.0.0.1 / localhost, for the demo and tests)"
+            )
         if parts.username or parts.password:
             raise ValueError(
                 "must not contain credentials; name environment variables in username_env/password_env"

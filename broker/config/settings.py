@@ -21,9 +21,47 @@ from broker.config.metadata import MetadataRefreshSettings, tenant_independent_p
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import DirectorySettings, ReviewSettings
 from broker.config.scim import PortalScimSettings, ScimSettings
+from broker.config.urls import insecure_url_problem
 from broker.errors import ConfigError
 
 PORTAL_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# An e-mail domain an upstream may assert: `contoso.com`, or `*.contoso.com` for every subdomain (not itself).
+EMAIL_DOMAIN = re.compile(
+    r"^(\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9][a-z0-9-]{0,61}[a-z0-9]$"
+)
+
+
+def domain_in_scope(domain: str, entry: str) -> bool:
+    """`entry` (an `email_domains` item) covers `domain`: equal, or a subdomain of a `*.` entry."""
+    domain = domain.lower().rstrip(".")
+    if entry.startswith("*."):
+        return domain.endswith(entry[1:])
+    return domain == entry
+
+
+def scope_entries_overlap(first: str, second: str) -> bool:
+    """Some domain is covered by both entries (so two upstreams could assert the same address)."""
+    a_wild, b_wild = first.startswith("*."), second.startswith("*.")
+    if not a_wild and not b_wild:
+        return first == second
+    if a_wild and not b_wild:
+        return domain_in_scope(second, first)
+    if b_wild and not a_wild:
+        return domain_in_scope(first, second)
+    a, b = first[2:], second[2:]
+    return a == b or a.endswith("." + b) or b.endswith("." + a)
+
+
+def _domain_entries(value: list[str]) -> list[str]:
+    entries = []
+    for raw in value:
+        entry = raw.strip().lower().lstrip("@").rstrip(".")
+        if not EMAIL_DOMAIN.match(entry):
+            raise ValueError(
+                f"{raw!r} is not a domain name (like contoso.com, or *.contoso.com for subdomains)"
+            )
+        entries.append(entry)
+    return entries
 
 
 class _Model(BaseModel):
@@ -143,6 +181,25 @@ class UpstreamSettings(_Model):
     allow_unsolicited: bool = False
     metadata_refresh: MetadataRefreshSettings = MetadataRefreshSettings()
     default_portal: str | None = Field(None, description="portal for unsolicited logins with no RelayState")
+    # Like Shibboleth's shibmd:Scope: the only e-mail domains this upstream may sign people in with.
+    email_domains: list[str] = Field(
+        default_factory=list, description="empty: any domain, allowed only on portals it serves alone"
+    )
+
+    @field_validator("email_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        return _domain_entries(value)
+
+    @field_validator("metadata_url")
+    @classmethod
+    def _metadata_over_https(cls, value: str | None) -> str | None:
+        # the metadata is the trust anchor (signing certificates): never over cleartext to another machine
+        problem = insecure_url_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
+
     directory: DirectorySettings | None = Field(None, description="where access reviews read its users")
 
     @model_validator(mode="after")
@@ -209,6 +266,16 @@ class PortalSettings(_Model):
     static_attributes: dict[str, list[str]] = Field(default_factory=dict)
     custom_data: list[CustomDataField] = Field(default_factory=list)
     provisioning: ProvisioningSettings = ProvisioningSettings()
+    # email_domains entries that several of this portal's upstreams may all assert (an explicit exception)
+    shared_email_domains: list[str] = Field(default_factory=list)
+    # The first upstream that brings a user here owns the account; another one is refused unless `allow`.
+    account_linking: Literal["refuse", "allow"] = "refuse"
+
+    @field_validator("shared_email_domains")
+    @classmethod
+    def _shared_domains(cls, value: list[str]) -> list[str]:
+        return _domain_entries(value)
+
     scim: PortalScimSettings = PortalScimSettings()
     review: ReviewSettings = ReviewSettings()
 
@@ -269,9 +336,14 @@ class AdminSettings(_Model):
     """Who may use /admin: members of these groups (after group resolution) signing in through these
     upstreams, or, for first setup, whoever holds the bootstrap token from the environment."""
 
-    groups: list[str] = Field(default_factory=list, description="names or patterns; empty: nobody via IdP")
-    upstreams: list[str] = Field(default_factory=list, description="empty: every upstream")
+    groups: list[str] = Field(
+        default_factory=list, description="Entra group object ids, or names/patterns; empty: nobody via IdP"
+    )
+    upstreams: list[str] = Field(default_factory=list, description="empty: nobody signs in through an IdP")
     bootstrap_token_env: str = "BROKER_ADMIN_TOKEN"  # noqa: S105 (a variable name)
+    # bootstrap token attempts per 10 minutes: from one client IP, and from everyone together
+    token_attempts_per_client: int = Field(5, ge=1)
+    token_attempts_total: int = Field(50, ge=1)
     session_minutes: int = Field(480, ge=5, le=24 * 60)
 
 
@@ -325,12 +397,36 @@ class Config(_Model):
             default_portal = upstream_settings.default_portal
             if default_portal and default_portal not in self.portals:
                 raise ValueError(f"upstreams.{name}.default_portal: unknown portal (known: {known_portals})")
+        for name, portal in self.portals.items():
+            self._check_email_scopes(name, portal)
         for index, client in enumerate(self.scim.clients):
             if client.upstream and client.upstream not in self.upstreams:
                 raise ValueError(
                     f"scim.clients.{index}.upstream: unknown upstream (known: {known_upstreams})"
                 )
         return self
+
+    def _check_email_scopes(self, name: str, portal: PortalSettings) -> None:
+        """Two upstreams on one portal must not be able to assert the same address (unless listed as shared)."""
+        upstreams = portal.upstream_names
+        if len(upstreams) < 2:
+            return
+        for upstream in upstreams:
+            if not self.upstreams[upstream].email_domains:
+                raise ValueError(
+                    f"upstreams.{upstream}.email_domains: portal {name} accepts several upstreams "
+                    f"({', '.join(upstreams)}), so each must list the e-mail domains it may assert"
+                )
+        for index, first in enumerate(upstreams):
+            for second in upstreams[index + 1 :]:
+                for a in self.upstreams[first].email_domains:
+                    for b in self.upstreams[second].email_domains:
+                        if scope_entries_overlap(a, b) and not {a, b} & set(portal.shared_email_domains):
+                            raise ValueError(
+                                f"portals.{name}: upstreams {first} ({a}) and {second} ({b}) may both assert "
+                                f"the same addresses; give them separate email_domains, or list {a} in "
+                                f"portals.{name}.shared_email_domains to allow it"
+                            )
 
     def outbound_deadline_seconds(self) -> float:
         """How long after a request arrives its outside calls must be over: `broker.outbound.deadline_seconds`,

@@ -42,7 +42,10 @@ class TestIdpSettings:
 def create_test_idp(settings: TestIdpSettings) -> Flask:
     app = Flask(__name__, template_folder="templates")
     app.extensions["test_idp"] = settings
-    users = {user.email: user for user in settings.users}
+
+    def find_user(email: str) -> DemoUser | None:
+        # looked up on each request: like a real IdP's admin, a test can add users while it runs
+        return next((user for user in settings.users if user.email == email), None)
 
     @app.after_request
     def _headers(response: Response) -> Response:
@@ -88,7 +91,7 @@ def create_test_idp(settings: TestIdpSettings) -> Flask:
     @app.post(settings.sso_path + "/scim/disable")
     def disable_user() -> Response:
         """Like disabling a user in Entra: the provisioning service sends `active` false over SCIM."""
-        user = users.get(request.form.get("email", ""))
+        user = find_user(request.form.get("email", ""))
         if settings.scim is None or user is None:
             abort(404)
         try:
@@ -103,7 +106,7 @@ def create_test_idp(settings: TestIdpSettings) -> Flask:
 
     @app.post(settings.sso_path)
     def sign_in() -> str:
-        user = users.get(request.form.get("email", ""))
+        user = find_user(request.form.get("email", ""))
         acs_url = request.form.get("acs_url", "")
         if user is None or acs_url not in settings.trusted_acs:
             abort(400, "unknown user or ACS")

@@ -7,14 +7,19 @@ from this replica's API counters; certificates and metadata from the running con
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+import time
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
 from cryptography import x509
 
+from broker.clients.learnupon import LearnUponAuthError, LearnUponError
+from broker.errors import BrokerError
 from broker.keys import fingerprint
 from broker.ops.activity import ActivityEntry, recent_activity
+from broker.store import keys
 
 if TYPE_CHECKING:
     from broker.runtime import Runtime
@@ -31,6 +36,9 @@ API_TROUBLE = (
     "auth_error",
     "budget_exhausted",
 )
+PROBE_EMAIL = "broker-health-check@invalid.example"  # a user search that finds nobody: read-only, cheap
+PROBE_BUDGET_SECONDS = 5.0
+PROBE_KEEP_SECONDS = 7 * 86400
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,7 @@ class HealthCard:
     name: str
     label: str
     signals: list[Signal] = field(default_factory=list)
+    checkable: bool = False  # a LearnUpon API client exists: the page offers "Check now"
 
     @property
     def level(self) -> Level:
@@ -66,7 +75,69 @@ def _when(value: str | datetime) -> str:
 # --- portals ----------------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ProbeResult:
+    """The admin's "Check now": one user search against the portal's API, kept in the store for every replica."""
+
+    time: str  # ISO 8601, UTC, as the activity log's
+    ok: bool
+    detail: str
+
+
+def probe_learnupon(rt: Runtime, portal: str) -> ProbeResult:
+    """Ask the API for a user that does not exist (LearnUpon answers 404): reachable, and the key pair accepted."""
+    client = rt.portals[portal].learnupon
+    assert client is not None, "the page offers the check only with a client"
+    started = time.perf_counter()
+    try:
+        with client.budget(PROBE_BUDGET_SECONDS):
+            client.find_user_by_email(PROBE_EMAIL)
+        result = ProbeResult(_iso(rt), True, f"answered in {(time.perf_counter() - started) * 1000:.0f} ms")
+    except LearnUponAuthError as exc:
+        result = ProbeResult(_iso(rt), False, f"the API key pair was refused: {exc}")
+    except LearnUponError as exc:
+        result = ProbeResult(_iso(rt), False, str(exc) or type(exc).__name__)
+    try:
+        rt.store.put(keys.learnupon_probe(portal), json.dumps(asdict(result)).encode(), PROBE_KEEP_SECONDS)
+    except BrokerError:
+        pass  # shown on this page anyway; the store's own trouble is on the readiness check
+    return result
+
+
+def last_probe(rt: Runtime, portal: str) -> ProbeResult | None:
+    try:
+        raw = rt.store.get(keys.learnupon_probe(portal))
+        return ProbeResult(**json.loads(raw)) if raw is not None else None
+    except (BrokerError, ValueError, TypeError):
+        return None
+
+
+def _iso(rt: Runtime) -> str:
+    return rt.clock().isoformat(timespec="seconds")
+
+
 def learnupon_signal(rt: Runtime, portal: str, entries: list[ActivityEntry]) -> Signal:
+    """The newest evidence wins: the admin's last "Check now", or the latest login that called the API."""
+    signal = _learnupon_from_logins(rt, portal, entries)
+    probe = last_probe(rt, portal) if rt.portals[portal].learnupon is not None else None
+    calls = [
+        e for e in entries if e.portal == portal and (e.learnupon_requests or e.provisioning == "failed")
+    ]
+    if probe is None or (calls and calls[0].time > probe.time):
+        return signal
+    checked = f"Checked {_when(probe.time)}: {probe.detail}."
+    if not probe.ok:
+        return Signal("LearnUpon API", "red", checked,
+                      f"Check LearnUpon's status and the API key pair (portals.{portal}.provisioning), then "
+                      "Check now again.")  # fmt: skip
+    if signal.level == "red":  # a login failed before the check: it answers now
+        return Signal("LearnUpon API", "amber", f"{checked} {signal.summary}",
+                      "It answers again; the login that failed is in the reference.", signal.reference)  # fmt: skip
+    level: Level = "green" if signal.level == "grey" else signal.level
+    return Signal("LearnUpon API", level, f"{checked} {signal.summary}", signal.action, signal.reference)
+
+
+def _learnupon_from_logins(rt: Runtime, portal: str, entries: list[ActivityEntry]) -> Signal:
     """Reachable when the latest login that called the API got through; the last error and its reference."""
     settings = rt.config.portals[portal].provisioning
     field_path = f"portals.{portal}.provisioning"
@@ -153,6 +224,7 @@ def portal_cards(rt: Runtime, now: datetime) -> list[HealthCard]:
             name,
             settings.display_name or name,
             [learnupon_signal(rt, name, entries), signing_signal(rt, name, now)],
+            checkable=rt.portals[name].learnupon is not None,
         )  # fmt: skip
         for name, settings in rt.config.portals.items()
     ]

@@ -13,6 +13,8 @@ from broker.config import Config, PortalSettings, RoutingRule
 from broker.errors import LoginRefused
 from broker.model import Claims
 from broker.rules.names import matches_any
+from broker.rules.targets import normalised_path
+from broker.rules.trust import groups_match, routable_domain
 
 
 class NoAccess(LoginRefused):
@@ -46,7 +48,7 @@ def upstreams_for(config: Config, portal: str | None) -> list[str]:
 
 
 def may_enter(portal: PortalSettings, claims: Claims) -> bool:
-    return not portal.required_groups or matches_any(claims.groups, portal.required_groups)
+    return not portal.required_groups or groups_match(claims, portal.required_groups)
 
 
 def _field_values(claims: Claims, name: str) -> tuple[str, ...]:
@@ -56,11 +58,11 @@ def _field_values(claims: Claims, name: str) -> tuple[str, ...]:
     return claims.extra.get(name, ())
 
 
-def rule_matches(rule: RoutingRule, claims: Claims) -> bool:
-    if rule.groups and not matches_any(claims.groups, rule.groups):
+def rule_matches(rule: RoutingRule, claims: Claims, domain: str | None) -> bool:
+    """`domain`: the user's e-mail domain if their upstream may assert it (see trust.routable_domain)."""
+    if rule.groups and not groups_match(claims, rule.groups):
         return False
-    domain = claims.email.rsplit("@", 1)[-1].lower()
-    if rule.email_domains and domain not in (d.lower().lstrip("@") for d in rule.email_domains):
+    if rule.email_domains and domain not in {d.lower().lstrip("@") for d in rule.email_domains}:
         return False
     for name, allowed in rule.attributes.items():
         if not matches_any(_field_values(claims, name), allowed):
@@ -83,8 +85,9 @@ def route(config: Config, requested: str | None, upstream: str, claims: Claims) 
                 public_message=no_access,
             )
         return RoutingDecision((requested,), f"requested portal {requested}")
+    domain = routable_domain(config, upstream, claims.email)
     for index, rule in enumerate(config.routing.rules):
-        if not rule_matches(rule, claims):
+        if not rule_matches(rule, claims, domain):
             continue
         allowed = tuple(
             p for p in rule.portals
@@ -92,10 +95,11 @@ def route(config: Config, requested: str | None, upstream: str, claims: Claims) 
         )  # fmt: skip
         if allowed:
             return RoutingDecision(allowed, f"routing rule {index + 1} matched")
-    raise NoAccess(f"no routing rule gives {claims.email} a portal", public_message=no_access)
+    why = "" if domain else f" (e-mail domain rules skipped: {upstream} is not declared to own that domain)"
+    raise NoAccess(f"no routing rule gives {claims.email} a portal{why}", public_message=no_access)
 
 
 def target_allowed(portal: PortalSettings, target: str) -> bool:
-    """Deep links: the path (without query) must match one of the portal's patterns."""
-    path = target.split("?", 1)[0].split("#", 1)[0]
-    return any(fnmatchcase(path, pattern) for pattern in portal.targets)
+    """Deep links: the normalised path (without query) must match one of the portal's patterns."""
+    path = normalised_path(target)
+    return path is not None and any(fnmatchcase(path, pattern) for pattern in portal.targets)

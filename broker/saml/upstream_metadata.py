@@ -20,11 +20,12 @@ import requests
 from cryptography import x509
 from lxml import etree
 
-from broker.clients.http import Budget, pooled_session, send_within
+from broker.clients.http import pooled_session
 from broker.config.metadata import MIN_REFRESH_SECONDS
 from broker.config.metadata import MetadataRefreshSettings as MetadataRefreshSettings  # re-exported
 from broker.keys import fingerprint
 from broker.saml.metadata import MetadataError, UpstreamIdp, is_expired, parse_idp_metadata
+from broker.saml.metadata_download import download
 from broker.saml.xml import MD, UnsafeXml, parse_untrusted, qname
 from broker.saml.xmldsig import SignatureRejected, verify_enveloped
 
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("broker.saml.upstream_metadata")
 
 BOM = b"\xef\xbb\xbf"
-ACCEPT = "application/samlmetadata+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
-USER_AGENT = "learnupon-saml-broker (metadata refresh)"
 
 
 @dataclass(frozen=True)
@@ -73,29 +72,6 @@ def load_signing_certificates(path: Path) -> tuple[x509.Certificate, ...]:
     return tuple(certs)
 
 
-def _download(url: str, settings: MetadataRefreshSettings, session: requests.Session | None) -> bytes:
-    # timeout_seconds bounds the whole download (a server dripping bytes is cut there), not each read
-    budget = Budget.start(settings.timeout_seconds)
-    timeout = (settings.timeout_seconds, settings.timeout_seconds)
-    own = session is None
-    session = session or pooled_session(1)  # with the watchdog's adapter
-    try:
-        reply = send_within(
-            session, "GET", url, budget=budget, timeout=timeout, max_bytes=settings.max_bytes,
-            headers={"Accept": ACCEPT, "User-Agent": USER_AGENT},
-        )  # fmt: skip
-    except requests.exceptions.ContentDecodingError:
-        raise MetadataError(f"metadata is over max_bytes ({settings.max_bytes})") from None
-    except requests.RequestException as exc:
-        raise MetadataError(f"cannot fetch: {type(exc).__name__}: {exc}") from None
-    finally:
-        if own:
-            session.close()
-    if reply.status_code != 200:
-        raise MetadataError(f"HTTP {reply.status_code} {reply.reason or ''}".strip())
-    return reply.content
-
-
 def _verified_document(document: bytes, certs: tuple[x509.Certificate, ...]) -> bytes:
     """The metadata as covered by its enveloped signature: only what was signed is read afterwards."""
     try:
@@ -130,7 +106,8 @@ def fetch_metadata(
     now: datetime | None = None,
 ) -> FetchedMetadata:
     """One copy of the metadata at `url` with its cacheDuration; MetadataError says why it cannot be used."""
-    document = _download(url, settings, session)
+    document = download(url, timeout=settings.timeout_seconds, max_bytes=settings.max_bytes,
+                        signature_checked=settings.signing_certificate is not None, session=session)  # fmt: skip
     if settings.signing_certificate is not None:
         document = _verified_document(document, load_signing_certificates(settings.signing_certificate))
     upstream = parse_idp_metadata(document, entity_id=entity_id)

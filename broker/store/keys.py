@@ -21,9 +21,14 @@ PREFIXES = {
     "rate": "a rate-limit window counter per client address (broker.web.ratelimit)",
     "config": "the configuration generation, announcing a reload to every process (broker.ops.reload)",
     "activity": "the capped log of recent logins and refusals (broker.ops.activity)",
+    "health": "the last 'check now' of a portal's LearnUpon API from /admin (broker.ops.portal_health)",
     "scim": "the SCIM bridge: resources, indexes, users' groups and what was pushed to LearnUpon, per SCIM tenant; "
     "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
+    "firstupstream": "the upstream that first brought a user to a portal (broker.login.link_account)",
+    "adminsession": "a server-side admin session, by the hash of its cookie id (broker.web.admin)",
+    "admintoken": "bootstrap token attempts per client and in total, per window (broker.web.admin)",
+    "testowner": "the admin who started a flow test; its report is theirs alone (broker.tools.tester)",
     "review": "access review: a portal's latest report, its run lock, an interrupted apply's checkpoint (broker.review)",
     "certwarn": "an upstream's expired-certificate WARNING was logged; none again until it expires (broker.ops.cert_expiry)",
 }
@@ -73,6 +78,28 @@ def provisioning_lock(portal: str, email: str) -> str:
 
 def rate_window(setting: str, client: str, window: int) -> str:
     return f"rate:{setting}:{client}:{window}"
+
+
+def learnupon_probe(portal: str) -> str:
+    return f"health:learnupon:{portal}"
+
+
+def first_upstream(portal: str, email: str) -> str:
+    return f"firstupstream:{portal}:{_user_digest(email)}"
+
+
+def admin_session(session_id: str) -> str:
+    """By the id's hash: a store dump gives no usable session cookie."""
+    return "adminsession:" + hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def admin_token_attempts(client: str, window: int) -> str:
+    """`client` is the client address, or `*` for every client together."""
+    return f"admintoken:{client}:{window}"
+
+
+def test_owner(request_id: str) -> str:
+    return f"testowner:{request_id}"
 
 
 def review_report(portal: str) -> str:

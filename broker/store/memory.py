@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from broker.errors import StoreFull
 from broker.store import ConsumeResult
 from broker.store.durability import Durability
 
@@ -41,7 +42,7 @@ class MemoryStore:
 
     def _set(self, key: str, value: bytes, ttl: int, now: float) -> None:
         if len(self._data) >= self._max_keys and key not in self._data:
-            raise MemoryError(f"memory store is full ({self._max_keys} keys); use Redis for this load")
+            raise StoreFull(f"memory store is full ({self._max_keys} keys); use Redis for this load")
         expires = now + ttl
         self._data[key] = (expires, value)
         heapq.heappush(self._expiries, (expires, key))

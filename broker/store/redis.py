@@ -16,7 +16,9 @@ from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from broker.errors import StoreUnavailable
@@ -125,7 +127,15 @@ def client_from_url(url: str) -> redis.Redis | RedisCluster:
     if parts.scheme == "redis+cluster":
         nodes = [ClusterNode(host, port) for host, port in _hosts(parts.netloc, 6379)]
         return RedisCluster(startup_nodes=nodes, password=_password(parts.netloc), **TIMEOUTS)
-    return redis.Redis.from_url(url, health_check_interval=30, **TIMEOUTS)
+    # A pooled connection the server or a proxy dropped between commands fails the next command: retry such
+    # a call once on a fresh connection (consume is written to be safe to retry; timeouts are not retried).
+    return redis.Redis.from_url(
+        url,
+        health_check_interval=30,
+        retry=Retry(NoBackoff(), 1),
+        retry_on_error=[redis.ConnectionError],
+        **TIMEOUTS,
+    )
 
 
 class RedisStore:

@@ -28,6 +28,7 @@ from broker.errors import ConfigError
 from broker.keys import load_certificate_text
 from broker.ops.cert_expiry import expired_certificate_advice
 from broker.provisioning.sync import build_client
+from broker.rules.trust import name_based
 from broker.runtime import load_upstream
 from broker.store.connect import open_store
 
@@ -75,6 +76,7 @@ def run_checks(
         )
     ]
     results += check_broker_settings(config, env)
+    results += check_trust_boundaries(config)
     results += check_signing(config, now)
     results += check_upstreams(config, now)
     results += check_store(config)
@@ -100,6 +102,39 @@ def check_broker_settings(config: Config, env: Mapping[str, str]) -> list[CheckR
                 "so replicas forget each other's remembered IdP choice",
             )
         )
+    return results
+
+
+# ---- trust boundaries -----------------------------------------------------------------------------------------
+
+
+def check_trust_boundaries(config: Config) -> list[CheckResult]:
+    """Rules that trust Entra group display names (anyone can create a group with any name), routing rules on
+    e-mail domains that an upstream does not own. Overlapping email_domains already fail the config."""
+    results = []
+    entra = {name for name, upstream in config.upstreams.items() if upstream.preset == "entra"}
+    why = (
+        "Entra group display names are neither unique nor protected (any user may create a Microsoft 365 "
+        "group with the same name); name the group by its object id instead"
+    )
+    admin_entra = sorted(entra & set(config.admin.upstreams))
+    if admin_entra and name_based(config.admin.groups):
+        results.append(CheckResult("WARN", "admin.groups", f"{', '.join(name_based(config.admin.groups))} "
+                                   f"matched by name for {', '.join(admin_entra)}: {why}"))  # fmt: skip
+    if not config.admin.upstreams:
+        results.append(CheckResult("OK", "admin.upstreams", "none: /admin only through the bootstrap token"))
+    for name, portal in config.portals.items():
+        portal_entra = sorted(entra & set(portal.upstream_names))
+        names = name_based(portal.required_groups)
+        if portal_entra and names:
+            results.append(CheckResult("WARN", f"portals.{name}.required_groups",
+                                       f"{', '.join(names)} matched by name for {', '.join(portal_entra)}: {why}"))  # fmt: skip
+    unscoped = sorted(name for name, upstream in config.upstreams.items() if not upstream.email_domains)
+    for index, rule in enumerate(config.routing.rules):
+        if rule.email_domains and unscoped:
+            results.append(CheckResult("WARN", f"routing.rules.{index}.email_domains",
+                                       f"never matches users of {', '.join(unscoped)}: an upstream without "
+                                       "email_domains owns no domain"))  # fmt: skip
     return results
 
 

@@ -25,7 +25,7 @@ from broker.saml.authn_request import UpstreamRequest
 from broker.saml.xml import UnsafeXml, parse_untrusted
 from broker.store import keys
 
-REPORT_TTL_SECONDS = 3600
+REPORT_TTL_SECONDS = 600  # a trace shows a user's claims and groups: kept ten minutes, for its admin only
 TraceStatus = Literal["pass", "fail", "info"]
 
 
@@ -57,6 +57,7 @@ class TraceReport:
     pipeline: list[tuple[str, float, str]] = field(default_factory=list)  # (step, milliseconds, outcome)
     error: str | None = None
     held: dict | None = None  # what "continue to the portal" needs (HeldLogin.to_json)
+    owner: str = ""  # the admin who ran the test: nobody else may read or continue it
 
     def sections(self) -> dict[str, list[TraceStep]]:
         grouped: dict[str, list[TraceStep]] = {}
@@ -79,20 +80,27 @@ def save(rt: Runtime, report: TraceReport) -> None:
     rt.store.put(keys.trace_report(report.id), json.dumps(asdict(report)).encode(), REPORT_TTL_SECONDS)
 
 
-def load(rt: Runtime, report_id: str) -> TraceReport | None:
+def load(rt: Runtime, report_id: str, owner: str) -> TraceReport | None:
+    """The report, if it has not expired and `owner` is the admin who ran the test."""
     raw = rt.store.get(keys.trace_report(report_id)) if len(report_id) <= 64 else None
     if raw is None:
         return None
     data = json.loads(raw)
     data["steps"] = [TraceStep(**step) for step in data["steps"]]
-    return TraceReport(**data)
+    report = TraceReport(**data)
+    return report if owner and report.owner == owner else None
 
 
-def start_test(rt: Runtime, portal: str, upstream: str) -> UpstreamRequest:
-    """Start a real login for `portal` whose answer comes back to the trace page; returns how to reach the IdP."""
-    sent = start_login(rt, portal, upstream, purpose="test")
+def start_test(
+    rt: Runtime, portal: str, upstream: str, browser: str | None = None, owner: str = ""
+) -> UpstreamRequest:
+    """Start a real login for `portal` whose answer comes back to `owner`'s trace page; returns how to reach
+    the IdP."""
+    sent = start_login(rt, portal, upstream, purpose="test", browser=browser)
     request_id = etree.fromstring(sent.request_xml).get("ID") or ""  # noqa: S320 (our own request)
-    rt.store.put(keys.test_request(request_id), sent.request_xml, rt.config.broker.login_ttl_seconds)
+    ttl = rt.config.broker.login_ttl_seconds
+    rt.store.put(keys.test_request(request_id), sent.request_xml, ttl)
+    rt.store.put(keys.test_owner(request_id), owner.encode(), ttl)
     return sent
 
 
@@ -100,6 +108,7 @@ def run_test(rt: Runtime, saml_response: str, relay_state: str | None, pending: 
     """The login's steps in trace mode, with a recorder; the report is kept for the trace page."""
     assert pending.portal is not None
     report = TraceReport(secrets.token_urlsafe(16), pending.portal, pending.upstream, time.time())
+    report.owner = (rt.store.get(keys.test_owner(pending.request_id or "")) or b"").decode()
     request_xml = rt.store.get(keys.test_request(pending.request_id or "")) or b""
     report.authn_request = pretty_xml(request_xml) if request_xml else "(not kept)"
     try:
@@ -187,9 +196,10 @@ def _describe_outgoing(rt: Runtime, outgoing: OutgoingLogin, document: bytes, re
     ))  # fmt: skip
 
 
-def continue_to_portal(rt: Runtime, report_id: str) -> OutgoingLogin:
-    """The trace page's button: the steps after routing, live: provision for real, sign a fresh assertion."""
-    report = load(rt, report_id)
+def continue_to_portal(rt: Runtime, report_id: str, owner: str) -> OutgoingLogin:
+    """The trace page's button: the steps after routing, live: provision for real, sign a fresh assertion.
+    Only for the admin who ran the test."""
+    report = load(rt, report_id, owner)
     if report is None or report.held is None:
         raise LoginRefused(
             f"trace {report_id} cannot continue", public_message="This test login has expired."

@@ -11,9 +11,10 @@ from broker.model import PendingLogin
 from broker.ops.audit import audit
 from broker.pending import find_pending
 from broker.picker import PortalChoice
-from broker.rules.names import matches_any
+from broker.rules.trust import groups_match
 from broker.tools.tester import run_test
 from broker.web.admin import sign_in_admin
+from broker.web.binding import OtherBrowser, check_same_browser
 from broker.web.login import PICK_COOKIE
 from broker.web.pages import autopost_page, page, runtime, secure_cookies
 
@@ -27,6 +28,8 @@ def acs():
         raise SamlRejected("xml", "no SAMLResponse field in the POST")
     rt, relay_state = runtime(), request.form.get("RelayState")
     pending = find_pending(rt, relay_state)
+    if pending is not None:
+        refuse_from_other_browser(rt, pending)
     if pending is not None and pending.purpose == "test":
         report = run_test(rt, saml_response, relay_state, pending)
         return redirect(url_for("admin.trace", report_id=report.id), code=303)
@@ -45,13 +48,26 @@ def acs():
     return autopost_page(outcome)
 
 
+def refuse_from_other_browser(rt, pending: PendingLogin) -> None:
+    """Login CSRF: the response must arrive in the browser that started the login (checked before anything
+    is consumed, so the real browser can still finish)."""
+    try:
+        check_same_browser(pending)
+    except OtherBrowser as exc:
+        rt.metrics.logins_rejected.labels(pending.portal or "-", pending.upstream, exc.check).inc()
+        audit("login.rejected", portal=pending.portal or "-", upstream=pending.upstream, reason=exc.check,
+              purpose=pending.purpose, reference=exc.reference)  # fmt: skip
+        raise
+
+
 def admin_sign_in(saml_response: str, relay_state: str | None, pending: PendingLogin):
     """The login's steps up to routing; instead of a portal, the admin groups decide."""
     rt = runtime()
     run = sign_in_run(rt, saml_response, relay_state, pending)
     claims = run.claims
     assert claims is not None  # map_claims ran (sign_in_run raises otherwise)
-    if not matches_any(claims.groups, rt.config.admin.groups):
+    # only the upstreams named in admin.upstreams; Entra groups by object id (see broker.rules.trust)
+    if run.upstream not in rt.config.admin.upstreams or not groups_match(claims, rt.config.admin.groups):
         raise LoginRefused(
             f"{claims.email} is not in an admin group {rt.config.admin.groups}",
             public_message="Your account is not allowed to administer this broker.",

@@ -1,6 +1,5 @@
 """/admin/activity: the last logins and refusals, filtered by user, portal and outcome, and one login's record
-found by the reference id a user quotes from an error page. Admins only. Also gives the admin index its
-health section (broker.ops.portal_health)."""
+found by the reference id a user quotes from an error page. Admins only."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import re
 from flask import Blueprint, abort, redirect, request, url_for
 
 from broker.ops.activity import ActivityFilter, begin_attempt, find_by_reference, recent_activity
-from broker.ops.portal_health import health_report
 from broker.web.admin import current_admin
 from broker.web.pages import page, runtime
 
@@ -22,12 +20,6 @@ OUTCOMES = {"signed_in": "Signed in", "refused": "Refused"}
 @bp.before_app_request
 def _new_attempt() -> None:
     begin_attempt()  # every request starts with no user known: nothing leaks between requests on a thread
-
-
-@bp.app_context_processor
-def _health() -> dict:
-    # for admin_index.html's health section (only evaluated where a template calls it)
-    return {"health_report": lambda: health_report(runtime())}
 
 
 @bp.before_request

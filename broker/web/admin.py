@@ -3,7 +3,7 @@ the flow tester and its trace pages. Every form carries a CSRF token bound to th
 
 from __future__ import annotations
 
-import hmac
+import json
 import os
 import secrets
 import time
@@ -11,13 +11,16 @@ import time
 from flask import Blueprint, abort, current_app, redirect, request, session, url_for
 from werkzeug.exceptions import Forbidden
 
+from broker.errors import new_reference
 from broker.keys import fingerprint
 from broker.ops.audit import audit
 from broker.ops.cert_expiry import expired_certificate_advice, expired_certificates
 from broker.pending import start_login
 from broker.rules.routing import upstreams_for
+from broker.store import keys
 from broker.tools.tester import continue_to_portal, load, start_test
-from broker.web.pages import autopost_page, page, runtime, to_upstream
+from broker.web.binding import bind_to_browser, browser_hash
+from broker.web.pages import autopost_page, error_page, page, runtime, same_secret, to_upstream
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -28,27 +31,48 @@ def csrf_token() -> str:
     return session["csrf"]
 
 
+@bp.after_request
+def _never_cached(response):
+    """Admin pages show users' claims, groups and configuration: no browser or proxy may keep a copy."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @bp.before_request
 def _check_csrf():
     if request.method == "POST":
         sent = request.form.get("csrf", "")
-        if not hmac.compare_digest(sent, session.get("csrf", "\0")):
+        if not same_secret(sent, session.get("csrf", "\0")):
             raise Forbidden("The form has expired. Reload the page and try again.")
 
 
+# Admin sessions live in the store (the cookie holds only a random id), so logout really ends them and
+# they can be revoked by deleting the key (keys.admin_session: by the id's hash).
 def current_admin() -> str | None:
-    admin = session.get("admin")
-    if not admin or admin.get("expires", 0) < time.time():
+    session_id = session.get("admin_session")
+    if not isinstance(session_id, str) or len(session_id) > 64:
         return None
-    return admin["email"]
+    raw = runtime().store.get(keys.admin_session(session_id))
+    return json.loads(raw)["email"] if raw is not None else None
 
 
 def sign_in_admin(email: str, via: str) -> None:
+    """A new session id at every sign-in (an id planted before sign-in is worth nothing afterwards)."""
+    end_admin_session()
     session.clear()
     session.permanent = True
+    session_id = secrets.token_urlsafe(32)
     minutes = runtime().config.admin.session_minutes
-    session["admin"] = {"email": email, "via": via, "expires": time.time() + minutes * 60}
+    record = json.dumps({"email": email, "via": via, "since": int(time.time())}).encode()
+    runtime().store.put(keys.admin_session(session_id), record, minutes * 60)
+    session["admin_session"] = session_id
     audit("admin.signed_in", admin=email, via=via)
+
+
+def end_admin_session() -> None:
+    session_id = session.get("admin_session")
+    if isinstance(session_id, str) and len(session_id) <= 64:
+        runtime().store.delete(keys.admin_session(session_id))
 
 
 def _require_admin() -> str:
@@ -59,8 +83,8 @@ def _require_admin() -> str:
 
 
 def _admin_upstreams() -> list[str]:
-    config = runtime().config
-    return config.admin.upstreams or list(config.upstreams)
+    """Only the upstreams named in admin.upstreams: a group name from any other IdP proves nothing."""
+    return list(runtime().config.admin.upstreams)
 
 
 @bp.get("/")
@@ -132,13 +156,36 @@ def login_via_idp():
     upstream = request.args.get("idp", "")
     if upstream not in _admin_upstreams():
         abort(400, "That sign-in option is not offered for administrators.")
-    return to_upstream(start_login(runtime(), None, upstream, purpose="admin"))
+    return bind_to_browser(
+        to_upstream(start_login(runtime(), None, upstream, purpose="admin", browser=browser_hash()))
+    )
+
+
+TOKEN_WINDOW_SECONDS = 600
+
+
+def _token_attempts_exceeded() -> bool:
+    """Count this attempt per client and in total (store-wide, so replicas share it) for this window."""
+    rt, window = runtime(), int(time.time() // TOKEN_WINDOW_SECONDS)
+    limits = rt.config.admin
+    by_client = rt.store.incr(
+        keys.admin_token_attempts(request.remote_addr or "-", window), TOKEN_WINDOW_SECONDS + 1
+    )
+    overall = rt.store.incr(keys.admin_token_attempts("*", window), TOKEN_WINDOW_SECONDS + 1)
+    return by_client > limits.token_attempts_per_client or overall > limits.token_attempts_total
 
 
 @bp.post("/login/token")
 def login_with_token():
+    if _token_attempts_exceeded():
+        audit("admin.token_throttled", remote=request.remote_addr)
+        response = error_page(
+            429, "Too many attempts", "Please wait ten minutes and try again.", new_reference()
+        )
+        response.headers["Retry-After"] = str(TOKEN_WINDOW_SECONDS - int(time.time()) % TOKEN_WINDOW_SECONDS)
+        return response
     expected = os.environ.get(runtime().config.admin.bootstrap_token_env)
-    if not expected or not hmac.compare_digest(request.form.get("token", ""), expected):
+    if not expected or not same_secret(request.form.get("token", ""), expected):
         audit("admin.token_refused", remote=request.remote_addr)
         raise Forbidden("That token is not valid.")
     sign_in_admin("bootstrap-token", "token")
@@ -148,6 +195,7 @@ def login_with_token():
 @bp.post("/logout")
 def logout():
     audit("admin.signed_out", admin=current_admin())
+    end_admin_session()
     session.clear()
     return redirect(url_for("admin.index"), code=303)
 
@@ -177,21 +225,21 @@ def test(portal: str):
     if upstream not in offered:
         abort(400, "That upstream is not offered for this portal.")
     audit("admin.test_started", admin=admin, portal=portal, upstream=upstream)
-    return to_upstream(start_test(rt, portal, upstream))
+    return bind_to_browser(to_upstream(start_test(rt, portal, upstream, browser=browser_hash(), owner=admin)))
 
 
 @bp.get("/trace/<report_id>")
 def trace(report_id: str):
-    _require_admin()
-    report = load(runtime(), report_id)
+    admin = _require_admin()
+    report = load(runtime(), report_id, admin)
     if report is None:
-        abort(404, "This trace has expired.")
+        abort(404, "This trace has expired (traces last ten minutes), or another administrator ran it.")
     return page("trace.html", report=report, csrf=csrf_token())
 
 
 @bp.post("/trace/<report_id>/continue")
 def continue_(report_id: str):
     admin = _require_admin()
-    outgoing = continue_to_portal(runtime(), report_id)
+    outgoing = continue_to_portal(runtime(), report_id, admin)
     audit("admin.test_continued", admin=admin, portal=outgoing.portal)
     return autopost_page(outgoing)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import os
 
 from flask import Blueprint, Response, request
@@ -10,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from werkzeug.exceptions import Forbidden
 
 from broker.ops.readiness import readiness
-from broker.web.pages import runtime
+from broker.web.pages import runtime, same_secret
 
 bp = Blueprint("health", __name__)
 
@@ -35,7 +34,7 @@ def metrics():
     token = os.environ.get(METRICS_TOKEN_ENV)
     if token:
         sent = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not hmac.compare_digest(sent, token):
+        if not same_secret(sent, token):
             raise Forbidden("metrics need the bearer token")
     elif request.remote_addr not in LOOPBACK:
         raise Forbidden("metrics are served to this host only (set BROKER_METRICS_TOKEN to scrape remotely)")

@@ -3,15 +3,16 @@ the IdP discovery page when several upstreams are offered, and the portal picker
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, redirect, request
 from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.exceptions import BadRequest
 
 from broker.login import choose_portal
 from broker.pending import UnknownPortal, start_login
 from broker.rules.routing import portal_for_host, upstreams_for
+from broker.web.binding import bind_to_browser, browser_hash
 from broker.web.pages import autopost_page, page, runtime, secure_cookies, to_upstream
 
 bp = Blueprint("login", __name__)
@@ -48,19 +49,29 @@ def _upstream_choice(offered: list[str]) -> tuple[str | None, bool]:
     return (offered[0] if len(offered) == 1 else None), False
 
 
+def _not_the_brokers_host() -> bool:
+    return request.host.lower() != urlsplit(runtime().config.broker.base_url).netloc.lower()
+
+
 @bp.get("/login")
 @bp.get("/login/<portal>")
 def login(portal: str | None = None):
     rt = runtime()
     if portal is not None and portal not in rt.config.portals:
         raise UnknownPortal(f"unknown portal {portal!r}")
-    portal = portal or portal_for_host(rt.config, request.host)
+    if portal is None:
+        portal = portal_for_host(rt.config, request.host)
+        if portal is not None and _not_the_brokers_host():
+            # The browser-binding cookie must live on the host the IdP posts back to (base_url's): continue there.
+            query = f"?{urlencode(list(request.args.items(multi=True)))}" if request.args else ""
+            return redirect(f"{rt.config.broker.base_url}/login/{portal}{query}", code=302)
     offered = upstreams_for(rt.config, portal)
     upstream, remember = _upstream_choice(offered)
     if upstream is None:
         return discovery_page(portal, offered)
-    sent = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"))
-    response = to_upstream(sent)
+    sent = start_login(rt, portal, upstream, request.args.get("target"), request.args.get("login_hint"),
+                       browser=browser_hash())  # fmt: skip
+    response = bind_to_browser(to_upstream(sent))
     if remember and len(offered) > 1:
         response.set_cookie(
             IDP_COOKIE, _idp_cookie().dumps(upstream), max_age=IDP_COOKIE_DAYS * 86400, httponly=True,

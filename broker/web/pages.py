@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from typing import cast
@@ -47,6 +48,14 @@ def page(template: str, status: int = 200, *, form_action: str = "'self'", **con
     response = Response(body, status=status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = content_security_policy(form_action)
     return response
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a submitted secret (CSRF field, token, bearer). Bytes, because
+    `hmac.compare_digest` raises on non-ASCII `str` (which would be a 500)."""
+    return hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def secure_cookies() -> bool:

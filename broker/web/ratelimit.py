@@ -1,4 +1,4 @@
-"""Per-client-IP rate limits on /login and /saml/acs, counted in the shared store (fixed one-minute windows)."""
+"""Per-client-IP rate limits on /login, /admin/login and /saml/acs, counted in the shared store (fixed one-minute windows)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,12 @@ from broker.errors import new_reference
 from broker.store import keys
 from broker.web.pages import error_page, runtime
 
-LIMITED = {"login.login": "login_per_minute", "acs.acs": "acs_per_minute"}
+# /admin/login starts a pending login just like /login does, so it shares /login's limit
+LIMITED = {
+    "login.login": "login_per_minute",
+    "admin.login_via_idp": "login_per_minute",
+    "acs.acs": "acs_per_minute",
+}
 
 
 def _check() -> Response | None:

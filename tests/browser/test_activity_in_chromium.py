@@ -51,8 +51,12 @@ def test_activity_shows_a_login_and_a_refusal_with_reasons(demo, page):  # noqa:
 
     page.goto(f"{demo.urls.broker}/admin/")
     page.wait_for_selector("#health")
-    page.locator("#health").screenshot(path=str(ARTIFACTS / "22-admin-health.png"))
     academy = page.locator('#health section[data-kind="portal"][data-name="academy"]')
     assert academy.get_attribute("data-level") == "green"  # Alex's login reached the mock LearnUpon API
     assert "Reachable: last call" in academy.inner_text()
+    academy.get_by_role("button", name="Check the LearnUpon API now").click()
+    page.wait_for_url("**/admin/#health")
+    academy = page.locator('#health section[data-kind="portal"][data-name="academy"]')
+    assert "Checked" in academy.inner_text() and "answered in" in academy.inner_text()
+    page.locator("#health").screenshot(path=str(ARTIFACTS / "22-admin-health.png"))
     assert page.locator('#health section[data-kind="upstream"]').count() == 2

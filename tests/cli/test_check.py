@@ -240,3 +240,40 @@ def test_online_check_fails_on_a_refused_api_key(write_config, lu_provisioning, 
     assert result.status == "FAIL"
     assert "API key pair was refused" in result.detail
     assert "wrong-key" not in result.detail
+
+
+def test_name_based_admin_and_portal_groups_on_entra_are_warned(write_config):
+    config = write_config(
+        admin={"groups": ["LMS Admins", "7d3e9a41-5c2b-4f8e-a1d6-3b4c5d6e7f80"], "upstreams": ["entra"]},
+        portals__sales__required_groups=["Sales*"],
+    )
+    results = by_name(run_checks(config))
+    admin = results["admin.groups"]
+    assert admin.status == "WARN" and admin.detail.startswith("LMS Admins matched by name for entra")
+    assert "7d3e9a41" not in admin.detail and "object id" in admin.detail
+    assert results["portals.sales.required_groups"].status == "WARN"
+    by_id = by_name(run_checks(write_config(admin={"groups": ["7d3e9a41-5c2b-4f8e-a1d6-3b4c5d6e7f80"],
+                                                   "upstreams": ["entra"]})))  # fmt: skip
+    assert "admin.groups" not in by_id
+
+
+def test_overlapping_email_domains_fail_the_check(write_config, keys):
+    okta = {"preset": "okta", "entity_id": "http://www.okta.com/exk1", "sso_url": IDP_SSO,
+            "certificates": [keys.path("okta", "crt")], "email_domains": ["contoso.example"]}  # fmt: skip
+    config = write_config(
+        upstreams__okta=okta,
+        upstreams__entra__email_domains=["contoso.example"],
+        portals__academy__upstream=None,
+        portals__academy__upstreams=["entra", "okta"],
+    )
+    (result,) = run_checks(config)
+    assert (
+        result.status == "FAIL"
+        and "upstreams entra (contoso.example) and okta (contoso.example)" in result.detail
+    )
+
+
+def test_email_domain_routing_rule_with_an_unscoped_upstream_is_warned(write_config):
+    config = write_config(routing={"rules": [{"portals": ["academy"], "email_domains": ["contoso.example"]}]})
+    result = by_name(run_checks(config))["routing.rules.0.email_domains"]
+    assert result.status == "WARN" and "never matches users of entra" in result.detail

@@ -105,6 +105,31 @@ def test_keygen_refuses_to_overwrite_without_force(run, tmp_path):
     assert (tmp_path / "academy.key").read_bytes() != before
 
 
+def test_keygen_force_writes_a_new_0600_file_and_never_follows_a_symlink(run, tmp_path):
+    import os
+    import stat
+
+    out = tmp_path / "certs"
+    assert run("keygen", "--portal", "academy", "--out", out).exit_code == 0
+    key = out / "academy.key"
+    key.chmod(0o644)  # an operator loosened it; the new key must never live in this file with this mode
+    old_copy = tmp_path / "old.key"
+    os.link(key, old_copy)  # the old inode: rewriting in place would change what it holds
+    old = old_copy.read_bytes()
+    assert run("keygen", "--portal", "academy", "--out", out, "--force").exit_code == 0
+    assert old_copy.read_bytes() == old
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and key.read_bytes() != old
+
+    victim = tmp_path / "victim.txt"  # someone plants a symlink where the key goes
+    victim.write_text("not yours")
+    key.unlink()
+    key.symlink_to(victim)
+    assert run("keygen", "--portal", "academy", "--out", out, "--force").exit_code == 0
+    assert victim.read_text() == "not yours"
+    assert not key.is_symlink() and stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert sorted(p.name for p in out.iterdir()) == ["academy.crt", "academy.key"]  # no temporary left
+
+
 def test_keygen_without_portal_makes_the_brokers_key(run, tmp_path):
     result = run("keygen", "--out", tmp_path)
 

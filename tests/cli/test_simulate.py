@@ -118,6 +118,17 @@ def test_a_refused_login_ends_the_report_and_exits_1(run, write_config, claims_f
     assert result.stderr.startswith("broker: the login would be refused at route")
 
 
+def test_an_address_outside_the_upstreams_email_domains_is_refused_at_check_trust(
+    run, write_config, claims_file
+):
+    config = write_config(upstreams__entra__email_domains=["fabrikam.example"])
+
+    result = run("simulate", "--config", config, "--portal", "academy", "--claims", claims_file())
+
+    assert result.exit_code == 1
+    assert "REFUSED at check_trust: upstream entra may not assert contoso.example addresses" in result.stdout
+
+
 def test_a_bad_claims_file_is_one_error_line(run, write_config, claims_file):
     result = run("simulate", "--config", write_config(), "--portal", "academy",
                  "--claims", claims_file({"mail": "x@example.com"}))  # fmt: skip

@@ -20,6 +20,7 @@ def two_instances(keys, redis_url: str, namespace: str) -> tuple[Harness, Harnes
 def test_response_consumed_by_one_instance_is_refused_by_the_other(keys, redis_url):
     first, second = two_instances(keys, redis_url, "shared-a:")
     pending = first.login()  # the login started on instance 1
+    second.share_browser_with(first)
     response = first.valid_response(pending)
     assert second.post(response, pending.relay_state).status_code == 200  # completed on instance 2
     assert first.post(response, pending.relay_state).status_code == 400  # replayed on instance 1

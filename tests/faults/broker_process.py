@@ -87,4 +87,7 @@ def full_login(base: str, keys: Keys, user: DemoUser, portal: str = "academy") -
                             attributes=user.entra_attributes(TENANT), in_response_to=request_id,
                             now=datetime.now(UTC))  # fmt: skip
         form = {"SAMLResponse": encode(build_response(spec, keys.idp)), "RelayState": params["RelayState"][0]}
-        return browser.post(f"{base}/saml/acs", data=form, timeout=60)
+        # the broker's cookies are Secure (it runs behind TLS); this test talks plain http to gunicorn, where
+        # requests would keep the login's browser-binding cookie back, so it is sent as a browser on https would
+        binding = {"broker_browser": start.cookies.get("broker_browser", "")}
+        return browser.post(f"{base}/saml/acs", data=form, cookies=binding, timeout=60)

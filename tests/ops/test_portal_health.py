@@ -160,3 +160,40 @@ def test_admin_page_shows_one_card_per_portal_and_upstream(keys, monkeypatch):
                                                         ("upstream", "entra")}  # fmt: skip
     assert [c.level for c in health_report(harness.runtime)] == [level for level, _, _ in cards]
     assert "Signing certificate" in index and "Metadata" in index
+
+
+def test_check_now_probes_the_api_and_every_replica_shows_the_result(keys, learnupon, monkeypatch):
+    url, state = learnupon
+    harness = provisioned(keys, url)
+    sign_in_admin(harness, monkeypatch)
+    client = harness.client
+    index = client.get("/admin/").get_data(as_text=True)
+    assert 'action="/admin/health/learnupon/academy"' in index
+    assert 'action="/admin/health/learnupon/sales"' not in index  # no API client: nothing to check
+    csrf = re.search(r'name="csrf" value="([^"]+)"', index)[1]
+
+    assert client.post("/admin/health/learnupon/academy", data={}).status_code == 403  # no CSRF token
+    searched = len(state.request_log())
+    done = client.post("/admin/health/learnupon/academy", data={"csrf": csrf})
+    assert done.status_code == 303 and done.headers["Location"].endswith("/admin/#health")
+    assert len(state.request_log()) == searched + 1  # one read-only user search
+    reachable = learnupon_now(harness)
+    assert (
+        reachable.level == "green" and "Checked" in reachable.summary and "answered in" in reachable.summary
+    )
+
+    state.api_password = "rotated-in-learnupon"  # the key pair was changed on LearnUpon's side
+    client.post("/admin/health/learnupon/academy", data={"csrf": csrf})
+    refused = learnupon_now(harness)
+    assert refused.level == "red" and "API key pair was refused" in refused.summary
+    other_replica = Harness(keys, store=harness.runtime.store,
+                            config_overrides=harness.config_overrides)  # fmt: skip
+    assert learnupon_now(other_replica).summary == refused.summary  # kept in the shared store
+
+
+def test_check_now_is_for_admins_only(keys, learnupon):
+    url, state = learnupon
+    harness = provisioned(keys, url)
+    reply = harness.client.post("/admin/health/learnupon/academy", data={"csrf": "x"})
+    assert reply.status_code == 302 and reply.headers["Location"].endswith("/admin/")
+    assert state.request_log() == []

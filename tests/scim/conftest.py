@@ -48,6 +48,9 @@ def scim_config(keys, lu_url: str, **overrides: Any) -> dict:
     config = base_config(keys)
     config["upstreams"]["okta"] = {**config["upstreams"]["entra"], "preset": "okta",
                                    "entity_id": "http://www.okta.com/exk1"}  # fmt: skip
+    # academy accepts both upstreams, so each owns its e-mail domains (issue 14)
+    config["upstreams"]["entra"]["email_domains"] = ["contoso.example", "elsewhere.example"]
+    config["upstreams"]["okta"]["email_domains"] = ["fabrikam.example", "northwind.example"]
     config["portals"] = {
         "academy": {"upstreams": ["entra", "okta"], "custom_data": [{"field": "department", "source": "department"},
                     {"field": "employee_no", "source": "employeeNumber"}],

@@ -12,7 +12,15 @@ from tests.harness import Harness
 
 # Steps that must never see an identity from a refused response. Every step after `consume` in
 # broker.login.STEPS is spied on, so a step added later is covered without anyone listing it here.
-KNOWN_LATER_STEPS = ("map_claims", "resolve_groups", "check_trust", "route", "provision", "issue")
+KNOWN_LATER_STEPS = (
+    "map_claims",
+    "resolve_groups",
+    "check_trust",
+    "route",
+    "link_account",
+    "provision",
+    "issue",
+)
 
 
 @dataclass
