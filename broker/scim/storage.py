@@ -180,7 +180,9 @@ class BridgeStorage(ScimStorage):
             else:
                 self._push_members(resource_id, data, set(), _member_ids(data), renamed=False)
         except BaseException:
+            # Not kept: the IdP retries with a new id, and LearnUpon users made meanwhile are adopted then.
             self._release(kind, resource_id, uniques)
+            self.state.set_pushed(resource_id, {})
             raise
         self.state.save(kind, resource_id, {"resource": data, "seq": self.state.number(kind, resource_id)})
         self._index_emails(resource_id, data, [])
