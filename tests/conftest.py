@@ -108,3 +108,18 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
 
     with running_demo(tmp_path_factory.mktemp("demo")) as running:
         yield running
+
+
+@pytest.fixture
+def learnupon(monkeypatch: pytest.MonkeyPatch):
+    """The fake LearnUpon REST API of portal `academy` over loopback HTTP, with its credentials in
+    TEST_LU_USER / TEST_LU_KEY: (API base URL, its state)."""
+    from broker.demo.learnupon_api import create_app
+    from broker.demo.learnupon_state import LearnUponState
+    from broker.demo.webserver import BackgroundServer
+
+    monkeypatch.setenv("TEST_LU_USER", "api-user")
+    monkeypatch.setenv("TEST_LU_KEY", "api-key")
+    state = LearnUponState("academy", api_username="api-user", api_password="api-key")
+    with BackgroundServer(create_app(state)) as server:
+        yield server.url + "/api/v1/", state

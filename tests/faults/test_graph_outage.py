@@ -8,7 +8,6 @@ import pytest
 
 from broker.demo.fake_graph import create_fake_graph
 from broker.demo.idp_response import DemoUser
-from broker.demo.learnupon_api import create_app
 from broker.demo.learnupon_state import LearnUponState
 from broker.demo.webserver import BackgroundServer
 from tests.e2e.test_policies import sent_groups
@@ -28,15 +27,6 @@ def graph(monkeypatch):
     app = create_fake_graph(TENANT, GRAPH_CLIENT, "graph-secret", {SALES: "LU-Sales", STAFF: "LU-Staff"})
     with BackgroundServer(app) as server:
         yield server.url, app.extensions["fake_graph"]
-
-
-@pytest.fixture
-def learnupon(monkeypatch):
-    monkeypatch.setenv("TEST_LU_USER", "api-user")
-    monkeypatch.setenv("TEST_LU_KEY", "api-key")
-    state = LearnUponState("academy", api_username="api-user", api_password="api-key")
-    with BackgroundServer(create_app(state)) as server:
-        yield server.url + "/api/v1/", state
 
 
 def broker(keys, graph_url: str, lu_url: str) -> Harness:

@@ -6,10 +6,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-import pytest
-
-from broker.demo.learnupon_api import create_app
-from broker.demo.learnupon_state import LearnUponState
 from broker.demo.webserver import BackgroundServer
 from broker.ops.activity import recent_activity
 from broker.ops.portal_health import (
@@ -21,15 +17,6 @@ from broker.ops.portal_health import (
 )
 from tests.harness import ALEX, Harness
 from tests.ops.test_activity import log_in, sign_in_admin
-
-
-@pytest.fixture
-def learnupon(monkeypatch):
-    monkeypatch.setenv("TEST_LU_USER", "api-user")
-    monkeypatch.setenv("TEST_LU_KEY", "api-key")
-    state = LearnUponState("academy", api_username="api-user", api_password="api-key")
-    with BackgroundServer(create_app(state)) as server:
-        yield server.url + "/api/v1/", state
 
 
 def provisioned(keys, url: str, on_failure: str = "continue") -> Harness:
