@@ -17,6 +17,7 @@ from broker.ops.activity import record_refusal
 from broker.runtime import Runtime
 from broker.saml.authn_request import UpstreamRequest
 from broker.saml.xml import BINDING_REDIRECT
+from broker.web.error_table import TABLE, shown_for
 
 log = logging.getLogger("broker.web")
 
@@ -111,13 +112,15 @@ def _login_refused(exc: LoginRefused) -> Response:
         extra={"reference": exc.reference, "check": exc.check, "path": request.path},
     )
     record_refusal(runtime(), exc, request.path)
-    return error_page(exc.status_code, "Sign-in failed", exc.public_message, exc.reference)
+    shown = shown_for(type(exc)) or TABLE[LoginRefused]
+    return error_page(shown.status, shown.title, shown.text_for(lambda: runtime().config), exc.reference)
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:
     reference = new_reference()
     log.error("state store unavailable [%s] %s", reference, exc, extra={"reference": reference})
-    response = error_page(503, "Sign-in is briefly unavailable", "Please try again in a minute.", reference)
+    shown = shown_for(type(exc)) or TABLE[StoreUnavailable]
+    response = error_page(shown.status, shown.title, shown.text_for(lambda: runtime().config), reference)
     response.headers["Retry-After"] = "60"
     return response
 
