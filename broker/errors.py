@@ -10,17 +10,25 @@ import secrets
 class BrokerError(Exception):
     """Base class of every error the broker raises on purpose."""
 
+    check = "error"
+
 
 class ConfigError(BrokerError):
     """The configuration is invalid; the message names the file, the field path and the reason."""
+
+    check = "config"
 
 
 class StoreUnavailable(BrokerError):
     """The state store (Redis) cannot be reached; logins answer 503 until it is back."""
 
+    check = "store_unavailable"
+
 
 class StoreFull(StoreUnavailable):
     """The in-memory store holds as many keys as it may: new logins wait (503) until keys expire."""
+
+    check = "store_full"
 
 
 class LoginRefused(BrokerError):
@@ -38,6 +46,8 @@ class LoginRefused(BrokerError):
 
 class SamlRejected(LoginRefused):
     """The upstream SAML response failed a check. `check` names it (e.g. "audience")."""
+
+    check = "saml"
 
     def __init__(self, check: str, reason: str, *, expected: object = None, got: object = None):
         super().__init__(f"{check}: {reason}")

@@ -91,6 +91,8 @@ class GroupResolutionFailed(LoginRefused):
 class GroupsUnreachable(GroupResolutionFailed):
     """As `GroupResolutionFailed`, because the directory (Graph) did not answer: it may work in a few minutes."""
 
+    check = "groups"
+
 
 def graph_client_for(
     settings: GraphSettings,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 
 import pytest
 
@@ -121,3 +122,13 @@ def test_the_no_access_text_is_the_deployments_own(keys):
     assert TABLE[NoAccess].text_for(lambda: config) == "Ask the team."
     fixed = Shown(400, "t", "fixed")
     assert fixed.text_for(lambda: pytest.fail("a fixed text needs no configuration")) == "fixed"
+
+
+def test_every_broker_error_names_its_check(imported):
+    # a hierarchy by what happened: each class says, in a short code for logs and metrics, which one it is
+    unnamed = sorted(
+        f"{cls.__module__}.{cls.__qualname__}"
+        for cls in {BrokerError} | subclasses(BrokerError)
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", str(vars(cls).get("check", "")))
+    )
+    assert unnamed == []
