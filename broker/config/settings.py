@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from broker.config.activity import ActivitySettings
 from broker.config.groups import GroupResolution
 from broker.config.metadata import MetadataRefreshSettings, tenant_independent_problem
+from broker.config.pages import Branding, LearnerPages, LocalizedText, SupportContact, Text, optional_language
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import DirectorySettings, ReviewSettings
 from broker.config.scim import PortalScimSettings, ScimSettings
@@ -249,8 +250,15 @@ class PortalSettings(_Model):
 
     upstream: str | None = Field(None, description="the one upstream IdP (shorthand for upstreams: [name])")
     upstreams: list[str] = Field(default_factory=list, description="several: users pick on a discovery page")
-    display_name: str | None = None
-    description: str = ""
+    display_name: Text | None = None
+    description: Text = LocalizedText("")
+    # the learner pages (broker/config/pages.py): these win over learner_pages' defaults
+    default_language: str | None = Field(
+        None, description="used when the browser asks for no language we have"
+    )
+    support: SupportContact | None = None
+    branding: Branding = Branding()
+    no_access_message: Text | None = Field(None, description="default: routing.no_access_message")
     hosts: list[str] = Field(default_factory=list, description="host names whose /login leads to this portal")
     required_groups: list[str] = Field(default_factory=list, description="any of these (names or patterns)")
     targets: list[str] = Field(default_factory=lambda: ["/*"], description="deep-link path patterns allowed")
@@ -275,6 +283,11 @@ class PortalSettings(_Model):
     @classmethod
     def _shared_domains(cls, value: list[str]) -> list[str]:
         return _domain_entries(value)
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return optional_language(value)
 
     scim: PortalScimSettings = PortalScimSettings()
     review: ReviewSettings = ReviewSettings()
@@ -318,7 +331,7 @@ class RoutingRule(_Model):
 class RoutingSettings(_Model):
     rules: list[RoutingRule] = Field(default_factory=list)
     default_upstream: str | None = None
-    no_access_message: str = (
+    no_access_message: Text = LocalizedText(
         "Your account has no access to a learning portal here. Please contact your IT service desk."
     )
 
@@ -357,6 +370,7 @@ class Config(_Model):
     routing: RoutingSettings = RoutingSettings()
     scim: ScimSettings = ScimSettings()
     activity: ActivitySettings = ActivitySettings()
+    learner_pages: LearnerPages = LearnerPages()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -467,7 +481,14 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("key", "cert", "metadata_file", "next_certificate", "signing_certificate"):
+                if key in (
+                    "key",
+                    "cert",
+                    "metadata_file",
+                    "next_certificate",
+                    "signing_certificate",
+                    "logo_file",
+                ):
                     node[key] = fix(value)
                 elif key == "certificates" and isinstance(value, list):
                     node[key] = [fix(v) for v in value]
