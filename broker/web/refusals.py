@@ -126,7 +126,7 @@ def wording_for(exc: LoginRefused) -> Wording:
     else:
         wording = REFUSALS["refused"]
     message = exc.public_message
-    if isinstance(message, LocalizedText):  # the configured no-access message, given per language
+    if isinstance(message, LocalizedText) and message.translations:  # the no-access message, per language
         return Wording(wording.title, message.in_language(learner_language()))
     if exc.check == "refused" or type(exc).public_message != message:
         return Wording(wording.title, gettext(message))  # noqa: INT001 (msgids listed in INSTANCE_MESSAGES)
