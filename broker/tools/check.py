@@ -32,7 +32,7 @@ from broker.provisioning.sync import build_client
 from broker.rules.trust import name_based
 from broker.runtime import load_upstream
 from broker.store.connect import open_store
-from broker.tools.contrast import AA_NORMAL_TEXT, contrast_ratio
+from broker.tools.contrast import colour_contrast_findings
 
 Status = Literal["OK", "WARN", "FAIL"]
 CERT_WARN_DAYS = 30
@@ -89,25 +89,7 @@ def run_checks(
 
 
 def check_branding(config: Config) -> list[CheckResult]:
-    """A primary colour is the background of white button text and the colour of links on white: below WCAG AA
-    (4.5:1) some learners cannot read them."""
-    settings = [("learner_pages.branding", config.learner_pages.branding)]
-    settings += [(f"portals.{name}.branding", p.branding) for name, p in config.portals.items()]
-    results = []
-    for where, branding in settings:
-        colour = branding.primary_color
-        if colour is None:
-            continue
-        ratio = contrast_ratio(colour, "#ffffff")
-        if ratio < AA_NORMAL_TEXT:
-            results.append(CheckResult("WARN", f"{where}.primary_color", (
-                f"{colour} has a contrast of {ratio:.2f}:1 with white, below WCAG AA's {AA_NORMAL_TEXT}:1 for "
-                "button text and links: choose a darker colour")))  # fmt: skip
-        else:
-            results.append(
-                CheckResult("OK", f"{where}.primary_color", f"{colour}: contrast {ratio:.2f}:1 with white")
-            )
-    return results
+    return [CheckResult(status, name, detail) for status, name, detail in colour_contrast_findings(config)]
 
 
 # ---- broker settings ------------------------------------------------------------------------------------------

@@ -140,7 +140,7 @@ def lost_relay_state(fields: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize("language", ["en", "de"])
 def test_every_learner_error_page_has_a_next_step_a_logged_reference_and_no_axe_violations(
     demo,
-    browser,
+    browser,  # noqa: F811 (the fixture)
     broker_log,
     limited,
     language,  # noqa: F811

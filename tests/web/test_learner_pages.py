@@ -189,3 +189,15 @@ def test_buttons_inherit_the_font_and_keep_an_edge_in_forced_colours(harness):
     assert "font: inherit" in body
     assert "@media (forced-colors: active)" in body and "border: 2px solid ButtonText" in body
     assert "@media (max-width: 40rem)" in body  # phones: the card keeps a margin
+
+
+def test_an_unexpected_error_is_our_500_page_with_a_logged_reference(harness, caplog):
+    def broken():
+        raise RuntimeError("a bug")
+
+    harness.app.add_url_rule("/broken-for-this-test", view_func=broken)
+    reply = harness.client.get("/broken-for-this-test", headers={"Accept-Language": "ja"})
+    body = reply.get_data(as_text=True)
+    assert reply.status_code == 500 and "こちら側で問題が発生しました" in body and "a bug" not in body
+    assert "最初からやり直す" in body
+    assert any("unexpected error" in line for line in logged(caplog, reference_of(body)))
