@@ -15,8 +15,8 @@ from broker.rules.routing import target_allowed
 from broker.rules.targets import safe_target
 from broker.runtime import Runtime
 from broker.saml.authn_request import UpstreamRequest, build_authn_request, new_request_id, upstream_request
-from broker.saml.response import peek, peek_assertion
-from broker.saml.xml import UnsafeXml
+from broker.saml.response import ASSERTION, ISSUER, peek
+from broker.saml.xml import UnsafeXml, decode_base64, parse_untrusted
 from broker.store import keys
 
 
@@ -53,6 +53,16 @@ def find_restart(rt: Runtime, relay_state: str | None) -> Restart | None:
         return None
     raw = rt.store.get(keys.login_restart(relay_state))
     return Restart(**json.loads(raw)) if raw is not None else None
+
+
+def peek_assertion(saml_response: str, max_bytes: int) -> tuple[str | None, str | None]:
+    """The assertion's Issuer and ID as posted, unverified (see `already_used`)."""
+    root = parse_untrusted(decode_base64(saml_response, max_bytes=max_bytes))
+    assertion = root.find(ASSERTION)
+    if assertion is None:
+        return None, None
+    issuer = assertion.find(ISSUER)
+    return (issuer.text or "").strip() if issuer is not None else None, assertion.get("ID")
 
 
 def already_used(rt: Runtime, saml_response: str) -> bool:

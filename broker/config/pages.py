@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
@@ -20,6 +18,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from broker.config.base import StrictModel
 
 # The languages the learner pages ship catalogues for (broker/translations/); the first is the fallback.
 LANGUAGES = ("en", "de", "fr", "es", "pt_BR", "ja")
@@ -82,11 +82,7 @@ Text = Annotated[
 ]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
-
-
-class SupportContact(_Model):
+class SupportContact(StrictModel):
     """Who a stuck learner contacts: a name and an e-mail address or a web page (or both)."""
 
     name: Text
@@ -118,7 +114,7 @@ class SupportContact(_Model):
         return self.url or f"mailto:{self.email}"
 
 
-class Branding(_Model):
+class Branding(StrictModel):
     """How a portal's learner pages look: its logo, its colour (buttons, links) and the page title."""
 
     logo_url: str | None = Field(None, description="an https:// image URL (allowed by the page's CSP)")
@@ -161,7 +157,7 @@ IMAGE_TYPES = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg
                ".webp": "image/webp", ".gif": "image/gif"}  # fmt: skip
 
 
-class LearnerPages(_Model):
+class LearnerPages(StrictModel):
     """The defaults for every portal's learner pages (a portal's own settings win)."""
 
     default_language: str = Field(

@@ -353,17 +353,6 @@ def peek(saml_response: str, max_bytes: int) -> tuple[str | None, str | None]:
     return (text_or_reject(issuer) if issuer is not None else None), root.get("InResponseTo")
 
 
-def peek_assertion(saml_response: str, max_bytes: int) -> tuple[str | None, str | None]:
-    """Issuer and assertion ID as posted, unverified: only to tell a re-posted (replayed) response from a new one
-    before deciding between "start again" and a refusal — neither lets anyone in."""
-    root = parse_untrusted(decode_base64(saml_response, max_bytes=max_bytes))
-    assertion = root.find(ASSERTION)
-    if assertion is None:
-        return None, None
-    issuer = assertion.find(ISSUER)
-    return (issuer.text or "").strip() if issuer is not None else None, assertion.get("ID")
-
-
 def validate_response(saml_response: str, exp: Expectations, trace: Trace = _no_trace) -> ValidatedResponse:
     """Check everything; return the identity read from signed XML, or raise SamlRejected."""
     response = _read_document(saml_response, exp)
