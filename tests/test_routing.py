@@ -35,7 +35,7 @@ def test_first_matching_rule_wins_and_several_portals_mean_a_choice(keys):
     with pytest.raises(NoAccess) as refused:
         route(config, None, "entra", claims(email="x@other.example", department="Field Ops"))
     assert (
-        shown_for(type(refused.value)).text_for(lambda: config) == "Ask the learning team."
+        shown_for(type(refused.value)).text_for(refused.value, lambda: config) == "Ask the learning team."
     )  # the page's text
 
 
@@ -98,7 +98,7 @@ def test_unsolicited_response_carrying_in_response_to_is_an_expired_login(keys):
     pending = harness.login()
     reply = harness.post(harness.valid_response(pending), "academy")
     assert reply.status_code == 400
-    assert "expired or was already used" in reply.get_data(as_text=True)
+    assert "This sign-in link has expired" in reply.get_data(as_text=True)
 
 
 def test_key_rollover_publishes_both_certificates(keys):
