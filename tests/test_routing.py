@@ -35,7 +35,7 @@ def test_first_matching_rule_wins_and_several_portals_mean_a_choice(keys):
     with pytest.raises(NoAccess) as refused:
         route(config, None, "entra", claims(email="x@other.example", department="Field Ops"))
     assert (
-        shown_for(type(refused.value)).text_for(lambda: config) == "Ask the learning team."
+        shown_for(type(refused.value)).text_for(refused.value, lambda: config) == "Ask the learning team."
     )  # the page's text
 
 

@@ -22,6 +22,10 @@ class NoAccess(LoginRefused):
 
     check = "no_access"
 
+    def __init__(self, reason: str, *, portal: str | None = None):
+        super().__init__(reason)
+        self.portal = portal  # the portal asked for, if any
+
 
 @dataclass(frozen=True)
 class RoutingDecision:
@@ -74,10 +78,11 @@ def route(config: Config, requested: str | None, upstream: str, claims: Claims) 
     if requested is not None:
         settings = config.portals[requested]
         if upstream not in settings.upstream_names:
-            raise NoAccess(f"portal {requested} does not accept upstream {upstream}")
+            raise NoAccess(f"portal {requested} does not accept upstream {upstream}", portal=requested)
         if not may_enter(settings, claims):
             raise NoAccess(
-                f"{claims.email} is in none of {requested}'s required groups {settings.required_groups}"
+                f"{claims.email} is in none of {requested}'s required groups {settings.required_groups}",
+                portal=requested,
             )
         return RoutingDecision((requested,), f"requested portal {requested}")
     domain = routable_domain(config, upstream, claims.email)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from broker.claims.groups import GroupResolutionFailed, GroupsUnreachable
 from broker.claims.presets import NoUsableEmail
 from broker.config import Config
-from broker.errors import LoginRefused, SamlRejected, StoreFull, StoreUnavailable
+from broker.errors import BrokerError, LoginRefused, SamlRejected, StoreFull, StoreUnavailable
 from broker.pending import LoginExpired, OtherBrowser, TargetNotAllowed, UnknownPortal, UpstreamNotOffered
 from broker.picker import PortalNotOffered
 from broker.provisioning.sync import ProvisioningError
@@ -33,11 +33,11 @@ class Shown:
 
     status: int
     title: str
-    text: str | Callable[[Config], str]
+    text: str | Callable[[BrokerError, Config], str]
 
-    def text_for(self, config: Callable[[], Config]) -> str:
+    def text_for(self, error: BrokerError, config: Callable[[], Config]) -> str:
         """The text; `config` is asked only for a text the configuration words."""
-        return self.text if isinstance(self.text, str) else self.text(config())
+        return self.text if isinstance(self.text, str) else self.text(error, config())
 
 
 GROUPS_TEXT = (
@@ -87,7 +87,7 @@ TABLE: dict[type, Shown] = {
             "Please sign in with your own organisation's account."
         ),
     ),
-    NoAccess: Shown(403, SIGN_IN_FAILED, lambda config: config.routing.no_access_message),
+    NoAccess: Shown(403, SIGN_IN_FAILED, lambda error, config: config.routing.no_access_message),
     PortalNotOffered: Shown(400, SIGN_IN_FAILED, "That portal was not offered to you."),
     AccountLinkRefused: Shown(
         403,

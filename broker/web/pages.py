@@ -113,14 +113,14 @@ def _login_refused(exc: LoginRefused) -> Response:
     )
     record_refusal(runtime(), exc, request.path)
     shown = shown_for(type(exc)) or TABLE[LoginRefused]
-    return error_page(shown.status, shown.title, shown.text_for(lambda: runtime().config), exc.reference)
+    return error_page(shown.status, shown.title, shown.text_for(exc, lambda: runtime().config), exc.reference)
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:
     reference = new_reference()
     log.error("state store unavailable [%s] %s", reference, exc, extra={"reference": reference})
     shown = shown_for(type(exc)) or TABLE[StoreUnavailable]
-    response = error_page(shown.status, shown.title, shown.text_for(lambda: runtime().config), reference)
+    response = error_page(shown.status, shown.title, shown.text_for(exc, lambda: runtime().config), reference)
     response.headers["Retry-After"] = "60"
     return response
 

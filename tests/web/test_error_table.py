@@ -119,9 +119,12 @@ def test_a_class_without_an_entry_takes_its_nearest_ancestors():
 
 def test_the_no_access_text_is_the_deployments_own(keys):
     config = config_from_dict(base_config(keys, routing={"no_access_message": "Ask the team."}))
-    assert TABLE[NoAccess].text_for(lambda: config) == "Ask the team."
+    assert TABLE[NoAccess].text_for(NoAccess("no rule"), lambda: config) == "Ask the team."
     fixed = Shown(400, "t", "fixed")
-    assert fixed.text_for(lambda: pytest.fail("a fixed text needs no configuration")) == "fixed"
+    assert (
+        fixed.text_for(LoginRefused("x"), lambda: pytest.fail("a fixed text needs no configuration"))
+        == "fixed"
+    )
 
 
 def test_every_broker_error_names_its_check(imported):
