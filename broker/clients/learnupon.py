@@ -438,6 +438,20 @@ class LearnUponClient:
         hide = (str(fields["password"]),) if fields.get("password") else ()
         self._request("PUT", f"users/{int(user_id)}", json={"User": dict(fields)}, hide=hide)
 
+    def change_email(self, current_email: str, new_email: str, fields: dict[str, Any] | None = None) -> None:
+        """Give a user a new address: `PUT users/0` with the current `email` and `new_email` (plus any other
+        changed fields), the form LearnUpon documents for changing an e-mail or username ("Update a user")."""
+        body = {**(fields or {}), "email": current_email, "new_email": new_email}
+        self._request("PUT", "users/0", json={"User": body})
+
+    def get_user(self, user_id: int) -> dict[str, Any] | None:
+        """`GET users/{id}`, or None when LearnUpon has no such user."""
+        response = self._request("GET", f"users/{int(user_id)}", ok_statuses=(404,))
+        if response.status_code == 404:
+            return None
+        users = _list_of(self._json(response, "GET", f"users/{int(user_id)}"), "user")
+        return users[0] if users else None
+
     def list_users(self) -> list[dict[str, Any]]:
         """Every user of the portal (`GET users`, page after page of 500)."""
         return self._paginate("users", "user", max_pages=100_000)
