@@ -122,6 +122,20 @@ def _user_from(fields: Mapping[str, Any]) -> dict[str, Any]:
     return user
 
 
+def _same_identity(state: LearnUponState, user_id: int, fields: Mapping[str, Any]) -> None:
+    """An update by numeric id may repeat the user's own email (the documented example does); changing it that
+    way, or `new_email` by id, is not documented (only `users/0` with the current email and `new_email` is), so
+    the strict fake refuses both rather than guess what LearnUpon does."""
+    if "new_email" in fields or "new_username" in fields:
+        raise FakeApiError(400, "new_email/new_username are documented with user id 0 and the current email")
+    user = state.get_user(user_id)
+    if user is None:
+        raise NotFound("User not found")
+    email = fields.get("email")
+    if email is not None and str(email).strip().lower() != str(user["email"]).lower():
+        raise FakeApiError(400, "To change an email, PUT users/0 with the current email and new_email")
+
+
 def _paged(key: str, items: list[dict[str, Any]]) -> Response:
     state = _state()
     page = max(1, _as_int(request.args.get("page", 1), "page"))
@@ -177,11 +191,13 @@ def api_blueprint(name: str = "learnupon_api") -> Blueprint:
     def update_user(user_id: int):
         fields = _body("User", USER_UPDATE_FIELDS)
         state = _state()
-        if user_id == 0:  # documented: id 0 plus the email in the payload
+        if user_id == 0:  # documented: id 0, the user's current email, and `new_email` to change it
             user = state.find_user(fields.get("email", ""))
             if user is None:
                 raise NotFound("User not found")
             user_id = user["id"]
+        else:
+            _same_identity(state, user_id, fields)
         if "enabled" in fields:
             fields["enabled"] = _as_bool(fields["enabled"])
         user = state.update_user(user_id, **fields)

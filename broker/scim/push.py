@@ -33,6 +33,17 @@ GROUP_DESCRIPTION = (
 )
 
 
+class EmailChangeRefused(Exception):
+    """A user's new address cannot be given to its LearnUpon user in `portal` (taken by another user, or the
+    LearnUpon user was changed by hand). Nothing is changed there; the SCIM request answers 409."""
+
+    def __init__(self, portal: str, email: str, reason: str):
+        super().__init__(reason)
+        self.portal = portal
+        self.email = email
+        self.reason = reason
+
+
 @dataclass
 class PushReport:
     """What one push did: LearnUpon calls per portal and one word per portal (created, updated, ...)."""
@@ -112,7 +123,7 @@ class Pusher:
             changed = {k: v for k, v in want.fields.items() if current.fields.get(k) != v}
             if changed:
                 try:
-                    client.update_user(current.id, _update_body(changed, current.fields))
+                    self._update(portal, client, current, changed)
                 except LearnUponNotFound:
                     # Deleted in LearnUpon by hand: create again, memberships start from nothing.
                     current, action = self._create(client, want)
@@ -123,6 +134,40 @@ class Pusher:
         if self._sync_groups(portal, client, current, want.groups) and not action:
             action = "groups"
         return action
+
+    def _update(self, portal: str, client: LearnUponClient, current: Pushed, changed: dict[str, Any]) -> None:
+        """One `PUT`: by id, or, when the address changes, LearnUpon's documented `PUT users/0` with the current
+        email and `new_email` (the same LearnUpon user keeps its history; never a second user)."""
+        fields = {k: v for k, v in changed.items() if k != "email"}
+        if "email" not in changed:
+            client.update_user(current.id, fields)
+            return
+        old, new = str(current.fields.get("email") or ""), str(changed["email"])
+        try:
+            client.change_email(old, new, fields)
+        except LearnUponNotFound:
+            # LearnUpon no longer knows the old address: the change was made and its answer lost, the user was
+            # renamed by hand, or deleted (then the caller creates it again).
+            user = client.get_user(current.id)
+            if user is None:
+                raise
+            if str(user.get("email", "")).strip().lower() != new.strip().lower():
+                raise EmailChangeRefused(
+                    portal, new, f"LearnUpon user {current.id} of portal {portal} no longer has the address the "
+                    "broker set (changed in LearnUpon by hand); the broker does not overwrite it",
+                ) from None  # fmt: skip
+            if fields:
+                client.update_user(current.id, fields)
+        except LearnUponError as exc:
+            if not _maybe_taken(exc):
+                raise
+            holder = client.find_user_by_email(new)
+            if holder is None or int(holder["id"]) == current.id:
+                raise
+            raise EmailChangeRefused(
+                portal, new, f"another LearnUpon user of portal {portal} already has the address {new}; "
+                "the broker does not merge accounts",
+            ) from None  # fmt: skip
 
     def _create(self, client: LearnUponClient, want: PortalUser) -> tuple[Pushed, str]:
         body = {**want.fields, "user_type": "learner"}
@@ -227,11 +272,3 @@ def _find_group(client: LearnUponClient, title: str) -> int | None:
         if str(group.get("title", "")).lower() == title.lower() and group.get("id") is not None:
             return int(group["id"])
     return None
-
-
-def _update_body(changed: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
-    """A `PUT users/{id}` body: a new address goes as `new_email` (the email identifies the user)."""
-    body = dict(changed)
-    if "email" in body:
-        body["new_email"] = body.pop("email")
-    return body

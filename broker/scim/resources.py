@@ -68,21 +68,38 @@ class EnterpriseUser(Extension):
 ENTRA_GROUP_SCHEMA = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 
 
+ENTERPRISE_MANAGER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager"
+
+
 class BridgeService(ScimService):
-    """scim2-server's service, reading one more Entra habit: its group creation lists the schema
-    `http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group` (Microsoft's SCIM tutorial),
-    which defines nothing we use and is not a URN; it is dropped from `schemas` before validation."""
+    """scim2-server's service, reading two more Entra habits from Microsoft's SCIM tutorial: group creation lists
+    the schema `http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group` (defines nothing we
+    use, not a URN: dropped from `schemas`), and its sample-code PATCH "Add" on the bare path `manager` with a
+    one-element list of `{"$ref", "value"}` (read as the enterprise extension's manager, which the tutorial's
+    attribute table maps it to, rather than failing the whole PATCH)."""
 
     def read_body(self, model: Any, body: bytes, content_type: str | None, scim_ctx: Any) -> Any:
-        if ENTRA_GROUP_SCHEMA.encode() in body:
+        if ENTRA_GROUP_SCHEMA.encode() in body or b'"manager"' in body:
             try:
                 data = json.loads(body)
             except ValueError:
                 data = None  # scim2-server answers the syntax error
-            if isinstance(data, dict) and isinstance(data.get("schemas"), list):
-                data["schemas"] = [s for s in data["schemas"] if s != ENTRA_GROUP_SCHEMA]
+            if isinstance(data, dict):
+                if isinstance(data.get("schemas"), list):
+                    data["schemas"] = [s for s in data["schemas"] if s != ENTRA_GROUP_SCHEMA]
+                for operation in data.get("Operations") or []:
+                    _bare_manager_path(operation)
                 body = json.dumps(data).encode()
         return super().read_body(model, body, content_type, scim_ctx)
+
+
+def _bare_manager_path(operation: Any) -> None:
+    if not isinstance(operation, dict) or str(operation.get("path", "")).lower() != "manager":
+        return
+    operation["path"] = ENTERPRISE_MANAGER
+    value = operation.get("value")
+    if isinstance(value, list) and len(value) == 1:
+        operation["value"] = value[0]
 
 
 @cache

@@ -30,7 +30,7 @@ from broker.config import Config
 from broker.ops.audit import audit
 from broker.scim.filters import CASE_EXACT, lookup_for
 from broker.scim.mapping import claims_of, portals_for
-from broker.scim.push import Pusher, PushReport
+from broker.scim.push import EmailChangeRefused, Pusher, PushReport
 from broker.scim.resources import model_of
 from broker.scim.state import ScimState, value_key
 
@@ -326,6 +326,10 @@ class BridgeStorage(ScimStorage):
         pushed = self.state.pushed(user_id)
         try:
             _, report = self.pusher.push(claims, active, wanted, pushed)
+        except EmailChangeRefused as exc:
+            audit("scim.user.refused", **self._who(), scim_id=user_id, email=claims.email, portal=exc.portal,
+                  reason=exc.reason)  # fmt: skip
+            raise
         finally:
             self.state.set_pushed(user_id, pushed)
         if what != "member" or report.calls:

@@ -28,7 +28,7 @@ from broker.runtime import Runtime
 from broker.scim import resources
 from broker.scim.auth import ScimClient, authenticate, load_clients, over_limit
 from broker.scim.mapping import scim_portals
-from broker.scim.push import Pusher
+from broker.scim.push import EmailChangeRefused, Pusher
 from broker.scim.state import Busy, PortalGroups, ScimState
 from broker.scim.storage import BridgeStorage
 
@@ -140,6 +140,9 @@ def serve(portal: str | None, path: str) -> Response:
             wait = int(exc.retry_after or 10) + 1
             return error(429, "LearnUpon is throttling this portal; retry later", "tooMany", retry_after=wait)
         return error(503, "LearnUpon did not answer in time; retry later", retry_after=30)
+    except EmailChangeRefused as exc:
+        log.warning("scim: client=%s refused: %s", client.name, exc.reason)
+        return error(409, exc.reason, "uniqueness")
     except LearnUponAuthError as exc:
         log.error("scim: client=%s LearnUpon refused the API key pair: %s", client.name, exc)
         return error(503, "the broker's LearnUpon API credentials were refused", retry_after=300)

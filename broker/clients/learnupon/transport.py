@@ -1,9 +1,8 @@
-"""HTTP client of the LearnUpon REST API v1: pooled, retrying, rate-limit aware, bounded by a time budget.
+"""The LearnUpon REST API v1 request loop: pooled, retrying, rate-limit aware, bounded by a time budget.
 
-Only this module speaks HTTP to LearnUpon, and only with call shapes LearnUpon documents or that code talking to
-real portals uses (docs/learnupon-api.md lists each call and its source). Errors come out as `LearnUponError`
-subclasses whose text never contains the API key pair or a generated password. What an error *means* is never
-guessed from the English of its message: callers re-read LearnUpon instead.
+Only this package speaks HTTP to LearnUpon, and only with call shapes LearnUpon documents or that code talking
+to real portals uses (docs/learnupon-api.md lists each call and its source). The calls themselves (users, groups,
+memberships, enrolments, the catalogue) are in broker.clients.learnupon.client.
 """
 
 from __future__ import annotations
@@ -13,8 +12,6 @@ import contextlib
 import contextvars
 import logging
 import math
-import secrets
-import string
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,67 +27,25 @@ from broker.clients.http import (
     Budget,
     GiveUp,
     RetryPolicy,
-    json_or_none,
     pooled_session,
     retry_after_seconds,
     scrub,
     send_within,
 )
-from broker.errors import BrokerError
+from broker.clients.learnupon.answers import int_header, list_of, message_of
+from broker.clients.learnupon.errors import (
+    LearnUponAuthError,
+    LearnUponConflict,
+    LearnUponError,
+    LearnUponMaybeDone,
+    LearnUponNotFound,
+    LearnUponRejected,
+    LearnUponUnavailable,
+)
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("broker.clients.learnupon")
 
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
-
-
-class LearnUponError(BrokerError):
-    """A LearnUpon API call failed. `status` is the HTTP status (None without an answer), `api_message`
-    what the API said (scrubbed of secrets)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        api_message: str | None = None,
-        method: str | None = None,
-        path: str | None = None,
-    ):
-        super().__init__(message)
-        self.status = status
-        self.api_message = api_message
-        self.method = method
-        self.path = path
-
-
-class LearnUponUnavailable(LearnUponError):
-    """No usable answer in time: connection errors, timeouts, 5xx or 429 after retries, budget spent.
-    `refused`: not even tried (bulkhead full, circuit open). `retry_after`: the last Retry-After LearnUpon
-    sent, in seconds, if any."""
-
-    refused = False
-    retry_after: float | None = None
-
-
-class LearnUponMaybeDone(LearnUponUnavailable):
-    """A POST that creates something got no usable answer after it was sent (read timeout, reset, 5xx): it
-    may have been done. Not retried blindly; the caller reads first (search by e-mail or title)."""
-
-
-class LearnUponAuthError(LearnUponError):
-    """401/403: the API key pair is wrong, revoked, or lacks the permission."""
-
-
-class LearnUponNotFound(LearnUponError):
-    """404 for something that should exist (a user search answering 404 is not an error: it is None)."""
-
-
-class LearnUponConflict(LearnUponError):
-    """409. (A 400 or 422 may mean the same, but LearnUpon does not document which: callers re-read.)"""
-
-
-class LearnUponRejected(LearnUponError):
-    """Another 4xx: LearnUpon refused the request (invalid, or in conflict with what it holds)."""
 
 
 @dataclass
@@ -105,22 +60,8 @@ _scope: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar(
 )
 
 
-def generate_password(length: int = 24) -> str:
-    """A random password meeting usual complexity rules (upper, lower, digit, symbol)."""
-    alphabet = string.ascii_letters + string.digits + "!#%+-.:=?@_"
-    while True:
-        candidate = "".join(secrets.choice(alphabet) for _ in range(length))
-        if (
-            any(c.islower() for c in candidate)
-            and any(c.isupper() for c in candidate)
-            and any(c.isdigit() for c in candidate)
-            and any(not c.isalnum() for c in candidate)
-        ):
-            return candidate
-
-
-class LearnUponClient:
-    """One portal's API. Thread-safe; share one instance per portal so connections are pooled.
+class LearnUponTransport:
+    """One portal's API connection (the base of `LearnUponClient`). Thread-safe; share one instance per portal so connections are pooled.
 
     `timeout` is (connect, read) seconds per attempt. Failed attempts (connection errors, timeouts, 429,
     5xx) are retried up to `max_retries` times with exponential backoff and jitter; a `Retry-After` up to
@@ -328,7 +269,7 @@ class LearnUponClient:
             error = LearnUponUnavailable(
                 f"LearnUpon {method} {path}: {reason}; {exc}",
                 status=status,
-                api_message=scrub(_api_message(response), self._secrets) if response is not None else None,
+                api_message=scrub(message_of(response), self._secrets) if response is not None else None,
                 method=method,
                 path=path,
             )
@@ -339,8 +280,8 @@ class LearnUponClient:
         self._sleep(wait)
 
     def _read_rate_headers(self, response: requests.Response) -> None:
-        minute = _int_header(response.headers.get("X-LU-Rate-Limit-Remaining-Minute"))
-        week = _int_header(response.headers.get("X-LU-Rate-Limit-Remaining-Week"))
+        minute = int_header(response.headers.get("X-LU-Rate-Limit-Remaining-Minute"))
+        week = int_header(response.headers.get("X-LU-Rate-Limit-Remaining-Week"))
         with self._lock:
             if minute is not None:
                 self.rate_limit_remaining_minute = minute
@@ -362,7 +303,7 @@ class LearnUponClient:
         self, response: requests.Response, method: str, path: str, hide: tuple[str, ...]
     ) -> LearnUponError:
         status = response.status_code
-        api_message = scrub(_api_message(response), self._secrets + hide)
+        api_message = scrub(message_of(response), self._secrets + hide)
         text = f"LearnUpon {method} {path}: HTTP {status}" + (f": {api_message}" if api_message else "")
         kind = LearnUponError
         if status in (401, 403):
@@ -395,197 +336,14 @@ class LearnUponClient:
             response = self._request("GET", path, params={**(params or {}), "page": page}, ok_statuses=(404,))
             if response.status_code == 404:  # LearnUpon answers 404 for an empty result on some listings
                 break
-            chunk = _list_of(self._json(response, "GET", path), key)
+            chunk = list_of(self._json(response, "GET", path), key)
             items.extend(chunk)
             if response.headers.get("LU-Has-Next-Page", "false").strip().lower() != "true" or not chunk:
                 break
         return items
 
-    # -- users -----------------------------------------------------------------------------------------------
-
-    def find_user_by_email(self, email: str) -> dict[str, Any] | None:
-        """The user with this email, or None (LearnUpon answers 404 when there is none)."""
-        response = self._request("GET", "users/search", params={"email": email}, ok_statuses=(404,))
-        if response.status_code == 404:
-            return None
-        wanted = email.strip().lower()
-        for user in _list_of(self._json(response, "GET", "users/search"), "user"):
-            if str(user.get("email", "")).lower() == wanted:
-                return user
-        return None
-
-    def create_user(self, fields: dict[str, Any]) -> int:
-        """Create a user from `User` fields; returns its id. A strong random password is set when none is
-        given (never logged or shown). `LearnUponConflict` when the email is taken."""
-        fields = dict(fields)
-        if not fields.get("password"):
-            fields["password"] = generate_password()
-        hide = (str(fields["password"]),)
-        for _ in range(2):
-            try:
-                response = self._request("POST", "users", json={"User": fields}, hide=hide, creates=True)
-                return _id_of(self._json(response, "POST", "users"), "user", "POST", "users")
-            except LearnUponMaybeDone as exc:
-                # the first POST may have created the user: look before sending it again
-                found = self.find_user_by_email(str(fields.get("email", "")))
-                if found is not None and found.get("id") is not None:
-                    return int(found["id"])
-                last = exc
-        raise last
-
-    def update_user(self, user_id: int, fields: dict[str, Any]) -> None:
-        """Change only the given fields of a user."""
-        hide = (str(fields["password"]),) if fields.get("password") else ()
-        self._request("PUT", f"users/{int(user_id)}", json={"User": dict(fields)}, hide=hide)
-
-    def list_users(self) -> list[dict[str, Any]]:
-        """Every user of the portal (`GET users`, page after page of 500)."""
-        return self._paginate("users", "user", max_pages=100_000)
-
-    def delete_user(self, user_id: int) -> None:
-        """`DELETE users/{id}`: the account and its history go; disabling keeps them."""
-        self._request("DELETE", f"users/{int(user_id)}")
-
-    # -- groups ----------------------------------------------------------------------------------------------
-
-    def list_groups(self, title: str | None = None) -> list[dict[str, Any]]:
-        """All groups (every page), or those LearnUpon matches to `title`."""
-        return self._paginate("groups", "groups", {"title": title} if title is not None else None)
-
-    def create_group(self, title: str, description: str = "", sso_sync: bool = True) -> int:
-        """Create a group (synced with SAML SSO by default); returns its id. `LearnUponConflict` if taken."""
-        body = {"Group": {"title": title, "description": description, "sso_sync": sso_sync}}
-        for _ in range(2):
-            try:
-                response = self._request("POST", "groups", json=body, creates=True)
-                return _id_of(self._json(response, "POST", "groups"), "group", "POST", "groups")
-            except LearnUponMaybeDone as exc:
-                # the first POST may have created the group: look before sending it again
-                for group in self.list_groups(title=title):
-                    if str(group.get("title", "")).lower() == title.lower() and group.get("id") is not None:
-                        return int(group["id"])
-                last = exc
-        raise last
-
-    # -- memberships -----------------------------------------------------------------------------------------
-
-    def list_memberships(self, user_id: int) -> list[dict[str, Any]]:
-        """The groups a user belongs to (`GET group_memberships?user_id=` lists group records)."""
-        return self._paginate("group_memberships", "group", {"user_id": int(user_id)})
-
-    def add_membership(self, group_id: int, user_id: int) -> None:
-        """Put a user in a group (`POST group_memberships {"GroupMembership": {group_id, user_id}}`)."""
-        body = {"GroupMembership": {"group_id": int(group_id), "user_id": int(user_id)}}
-        self._request("POST", "group_memberships", json=body)
-
-    def find_membership_id(self, group_id: int, user_id: int) -> int | None:
-        """The id of the user's membership of the group, from the group's member list in version 1.1 (the one
-        that shows membership ids); None when the user is not a member."""
-        members = self._paginate(
-            "group_memberships", "user", {"group_id": int(group_id), "version_id": "1.1"}
-        )
-        for member in members:
-            if str(member.get("id")) == str(int(user_id)):
-                membership_id = member.get("group_membership_id")
-                if membership_id is None:
-                    raise LearnUponError(
-                        f"LearnUpon GET group_memberships?group_id={int(group_id)}: the member list shows no "
-                        "group_membership_id, so the membership cannot be removed",
-                        method="GET",
-                        path="group_memberships",
-                    )
-                return int(membership_id)
-        return None
-
-    def remove_membership(self, membership_id: int) -> None:
-        """`DELETE group_memberships/{id}`."""
-        self._request("DELETE", f"group_memberships/{int(membership_id)}")
-
-    # -- enrollments -----------------------------------------------------------------------------------------
-
-    def enroll(self, user_id: int, course_id: int) -> None:
-        """Enrol a user on a course (`POST enrollments {"Enrollment": {user_id, course_id}}`)."""
-        body = {"Enrollment": {"user_id": int(user_id), "course_id": int(course_id)}}
-        self._request("POST", "enrollments", json=body)
-
-    def list_enrollments(self, user_id: int) -> list[dict[str, Any]]:
-        """A user's course enrolments (`GET enrollments/search?user_id=`)."""
-        return self._paginate("enrollments/search", "enrollments", {"user_id": int(user_id)})
-
-    def unenroll(self, enrollment_id: int) -> None:
-        """`DELETE enrollments/{id}` (without `remove_from_history`: completed history stays)."""
-        self._request("DELETE", f"enrollments/{int(enrollment_id)}")
-
-    def enroll_learning_path(self, user_id: int, learning_path_id: int) -> None:
-        """`POST learning_path_enrollments {"Enrollment": {user_id, lp_id}}`."""
-        body = {"Enrollment": {"user_id": int(user_id), "lp_id": int(learning_path_id)}}
-        self._request("POST", "learning_path_enrollments", json=body)
-
-    def list_learning_path_enrollments(self, user_id: int) -> list[dict[str, Any]]:
-        """A user's learning path enrolments (`GET learning_path_enrollments/search?user_id=`)."""
-        return self._paginate(
-            "learning_path_enrollments/search", "learning_path_enrollments", {"user_id": int(user_id)}
-        )
-
-    # -- the catalogue: titles → ids, looked up once ------------------------------------------------------
-
-    def find_course_id(self, title: str) -> int:
-        """The id of the course titled `title` (exact, case-insensitive), via `GET courses?name=`."""
-        return self._find_in_catalog("courses", "courses", title)
-
-    def find_learning_path_id(self, title: str) -> int:
-        """The id of the learning path titled `title`, via `GET learning_paths?name=`."""
-        return self._find_in_catalog("learning_paths", "learning_paths", title)
-
-    def _find_in_catalog(self, path: str, key: str, title: str) -> int:
-        wanted = title.strip().lower()
-        with self._lock:
-            known = self._catalog.get((path, wanted))
-        if known is not None:
-            return known
-        # `name` is a pattern match: several may come back; only an exact title counts
-        found = {
-            int(item["id"])
-            for item in self._paginate(path, key, {"name": title.strip()})
-            if str(item.get("name", "")).strip().lower() == wanted and item.get("id") is not None
-        }
-        what = "course" if path == "courses" else "learning path"
-        if not found:
-            raise LearnUponNotFound(
-                f"LearnUpon has no {what} titled {title!r}", status=404, method="GET", path=path
-            )
-        if len(found) > 1:
-            raise LearnUponError(
-                f"LearnUpon has {len(found)} {what}s titled {title!r}: give the id instead",
-                method="GET",
-                path=path,
-            )
-        (found_id,) = found
-        with self._lock:
-            self._catalog[(path, wanted)] = found_id
-        return found_id
-
 
 # ---- helpers -----------------------------------------------------------------------------------------------
-
-
-def _int_header(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _api_message(response: requests.Response) -> str:
-    """What the API said, short: `message` / `error` / `errors` of a JSON body, else the start of the text."""
-    data = json_or_none(response)
-    if data is None:
-        return response.text[:200].strip()
-    if isinstance(data, dict):
-        for key in ("message", "error", "errors", "Message"):
-            if data.get(key):
-                return str(data[key])[:300]
-    return str(data)[:200]
 
 
 def _may_have_arrived(exc: requests.RequestException) -> bool:
@@ -596,30 +354,3 @@ def _may_have_arrived(exc: requests.RequestException) -> bool:
     return not isinstance(
         reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
     )
-
-
-def _list_of(data: Any, key: str) -> list[dict[str, Any]]:
-    """The list in `{"user": [...]}`-style answers (tolerating a bare list). Where the key is not documented
-    (learning paths), an answer holding exactly one list is taken whatever its key."""
-    if isinstance(data, list):
-        return [x for x in data if isinstance(x, dict)]
-    if isinstance(data, dict):
-        lists = [v for v in data.values() if isinstance(v, list)]
-        value = data.get(key, lists[0] if len(lists) == 1 else None)
-        if isinstance(value, list):
-            return [x for x in value if isinstance(x, dict)]
-        if isinstance(value, dict):
-            return [value]
-    return []
-
-
-def _id_of(data: Any, key: str, method: str, path: str) -> int:
-    """The new record's id: `{"id": N}` (documented for users), tolerating `{"group": {"id": N}}`."""
-    if isinstance(data, dict):
-        if data.get("id") is not None:
-            return int(data["id"])
-        for k in (key, key.capitalize()):
-            inner = data.get(k)
-            if isinstance(inner, dict) and inner.get("id") is not None:
-                return int(inner["id"])
-    raise LearnUponError(f"LearnUpon {method} {path}: answer has no id", method=method, path=path)
