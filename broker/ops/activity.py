@@ -58,7 +58,9 @@ class ActivityEntry:
     def to_json(self) -> bytes:
         # the fields one level deep (json writes the tuple as a list): asdict's recursive deep copy cost more
         # than the rest of the activity log's work per login
-        return json.dumps({name: getattr(self, name) for name in _ENTRY_FIELDS}, separators=(",", ":")).encode()
+        return json.dumps(
+            {name: getattr(self, name) for name in _ENTRY_FIELDS}, separators=(",", ":")
+        ).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> ActivityEntry | None:
