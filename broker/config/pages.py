@@ -164,7 +164,7 @@ class LearnerPages(StrictModel):
         "en", description="when neither ?lang= nor Accept-Language names one we have"
     )
     support: SupportContact | None = None
-    branding: Branding = Branding()
+    branding: Branding = Field(default_factory=Branding)
 
     @field_validator("default_language")
     @classmethod
