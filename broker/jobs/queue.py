@@ -82,6 +82,32 @@ def enqueue_converge(rt: Runtime, portal: str, claims: Claims, why: str) -> str:
     return job_id
 
 
+def enqueue_task(rt: Runtime, func: str, args: tuple[Any, ...], *, job_id: str, description: str) -> bool:
+    """Queue the task `func` (a dotted path: the queue imports no feature module) on RQ, with the retries and
+    keep times above. False when jobs cannot be queued (memory store, Redis Cluster): the caller does the work
+    itself. A job with this id still waiting in the queue is left as it is: tasks read the current state when
+    they run, so it will do this change too."""
+    connection = rq_connection(rt)
+    if connection is None:
+        return False
+    from rq import Queue, Retry
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    try:
+        waiting = Job.fetch(job_id, connection=connection).get_status() == JobStatus.QUEUED
+    except NoSuchJobError:
+        waiting = False
+    if not waiting:
+        Queue(QUEUE_NAME, connection=connection).enqueue_call(
+            func, args=args, job_id=job_id, description=description,
+            retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
+            failure_ttl=KEEP_FAILED_SECONDS, result_ttl=KEEP_DONE_SECONDS, timeout=300,
+        )  # fmt: skip
+        log.info("job queued id=%s %s", job_id, description)
+    return True
+
+
 def overview(rt: Runtime, *, details: bool = True) -> JobOverview:
     """Counts by state and, with `details`, the last jobs of each state but finished."""
     connection = rq_connection(rt)

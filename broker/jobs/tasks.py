@@ -85,3 +85,8 @@ def _note_error(reason: str) -> None:
     if job is not None:
         job.meta["last_error"] = reason[:500]
         job.save_meta()
+
+
+def worker_runtime() -> Runtime | None:
+    """The runtime `broker worker` loaded for its jobs (None elsewhere)."""
+    return _worker_runtime
