@@ -2,7 +2,7 @@
 
 Part 1, the cache-hit path (target: < 0.2 ms per login). Every group GUID of the login is already in the
 store's name cache (`graphname:<tenant>:<guid>`, put there by one real login through Graph first), and the
-login step `broker.login.resolve_groups` (run by the login's runner, which times it) is timed for 1, 10 and 150 groups (150 is
+login step `broker.login_steps.resolve_groups` (run by the login's runner, which times it) is timed for 1, 10 and 150 groups (150 is
 where Entra stops sending groups in SAML), with the in-memory store and with a real Redis store (a private
 redis-server on a free loopback port, never 6379). The runtime is the broker's own (`build_runtime`) with a
 GraphClient pointed at the fake Graph on loopback, so a cache miss would show up as a Graph request: the fake
@@ -45,7 +45,8 @@ from broker.clients.graph import BATCH_MAX, GET_BY_IDS_MAX, GUID_RE, GraphClient
 from broker.config import config_from_dict
 from broker.demo.fake_graph import FakeGraphControl, create_fake_graph
 from broker.demo.webserver import BackgroundServer
-from broker.login import LoginRun, run_steps
+from broker.login import run_steps
+from broker.login_run import LoginRun
 from broker.model import Claims, Identity, PendingLogin
 from broker.runtime import Runtime, build_runtime
 from broker.store.memory import MemoryStore

@@ -17,331 +17,43 @@ Who calls the runner: `complete_login` (POST /saml/acs), `choose_portal` (the po
 (the trace page's Continue), `sign_in_run` (an administrator signing in), tools/tester.py and tools/simulate.py.
 Where a login starts: broker.pending; holding it while the user picks a portal: broker.picker.
 
-Adding a step: write `def my_step(run: LoginRun) -> LoginRun` below (read `run.mode` before doing anything
+Adding a step: write `def my_step(run: LoginRun) -> LoginRun` in broker/login_steps.py (read `run.mode` before doing anything
 that writes or calls out), put it in STEPS where it belongs, give it a test in tests/test_login.py. Live logins,
-the admin trace, simulate and the security tests' spies pick it up from STEPS.
+the admin trace, simulate and the security tests' spies pick it up from STEPS. The run itself (`LoginRun`,
+`Mode`) is in broker/login_run.py.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from enum import Enum
-from typing import Literal, TypeVar
+from dataclasses import replace
 
-from broker.claims import presets
-from broker.claims.groups import UnreachableDirectory
-from broker.claims.groups import resolve_groups as resolve_group_values
-from broker.claims.profile import outgoing_attributes
-from broker.errors import LoginRefused, SamlRejected
-from broker.jobs.queue import enqueue_converge
-from broker.model import Claims, Identity, OutgoingLogin, PendingLogin
-from broker.ops.activity import note_pending, note_user, record_login
-from broker.ops.audit import audit
-from broker.ops.cert_expiry import note_expired_certificate
-from broker.ops.observability import request_id
-from broker.pending import LoginExpired as LoginExpired  # re-exported: the login's names, found in one place
+from broker.errors import LoginRefused
+from broker.login_run import LoginRun as LoginRun  # re-exported: the login's names, found in one place
+from broker.login_run import Mode as Mode
+from broker.login_run import StepDone, Trace, no_trace
+from broker.login_run import required as _required
+from broker.login_steps import (
+    check_trust,
+    consume,
+    issue,
+    link_account,
+    map_claims,
+    provision,
+    resolve_groups,
+    route,
+    validate,
+)
+from broker.model import OutgoingLogin, PendingLogin
+from broker.ops.activity import note_pending
+from broker.pending import LoginExpired as LoginExpired
 from broker.pending import UnknownPortal as UnknownPortal
 from broker.pending import check_target as check_target
 from broker.pending import find_pending, unsolicited_login
 from broker.pending import start_login as start_login
-from broker.picker import HeldLogin, PortalChoice, hold_for_choice, take_choice
-from broker.provisioning.preview import ProvisioningPreview, preview_provisioning
-from broker.provisioning.sync import ProvisioningError, SyncOutcome, sync_user
-from broker.rules import routing, trust
-from broker.rules.portal_groups import portal_groups
-from broker.rules.routing import RoutingDecision, target_allowed
+from broker.picker import HeldLogin, PortalChoice, take_choice
 from broker.runtime import Runtime
-from broker.saml.assertion import IssuedResponse, issue_response
-from broker.saml.response import Expectations, ValidatedResponse, validate_response
-from broker.store import keys
-
-log = logging.getLogger("broker.login")
-
-Trace = Callable[[str, str], None]  # (section, detail): what a step checked or decided, for the admin trace
-T = TypeVar("T")
-FIRST_UPSTREAM_TTL_SECONDS = 400 * 86400  # renewed on every login
-
-
-class Mode(Enum):
-    LIVE = "live"
-    TRACE = "trace"
-    OFFLINE = "offline"
-
-
-@dataclass(frozen=True)
-class StepDone:
-    name: str
-    seconds: float
-    outcome: Literal["done", "refused"]
-
-
-def _no_trace(section: str, detail: str) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class LoginRun:
-    """One login on its way through the steps. The input is a pending login (what was asked for) and either
-    the upstream's response (`saml_response`) or, when simulating, an `identity`; the steps fill in the rest."""
-
-    rt: Runtime
-    pending: PendingLogin
-    mode: Mode = Mode.LIVE
-    trace: Trace = _no_trace
-    saml_response: str = ""
-    relay_state: str | None = None
-    validated: ValidatedResponse | None = None  # validate
-    identity: Identity | None = None  # validate (or given)
-    claims: Claims | None = None  # map_claims, then resolve_groups
-    decision: RoutingDecision | None = None  # route
-    portal: str | None = None  # route: the one portal this login goes to
-    choice: PortalChoice | None = None  # route, live: several portals, the login waits for the user's pick
-    provisioning: SyncOutcome | None = None  # provision, live
-    provisioning_preview: ProvisioningPreview | None = None  # provision, trace and offline
-    issued: IssuedResponse | None = None  # issue (signed only in live mode)
-    outgoing: OutgoingLogin | None = None  # issue
-    done: tuple[StepDone, ...] = ()  # the runner's record
-    refused: LoginRefused | None = None  # trace and offline: the refusal that ended the run
-
-    @property
-    def upstream(self) -> str:
-        return self.pending.upstream
-
-
-def _required(value: T | None, step: str) -> T:
-    if value is None:
-        raise RuntimeError(f"a login step ran before {step}: check the order of broker.login.STEPS")
-    return value
-
-
-# --- the steps, in order -----------------------------------------------------------------------------------
-
-
-def validate(run: LoginRun) -> LoginRun:
-    """Everything the upstream's response must say: signature, issuer, audience, time, InResponseTo."""
-    rt, pending = run.rt, run.pending
-    broker = rt.config.broker
-    expectations = Expectations(
-        upstream_name=pending.upstream,
-        upstream=rt.upstreams[pending.upstream].idp,
-        sp_entity_id=broker.sp_entity,
-        acs_url=broker.acs_url,
-        request_id=pending.request_id,
-        now=rt.clock(),
-        skew=rt.skew,
-        max_bytes=broker.max_response_bytes,
-        allow_sha1=rt.upstreams[pending.upstream].settings.allow_sha1,
-        enforce_certificate_expiry=rt.upstreams[pending.upstream].settings.enforce_certificate_expiry,
-    )
-    validated = validate_response(run.saml_response, expectations, run.trace)
-    if validated.expired_certificate is not None:
-        note_expired_certificate(rt, pending.upstream, validated.expired_certificate)
-    return replace(run, validated=validated, identity=validated.identity)
-
-
-def consume(run: LoginRun) -> LoginRun:
-    """Record the assertion ID (replay cache, shared by replicas) and take the pending request, in one atomic
-    store operation: once only. An IdP-initiated response issued before the store epoch (the store lost its
-    data since) is refused, as its replay-cache entry may have been lost with it."""
-    rt, validated = run.rt, _required(run.validated, "validate")
-    identity = validated.identity
-    ttl = max(1, int((validated.replay_until - rt.clock()).total_seconds()) + 1)
-    issued = validated.issued_at or rt.clock()
-    solicited = run.pending.request_id is not None and run.relay_state is not None
-    result = rt.store.consume(
-        keys.used_assertion(identity.issuer, identity.assertion_id),
-        ttl,
-        pending_key=keys.pending_login(run.relay_state or "") if solicited else None,
-        issued_at=issued.timestamp(),
-        wipe_margin=rt.skew.total_seconds(),
-    )
-    if result == "replay":
-        rt.metrics.replay_rejections.inc()
-        raise SamlRejected("replay", "this assertion was already used", got=identity.assertion_id)
-    if result == "before_epoch":
-        rt.metrics.replay_rejections.inc()
-        raise SamlRejected(
-            "replay", "IdP-initiated response issued before the store epoch (the state store lost its data, "
-            "or an in-memory store was restarted): its replay-cache entry may be gone",
-            got=identity.assertion_id,
-        )  # fmt: skip
-    if result == "pending_gone":
-        raise SamlRejected("in_response_to", "the pending request was consumed by another response")
-    return run
-
-
-def map_claims(run: LoginRun) -> LoginRun:
-    """The upstream's attributes → the canonical claims, by the upstream's preset (Entra, Okta, ...)."""
-    identity = _required(run.identity, "validate")
-    upstream = run.rt.upstreams[identity.upstream]
-    claims = presets.map_claims(identity, upstream.claim_names)
-    note_user(claims.email)  # a refusal later in this request names the user on the activity page
-    run.trace("claims", f"mapped with the {upstream.settings.preset} preset: {claims.email}")
-    return replace(run, claims=claims)
-
-
-def resolve_groups(run: LoginRun) -> LoginRun:
-    """Entra group GUIDs → names (static map, cache, Graph); names from other IdPs pass through."""
-    rt, identity, claims = run.rt, _required(run.identity, "validate"), _required(run.claims, "map_claims")
-    upstream = rt.upstreams[identity.upstream]
-    directory = upstream.directory
-    if run.mode is Mode.OFFLINE and directory is not None:
-        directory = UnreachableDirectory("offline: Microsoft Graph not asked")
-    result = resolve_group_values(
-        claims.groups,
-        object_id=claims.object_id,
-        overage_signalled=presets.groups_overage_signalled(identity, upstream.claim_names),
-        settings=upstream.settings.groups,
-        store=rt.store,
-        graph_client=directory,
-    )
-    if run.mode is Mode.LIVE:
-        for source, count in Counter(record.source for record in result.records).items():
-            rt.metrics.group_names.labels(source).inc(count)
-    for record in result.records:
-        run.trace("groups", f"{record.value} → {record.name or '(unresolved)'} [{record.source}]")
-    if not result.complete:
-        run.trace("groups", f"incomplete ({result.graph_error}): last complete set sent, nothing removed")
-    # Object ids count only from Entra (signed by the tenant, or Graph's answer for this user's object id):
-    # object-id rules (broker.rules.trust.groups_match) never match a value another upstream sent
-    entra = rt.config.upstreams[identity.upstream].preset == "entra"
-    ids = tuple(r.value.lower() for r in result.records if trust.is_object_id(r.value)) if entra else ()
-    return replace(
-        run, claims=replace(claims, groups=result.names, groups_complete=result.complete, group_ids=ids)
-    )
-
-
-def check_trust(run: LoginRun) -> LoginRun:
-    """The upstream may only sign in addresses of its own e-mail domains (`upstreams.<n>.email_domains`).
-    Before routing, so what it refuses never reaches a portal, the picker or the admin sign-in."""
-    rt, identity, claims = run.rt, _required(run.identity, "validate"), _required(run.claims, "map_claims")
-    upstream = identity.upstream
-    try:
-        trust.check_email_domain(upstream, rt.config.upstreams[upstream], claims.email)
-    except trust.EmailDomainRefused:
-        if run.mode is Mode.LIVE:
-            audit("trust.refused", check="email_domain", upstream=upstream, email=claims.email,
-                  reference=request_id.get())  # fmt: skip
-        raise
-    run.trace("trust", f"{upstream} may assert {trust.email_domain(claims.email)} addresses")
-    return run
-
-
-def route(run: LoginRun) -> LoginRun:
-    """The portal(s) this user may enter: several in a live login hold it for the portal picker."""
-    identity, claims = _required(run.identity, "validate"), _required(run.claims, "map_claims")
-    decision = routing.route(run.rt.config, run.pending.portal, identity.upstream, claims)
-    run.trace("routing", f"{', '.join(decision.portals)}: {decision.reason}")
-    if len(decision.portals) > 1 and run.mode is Mode.LIVE:
-        choice = hold_for_choice(run.rt, decision.portals, HeldLogin(identity, claims, run.pending.target))
-        return replace(run, decision=decision, choice=choice)
-    return replace(run, decision=decision, portal=decision.portals[0])
-
-
-def link_account(run: LoginRun) -> LoginRun:
-    """The first upstream that brings an address to a portal keeps it; another one is refused unless the
-    portal says `account_linking: allow`. Recorded in live logins (kept 400 days past the last one); trace
-    and offline runs only look."""
-    rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
-    upstream, live = run.upstream, run.mode is Mode.LIVE
-    key = keys.first_upstream(portal, claims.email)
-    if live and rt.store.add(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS):
-        return run
-    raw = rt.store.get(key)
-    first = raw.decode() if raw is not None else None
-    try:
-        trust.check_account_link(portal, rt.config.portals[portal], first, upstream)
-    except trust.AccountLinkRefused:
-        if live:
-            audit("trust.refused", check="account_linking", upstream=upstream, first_upstream=first,
-                  portal=portal, email=claims.email, reference=request_id.get())  # fmt: skip
-        raise
-    if live and first == upstream:
-        rt.store.put(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS)
-    run.trace("trust", f"{portal}: {first or 'no upstream yet'} brought {claims.email} here first")
-    return run
-
-
-def provision(run: LoginRun) -> LoginRun:
-    """Create or update the user and their groups in LearnUpon before the assertion lands (when enabled).
-    Under the portal's `block` policy a failure stops the login; under `continue` LearnUpon's JIT takes over.
-    Trace and offline runs only plan: against LearnUpon as it is (GET only), or offline an empty portal."""
-    rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
-    settings, client = rt.portals[portal].settings.provisioning, rt.portals[portal].learnupon
-    groups = portal_groups(
-        claims.groups, rt.portals[portal].settings.groups
-    )  # the assertion's groups, exactly
-    if not claims.groups_complete:
-        # groups may be missing only because they could not be resolved: remove no membership this time
-        settings = settings.model_copy(update={"managed_groups": [], "managed_group_patterns": []})
-    if run.mode is not Mode.LIVE:
-        if not settings.enabled:
-            return run
-        offline = run.mode is Mode.OFFLINE
-        preview = preview_provisioning(
-            portal, claims, settings, client, rt.store, offline=offline, groups=groups
-        )
-        return replace(run, provisioning_preview=preview)
-    if client is None:
-        return run
-    try:
-        outcome = sync_user(portal, claims, settings, client, rt.store, groups=groups)
-    except ProvisioningError as exc:
-        leave_job(rt, portal, claims, f"login refused: {exc.reason}")  # the account still converges
-        raise
-    if outcome.status == "failed":
-        leave_job(rt, portal, claims, f"not finished in the login: {outcome.error}")
-    rt.metrics.provisioning.labels(portal, outcome.status).inc()
-    run.trace(
-        "provisioning", f"{outcome.status}: {len(outcome.calls)} change(s), {outcome.requests} API request(s)"
-    )
-    return replace(run, provisioning=outcome)
-
-
-def leave_job(rt: Runtime, portal: str, claims: Claims, why: str) -> None:
-    """Hand what provisioning could not finish to a background job; a queue that cannot take it is logged,
-    never a reason to fail the login."""
-    try:
-        enqueue_converge(rt, portal, claims, why)
-    except Exception:  # noqa: BLE001 - the login goes on under its policy whatever the queue says
-        log.exception("could not queue the provisioning job for portal %s", portal)
-
-
-def issue(run: LoginRun) -> LoginRun:
-    """The portal's assertion, signed with the portal's key in a live login; an unsigned preview otherwise."""
-    rt, portal = run.rt, _required(run.portal, "route")
-    identity, claims = _required(run.identity, "validate"), _required(run.claims, "map_claims")
-    settings, portal_trust = rt.portals[portal].settings, rt.portals[portal].trust
-    target = run.pending.target
-    if target is not None and not target_allowed(settings, target):
-        log.info("deep link %r not allowed for portal %s: sending the landing path", target, portal)
-        target = None
-    attributes = outgoing_attributes(claims, settings)
-    live = run.mode is Mode.LIVE
-    issued = issue_response(
-        portal_trust,
-        claims.email,
-        attributes,
-        now=rt.clock(),
-        authn_instant=identity.authn_instant,
-        session_index=identity.session_index,
-        sign=live,
-    )
-    groups_sent = attributes.get(settings.attributes.groups or "", ())
-    outgoing = OutgoingLogin(portal, portal_trust.acs_url, issued.saml_response, target or settings.landing_path,
-                             issued.assertion_id, groups_sent)  # fmt: skip
-    if live:
-        rt.metrics.logins_completed.labels(portal, identity.upstream).inc()
-        provisioned = run.provisioning.status if run.provisioning else "off"
-        audit("login", upstream=identity.upstream, portal=portal, email=claims.email, groups=list(groups_sent),
-              provisioning=provisioned, assertion_id=issued.assertion_id, reference=request_id.get())  # fmt: skip
-        record_login(rt, portal, identity.upstream, claims.email, run.provisioning)
-    return replace(run, issued=issued, outgoing=outgoing)
-
 
 Step = Callable[[LoginRun], LoginRun]
 
@@ -405,7 +117,7 @@ def begin(
     *,
     pending: PendingLogin | None = None,
     mode: Mode = Mode.LIVE,
-    trace: Trace = _no_trace,
+    trace: Trace = no_trace,
 ) -> LoginRun:
     """A run for an upstream response: its pending login, or an IdP-initiated one where that is allowed."""
     pending = pending or find_pending(rt, relay_state) or unsolicited_login(rt, saml_response, relay_state)
@@ -417,7 +129,7 @@ def complete_login(
     rt: Runtime,
     saml_response: str,
     relay_state: str | None,
-    trace: Trace = _no_trace,
+    trace: Trace = no_trace,
     pending: PendingLogin | None = None,
 ) -> OutgoingLogin | PortalChoice:
     """POST /saml/acs: every step; the signed assertion for the portal, or the portal picker."""
@@ -431,7 +143,7 @@ def sign_in_run(rt: Runtime, saml_response: str, relay_state: str | None, pendin
     return run_steps(begin(rt, saml_response, relay_state, pending=pending), until="route")
 
 
-def continue_held(rt: Runtime, held: HeldLogin, trace: Trace = _no_trace) -> LoginRun:
+def continue_held(rt: Runtime, held: HeldLogin, trace: Trace = no_trace) -> LoginRun:
     """A held login goes on live after routing, to `held.portal`: after the picker, or the trace's Continue."""
     portal = _required(held.portal, "route")
     pending = PendingLogin(None, held.identity.upstream, portal, held.target, time.time())
@@ -440,7 +152,7 @@ def continue_held(rt: Runtime, held: HeldLogin, trace: Trace = _no_trace) -> Log
 
 
 def choose_portal(
-    rt: Runtime, token: str, browser_nonce: str | None, portal: str, trace: Trace = _no_trace
+    rt: Runtime, token: str, browser_nonce: str | None, portal: str, trace: Trace = no_trace
 ) -> OutgoingLogin:
     held = take_choice(rt, token, browser_nonce, portal)
     trace("routing", f"{portal}: chosen on the portal picker")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grimp
 import pytest
 
@@ -72,3 +74,33 @@ def test_the_configuration_imports_no_feature_module(graph):
         if target.startswith("broker") and target not in config_modules
     }
     assert imported <= ALLOWED_UNDER_CONFIG, sorted(imported - ALLOWED_UNDER_CONFIG)
+
+
+MAX_MODULE_LINES = 400  # small modules with one job; broker/demo/ (fakes and the demo) is exempt
+BROKER = Path(__file__).resolve().parent.parent / "broker"
+
+
+def modules_over(root: Path, limit: int) -> dict[str, int]:
+    """Python files under `root`, outside demo/, longer than `limit` lines."""
+    over = {}
+    for path in sorted(root.rglob("*.py")):
+        relative = path.relative_to(root)
+        if relative.parts[0] == "demo":
+            continue
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > limit:
+            over[str(relative)] = lines
+    return over
+
+
+def test_no_module_in_the_broker_is_over_400_lines():
+    assert modules_over(BROKER, MAX_MODULE_LINES) == {}
+
+
+def test_the_size_check_sees_a_long_module(tmp_path):
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo" / "fake.py").write_text("x = 1\n" * 500)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "long.py").write_text("x = 1\n" * 401)
+    (tmp_path / "short.py").write_text("x = 1\n" * 400)
+    assert modules_over(tmp_path, MAX_MODULE_LINES) == {"pkg/long.py": 401}

@@ -13,11 +13,9 @@ from lxml import etree
 
 import broker.login
 from broker.errors import LoginRefused, SamlRejected
-from broker.login import (
-    STEPS,
-    LoginRun,
-    Mode,
-    begin,
+from broker.login import STEPS, begin, run_steps
+from broker.login_run import LoginRun, Mode
+from broker.login_steps import (
     check_trust,
     consume,
     issue,
@@ -26,7 +24,6 @@ from broker.login import (
     provision,
     resolve_groups,
     route,
-    run_steps,
     validate,
 )
 from broker.model import Claims, Identity, PendingLogin

@@ -10,7 +10,7 @@ import hashlib
 
 PREFIXES = {
     "login": "a pending login, by RelayState (broker.pending); taken once by the response",
-    "assertion": "an upstream assertion ID already used (the replay cache, broker.login.consume)",
+    "assertion": "an upstream assertion ID already used (the replay cache, broker.login_steps.consume)",
     "pick": "a login held while the user picks a portal (broker.picker)",
     "trace": "an admin flow tester report (broker.tools.tester)",
     "testreq": "the AuthnRequest of a flow test, shown on its report (broker.tools.tester)",
@@ -25,7 +25,7 @@ PREFIXES = {
     "scim": "the SCIM bridge: resources, indexes, users' groups and what was pushed to LearnUpon, per SCIM tenant; "
     "LearnUpon group ids per portal (broker.scim.state, kept ten years)",
     "store": "the store epoch: when it is missing, the store lost its data (broker.store, never expires)",
-    "firstupstream": "the upstream that first brought a user to a portal (broker.login.link_account)",
+    "firstupstream": "the upstream that first brought a user to a portal (broker.login_steps.link_account)",
     "adminsession": "a server-side admin session, by the hash of its cookie id (broker.web.admin)",
     "admintoken": "bootstrap token attempts per client and in total, per window (broker.web.admin)",
     "testowner": "the admin who started a flow test; its report is theirs alone (broker.tools.tester)",

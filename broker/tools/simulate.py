@@ -21,7 +21,8 @@ from lxml import etree
 from broker.claims.groups import UnreachableDirectory
 from broker.claims.profile import outgoing_attributes
 from broker.config import Config
-from broker.login import LoginRun, Mode, StepDone, run_steps
+from broker.login import run_steps
+from broker.login_run import LoginRun, Mode, StepDone
 from broker.model import Claims, Identity, PendingLogin
 from broker.ops.observability import diverted_logs
 from broker.provisioning.preview import ProvisioningPreview

@@ -16,7 +16,8 @@ from typing import Literal
 from lxml import etree
 
 from broker.errors import LoginRefused, SamlRejected
-from broker.login import LoginRun, Mode, begin, continue_held, run_steps
+from broker.login import begin, continue_held, run_steps
+from broker.login_run import LoginRun, Mode
 from broker.model import OutgoingLogin, PendingLogin
 from broker.pending import start_login
 from broker.picker import HeldLogin

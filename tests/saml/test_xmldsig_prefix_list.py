@@ -21,11 +21,11 @@ from broker.saml.xmldsig import (
     EXC_C14N,
     INCLUSIVE_NAMESPACES,
     SignatureRejected,
-    _signer,
     sign_enveloped,
     signature_placeholder,
     verify_enveloped,
 )
+from broker.saml.xmldsig.sign import _signer
 
 USER = DemoUser("kim@fabrikam.example", "Kim", "Lee", "oid", ["Partners"])
 SIGNED_INFO = qname(DS, "SignedInfo")
