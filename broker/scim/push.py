@@ -118,7 +118,8 @@ class Pusher:
         """The portals `push` would call LearnUpon for, in routing order, found without any call: those whose
         last pushed state differs from what the user should now have there."""
         portals = list(dict.fromkeys([*([] if removing else wanted), *pushed]))
-        known = [p for p in portals if p in self.config.portals]  # a portal gone from the config is not reached
+        # a portal gone from the configuration cannot be reached
+        known = [p for p in portals if p in self.config.portals]
         return [p for p in known if self._differs(p, claims, active, p in wanted and not removing, pushed)]
 
     def _differs(
