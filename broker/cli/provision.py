@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 @click.option("--dry-run", is_flag=True, help="Read LearnUpon and report what would change; change nothing.")
 @click.option("--progress", "progress_path", type=click.Path(path_type=Path, dir_okay=False), help="Resume file (default: <csv>.progress, or <portal>-<group>.progress); removed when every row is done.")  # fmt: skip
 @click.option("--budget", default=90.0, show_default=True, type=click.FloatRange(1, 600), help="Seconds one row may take, waiting out rate limits included.")  # fmt: skip
+@click.option("--in-process", is_flag=True, help="With Redis: sync the rows in this command instead of queueing jobs for `broker worker`.")  # fmt: skip
+@click.option("--rows-per-job", default=50, show_default=True, type=click.IntRange(1, 1000), help="With Redis: rows in one job (a retry redoes its rows).")  # fmt: skip
+@click.option("--wait", is_flag=True, help="With Redis: wait until the queued jobs are done (or one waits for a retry) and sum them up.")  # fmt: skip
 def provision(
     portal: str,
     config_path: Path,
@@ -38,18 +41,24 @@ def provision(
     dry_run: bool,
     progress_path: Path | None,
     budget: float,
+    in_process: bool,
+    rows_per_job: int,
+    wait: bool,
 ) -> None:
     """Create or update LearnUpon users ahead of their first login, from a CSV file or an Entra group.
 
-    Each row is synced as a login would sync it (user, groups, enrollments). Rows done are written to the
-    progress file, so an interrupted or failed run continues where it stopped when run again. --from-group
+    Each row is synced as a login would sync it (user, groups, enrollments). With the memory store (or
+    --in-process) this command syncs the rows: rows done are written to the progress file, so an interrupted
+    or failed run continues where it stopped when run again. With Redis the rows become background jobs
+    (--rows-per-job each) that `broker worker` processes run and retry; /admin/jobs shows them. --from-group
     only adds: it removes no membership and changes no user type (the group is one of the user's many).
 
     \b
     Example:
       broker provision academy --config config/broker.yaml --csv users.csv --dry-run
     """
-    from broker.provisioning.bulk import read_rows
+    from broker.jobs.queue import rq_connection
+    from broker.provisioning.bulk import add_only_settings, read_rows
     from broker.provisioning.sync import build_client
     from broker.store.connect import open_store
 
@@ -64,11 +73,7 @@ def provision(
     rows: list[Row]
     if group is not None:
         # one of the user's many groups: add only (no removal, no unenrolment, no user type)
-        no_unenroll = [rule.model_copy(update={"unenroll": False}) for rule in settings.enrollments]
-        settings = settings.model_copy(
-            update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": [],
-                    "enrollments": no_unenroll}
-        )  # fmt: skip
+        settings = add_only_settings(settings)
         found, default_progress = _group_members(config, portal, group, upstream)
         rows, source, row_label = list(enumerate(found.members, 1)), f"Entra group {found.name}", "member"
     else:
@@ -82,8 +87,12 @@ def provision(
         source, row_label = csv_path.name, "line"
         default_progress = csv_path.with_name(csv_path.name + ".progress")
     progress_path = progress_path or default_progress
-    client = build_client(portal, settings, max_retry_after=60)
     store = open_store(config.store.url)
+    if not dry_run and not in_process and rq_connection(store) is not None:
+        _queue_provisioning(store, portal, rows, source, row_label, add_only=group is not None, budget=budget,
+                            rows_per_job=rows_per_job, wait=wait)  # fmt: skip
+        return
+    client = build_client(portal, settings, max_retry_after=60)
     group_profile = config.portals[portal].groups  # the portal's groups, as its logins get them
     _run_provisioning(
         portal,
@@ -130,6 +139,39 @@ def _group_members(config, portal: str, group: str, upstream: str | None) -> tup
         )
     slug = re.sub(r"[^a-z0-9]+", "-", found.name.lower()).strip("-") or found.group_id
     return found, Path(f"{portal}-{slug}.progress")
+
+
+def _queue_provisioning(store, portal: str, rows: list[Row], source: str, row_label: str, *, add_only: bool,
+                        budget: float, rows_per_job: int, wait: bool) -> None:  # fmt: skip
+    """Queue the rows as jobs on the store's Redis; with `wait`, wait for them and sum them up."""
+    from broker.jobs.queue import job_states
+    from broker.provisioning.bulk_jobs import enqueue_rows
+
+    valid = [(line, item) for line, item in rows if not isinstance(item, str)]
+    invalid = [(line, item) for line, item in rows if isinstance(item, str)]
+    job_ids = enqueue_rows(store, portal, valid, add_only=add_only, budget_seconds=budget, source=source,
+                           chunk_rows=rows_per_job)  # fmt: skip
+    click.echo(f"{portal}: {len(valid)} rows from {source} queued as {len(job_ids)} jobs on the store's Redis; "
+               "`broker worker` runs them, /admin/jobs shows them")  # fmt: skip
+    for line, reason in invalid[:10]:
+        click.echo(f"  {row_label} {line}: {reason} (not queued: fix the CSV)")
+    if not wait:
+        if invalid:
+            fail(f"{len(invalid)} rows not usable (fix the CSV)")
+        return
+    while True:
+        states = job_states(store, job_ids)
+        counts = Counter(view.state for view in states)
+        if counts["queued"] + counts["running"] == 0:
+            break
+        time.sleep(0.5)
+    click.echo("  " + ", ".join(f"{state} {counts[state]}" for state in sorted(counts)))
+    stuck = [view for view in states if view.state != "finished"]
+    for view in stuck[:10]:
+        click.echo(f"  {view.description}: {view.state}: {view.reason or '-'}")
+    if stuck or invalid:
+        fail(f"{len(stuck)} of {len(job_ids)} jobs not done (retried by `broker worker`: see /admin/jobs)"
+             + (f"; {len(invalid)} rows not usable" if invalid else ""))  # fmt: skip
 
 
 def _run_provisioning(portal, settings, group_profile, client, store, rows: list[Row], source: str, row_label: str,

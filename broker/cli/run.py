@@ -62,8 +62,9 @@ def serve(config_path: Path, host: str, port: int) -> None:
 @config_option
 @click.option("--burst", is_flag=True, help="Run the jobs queued now, then stop (tests, cron).")
 def worker(config_path: Path, burst: bool) -> None:
-    """Run background jobs (leftover provisioning) from the store's Redis queue, with RQ. Run as many as you
-    like, on as many machines: they share the queue. Retries wait in RQ's scheduler.
+    """Run background jobs (leftover provisioning, `broker provision` rows, `broker review --apply`) from the
+    store's Redis queue, with RQ. Run as many as you like, on as many machines: they share the queue. Retries
+    wait in RQ's scheduler.
 
     \b
     Example:

@@ -1,4 +1,5 @@
-"""`broker worker`: an RQ worker for the broker's queue, with the broker's runtime loaded once."""
+"""`broker worker`: an RQ worker for the broker's queue, with the broker's runtime loaded once. Every task of
+broker.jobs.registry runs here: leftover provisioning, `broker provision` rows, `broker review --apply`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from broker.config import load_config
 from broker.errors import ConfigError
 from broker.jobs.queue import QUEUE_NAME, rq_connection
-from broker.jobs.tasks import use_runtime
+from broker.jobs.registry import use_runtime
 from broker.ops.observability import configure_logging
 from broker.runtime import build_runtime
 
@@ -20,8 +21,16 @@ def run_worker(config_path: Path, *, burst: bool = False) -> None:
 
     configure_logging()
     config = load_config(config_path)
+    if config.broker.demo:
+        # the demo's fakes check demo-only credentials; a demo config gets them as `broker demo` does
+        import os
+
+        from broker.demo.run import DEMO_SECRETS
+
+        for variable, value in DEMO_SECRETS.items():
+            os.environ.setdefault(variable, value)
     rt = build_runtime(config)
-    connection = rq_connection(rt)
+    connection = rq_connection(rt.store)
     if connection is None:
         raise ConfigError(
             f"{config_path}: store.url: background jobs need one Redis (redis://, rediss://, unix:// or "

@@ -83,7 +83,7 @@ def _job_metrics(rt: Runtime):
     jobs = GaugeMetricFamily("broker_jobs", "Background jobs by state (queued, running, scheduled for a retry, "
                              "failed, finished), in the queue or this process", labels=["state"])  # fmt: skip
     try:
-        counts = overview(rt, details=False).counts
+        counts = overview(rt.store, details=False).counts
     except Exception:  # noqa: BLE001 - a scrape while Redis is down still shows the other metrics
         counts = {}
     for state, count in counts.items():

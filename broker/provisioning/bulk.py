@@ -73,6 +73,16 @@ def read_rows(path: Path, *, group_separator: str = ";") -> Iterator[Row]:
             )
 
 
+def add_only_settings(settings: ProvisioningSettings) -> ProvisioningSettings:
+    """Settings for rows that are one of the user's many groups (`--from-group`): add only — no removal, no
+    unenrolment, no user type."""
+    no_unenroll = [rule.model_copy(update={"unenroll": False}) for rule in settings.enrollments]
+    return settings.model_copy(
+        update={"managed_groups": [], "managed_group_patterns": [], "user_type_rules": [],
+                "enrollments": no_unenroll}
+    )  # fmt: skip
+
+
 def _done_emails(progress: Path | None) -> set[str]:
     if progress is None or not progress.exists():
         return set()

@@ -69,20 +69,10 @@ def apply_review(
     """Make the review's changes, or none when they exceed `max_changes` (default: the portal's percentage).
     Call within `review_lock`. Stops at the first LearnUpon error; running again finishes the job."""
     changes = review.changes
-    limit = review.default_max_changes if max_changes is None else max_changes
-    checkpoint = _load_checkpoint(store, review.portal)
+    checkpoint = load_checkpoint(store, review.portal)
+    check_limit(review, checkpoint, max_changes, actor)
     earlier = len(checkpoint)
     result = ApplyResult(review.portal, len(changes), earlier=earlier)
-    if len(changes) + earlier > limit:
-        resumed = f" plus {earlier} made by an interrupted earlier run" if earlier else ""
-        audit("review.apply_refused", portal=review.portal, actor=actor, changes=len(changes), earlier=earlier,
-              max_changes=limit)  # fmt: skip
-        raise TooManyChanges(
-            f"the review of portal {review.portal} would change {len(changes)} accounts{resumed}, more than "
-            f"the limit of {limit} ({review.max_changes_percent:g}% of {len(review.findings)} users unless "
-            f"--max-changes says otherwise); nothing was changed. Read the report, then run again with "
-            f"--max-changes {len(changes) + earlier} if it is right"
-        )
     audit("review.apply_started", portal=review.portal, actor=actor, changes=len(changes), earlier=earlier)
     for finding in changes:
         account = finding.account
@@ -111,7 +101,26 @@ def apply_review(
     return result
 
 
-def _load_checkpoint(store: Store, portal: str) -> list[int]:
+def check_limit(review: PortalReview, checkpoint: list[int], max_changes: int | None, actor: str) -> int:
+    """The limit on changes (`max_changes`, default the portal's percentage); TooManyChanges when the review's
+    changes plus those an interrupted earlier run made (`checkpoint`) exceed it."""
+    changes, earlier = len(review.changes), len(checkpoint)
+    limit = review.default_max_changes if max_changes is None else max_changes
+    if changes + earlier > limit:
+        resumed = f" plus {earlier} made by an interrupted earlier run" if earlier else ""
+        audit("review.apply_refused", portal=review.portal, actor=actor, changes=changes, earlier=earlier,
+              max_changes=limit)  # fmt: skip
+        raise TooManyChanges(
+            f"the review of portal {review.portal} would change {changes} accounts{resumed}, more than "
+            f"the limit of {limit} ({review.max_changes_percent:g}% of {len(review.findings)} users unless "
+            f"--max-changes says otherwise); nothing was changed. Read the report, then run again with "
+            f"--max-changes {changes + earlier} if it is right"
+        )
+    return limit
+
+
+def load_checkpoint(store: Store, portal: str) -> list[int]:
+    """Accounts an interrupted earlier run changed (they count against the same limit)."""
     raw = store.get(keys.review_checkpoint(portal))
     if raw is None:
         return []

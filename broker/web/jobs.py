@@ -1,4 +1,4 @@
-"""/admin/jobs: background jobs (leftover provisioning) queued, running, waiting for a retry and failed, with
+"""/admin/jobs: background jobs (leftover provisioning, bulk provisioning, review --apply) queued, running, waiting for a retry and failed, with
 the reason. Admins only."""
 
 from __future__ import annotations
@@ -21,6 +21,6 @@ def _admins_only():
 
 @bp.get("/")
 def jobs():
-    response = page("admin_jobs.html", overview=overview(runtime()))
+    response = page("admin_jobs.html", overview=overview(runtime().store))
     response.headers["Cache-Control"] = "no-store"  # e-mail addresses in job descriptions
     return response

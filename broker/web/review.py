@@ -99,6 +99,10 @@ def _review(portal: str, *, apply: bool, actor: str, expect: int | None = None):
         log.warning("review of portal %s from the admin page failed: %s", portal, exc)
         return page("admin_message.html", 409, title=f"Access review of {portal}", ok=False, message=str(exc))
     applied = report.get("applied")
+    if applied is not None and applied.get("queued"):
+        message = (f"{applied['changes']} changes queued as background job {applied['queued']}: "
+                   "Background jobs (/admin/jobs) shows when they are made.")  # fmt: skip
+        return page("admin_message.html", 202, title=f"Access review of {portal}", ok=True, message=message)
     if applied is not None:
         message = f"{len(applied['changed'])} accounts changed."
         if applied["error"]:

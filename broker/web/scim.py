@@ -59,7 +59,7 @@ def _learnupon_clients(runtime: Runtime) -> dict[str, LearnUponClient]:
 
 def _fanout(runtime: Runtime, tenant: str, client: ScimClient) -> Fanout:
     """Jobs on RQ when the store is one Redis; otherwise every push within the request (broker/scim/fanout.py)."""
-    if rq_connection(runtime) is None:
+    if rq_connection(runtime.store) is None:
         return Fanout.inline()
 
     def enqueue(user_id: str, portal: str) -> None:

@@ -82,7 +82,7 @@ def test_half_made_accounts_of_refused_logins_are_finished_by_rq_workers(
     cohort = [user(n) for n in range(4)]
     assert [login(harness, who).status_code for who in cohort] == [503] * 4  # refused under block
     assert not any(converged(state, who) for who in cohort)
-    queued = overview(harness.runtime)
+    queued = overview(harness.runtime.store)
     assert queued.backend == "rq" and queued.counts["queued"] == 4
     assert all("login refused" in job.description for job in queued.jobs)
 
@@ -90,7 +90,7 @@ def test_half_made_accounts_of_refused_logins_are_finished_by_rq_workers(
     workers = [run_worker(config_file, env=LU_ENV) for _ in range(2)]
     assert all(w.returncode == 0 for w in workers), workers[0].stderr[-2000:]
     assert all(converged(state, who) for who in cohort)
-    done = overview(harness.runtime)
+    done = overview(harness.runtime.store)
     assert done.counts["queued"] == 0 and done.counts["finished"] == 4 and done.counts["failed"] == 0
 
 
@@ -105,7 +105,7 @@ def test_a_failing_job_is_retried_later_and_shows_why(keys, learnupon, redis_url
     assert login(harness, user(9)).status_code == 200  # `continue`: the login goes on
     worker = run_worker(config_file, env=LU_ENV)
     assert worker.returncode == 0, worker.stderr[-2000:]
-    waiting = overview(harness.runtime)
+    waiting = overview(harness.runtime.store)
     assert waiting.counts["scheduled"] == 1  # retried later, with backoff
     (job,) = [j for j in waiting.jobs if j.state == "scheduled"]
     assert "503" in (job.reason or "") and job.retries_left == 4
@@ -121,5 +121,5 @@ def test_with_the_memory_store_the_job_runs_in_process(keys, learnupon):
     state.clear_faults()
     deadline = time.monotonic() + 20  # the first try waits 2 s; jobs other tests left may be running
     while not converged(state, who):
-        assert time.monotonic() < deadline, overview(harness.runtime)
+        assert time.monotonic() < deadline, overview(harness.runtime.store)
         time.sleep(0.1)

@@ -67,16 +67,16 @@ def test_a_user_routed_to_two_portals_gets_the_first_now_and_the_other_by_a_job(
     assert add_members(scim, group_id, [user_id]).status_code == 204
     assert titles(scim, "academy", "member1@contoso.example") == ["Sales Team"]  # pushed within the request
     assert scim.user("sales", "member1@contoso.example") is None and not scim.portals["sales"].request_log()
-    jobs = overview(scim.app.extensions["broker"])
+    jobs = overview(scim.app.extensions["broker"].store)
     assert jobs.backend == "rq" and jobs.counts["queued"] == 1
     assert "portal sales" in jobs.jobs[0].description and jobs.jobs[0].state == "queued"
 
     run_worker(config_file)
     assert titles(scim, "sales", "member1@contoso.example") == ["Sales Team"]
-    assert overview(scim.app.extensions["broker"]).counts["queued"] == 0
+    assert overview(scim.app.extensions["broker"].store).counts["queued"] == 0
     scim.clear_logs()  # the job done, the same change again finds nothing to do anywhere
     assert add_members(scim, group_id, [user_id]).status_code == 204
-    assert scim.lu_calls() == 0 and overview(scim.app.extensions["broker"]).counts["queued"] == 0
+    assert scim.lu_calls() == 0 and overview(scim.app.extensions["broker"].store).counts["queued"] == 0
 
 
 def test_a_group_change_touching_many_members_answers_at_once_and_jobs_converge_every_portal(setup):
@@ -87,7 +87,7 @@ def test_a_group_change_touching_many_members_answers_at_once_and_jobs_converge_
     answered = add_members(scim, group_id, ids)
     assert answered.status_code == 204 and scim.lu_calls() == 0  # stored, nothing pushed in the request
     assert {m["value"] for m in scim.call("GET", f"/Groups/{group_id}").json["members"]} == set(ids)
-    assert overview(scim.app.extensions["broker"]).counts["queued"] == 8  # 4 users × (academy, sales)
+    assert overview(scim.app.extensions["broker"].store).counts["queued"] == 8  # 4 users × (academy, sales)
 
     run_worker(config_file)
     for n in range(4):
@@ -119,7 +119,7 @@ def test_a_job_queued_twice_runs_once_and_pushes_the_latest_state(setup):
     # a second change before any worker ran: the waiting sales job is not queued again
     scim.call("PATCH", f"/Users/{user_id}", {"schemas": [PATCH_OP], "Operations": [
         {"op": "replace", "path": "name.givenName", "value": "Renamed"}]})  # fmt: skip
-    assert overview(scim.app.extensions["broker"]).counts["queued"] == 1
+    assert overview(scim.app.extensions["broker"].store).counts["queued"] == 1
     assert scim.user("academy", "member7@contoso.example")["first_name"] == "Renamed"
     run_worker(config_file)
     sales = scim.user("sales", "member7@contoso.example")
@@ -149,7 +149,7 @@ def test_a_failing_job_is_retried_with_backoff_and_shows_its_reason(setup):
     add_members(scim, group_id, [user_id])
     scim.portals["sales"].fail_next(20, 503)
     run_worker(config_file)
-    jobs = overview(scim.app.extensions["broker"])
+    jobs = overview(scim.app.extensions["broker"].store)
     waiting = [j for j in jobs.jobs if j.state == "scheduled"]
     assert len(waiting) == 1 and "503" in (waiting[0].reason or "") and waiting[0].retries_left == 4
     assert scim.user("sales", "member9@contoso.example") is None
@@ -157,7 +157,7 @@ def test_a_failing_job_is_retried_with_backoff_and_shows_its_reason(setup):
     time.sleep(11)  # RQ's first retry interval is 10 s
     run_worker(config_file)
     assert titles(scim, "sales", "member9@contoso.example") == ["Sales Team"]
-    assert overview(scim.app.extensions["broker"]).counts["scheduled"] == 0
+    assert overview(scim.app.extensions["broker"].store).counts["scheduled"] == 0
 
 
 @pytest.mark.slow
@@ -173,4 +173,4 @@ def test_a_job_waits_out_learnupons_retry_after(setup):
     log = scim.portals["sales"].request_log()
     assert [r.status for r in log][:2] == [429, 201] and sum(1 for r in log if r.status == 429) == 1
     assert titles(scim, "sales", "member10@contoso.example") == ["Sales Team"]
-    assert overview(scim.app.extensions["broker"]).counts["failed"] == 0
+    assert overview(scim.app.extensions["broker"].store).counts["failed"] == 0
