@@ -30,11 +30,14 @@ from broker.web import (
     admin,
     health,
     health_admin,
+    i18n,
     jobs,
+    learner,
     login,
     metadata,
     pages,
     ratelimit,
+    refusals,
     review,
     scim,
 )
@@ -100,7 +103,7 @@ def create_app(
         request_id.set(incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8))
         if request.path not in ("/healthz", "/metrics"):  # they never wait on the store (a frozen Redis)
             reloader.maybe_reload()
-        set_request_deadline(arrived + app.extensions["broker"].config.outbound_deadline_seconds())
+        set_request_deadline(arrived + app.extensions["broker"].outbound_deadline_seconds)
 
     @app.teardown_request
     def _end_request(_exc: BaseException | None) -> None:
@@ -112,9 +115,12 @@ def create_app(
         return response
 
     pages.register(app)
+    refusals.register(app)
+    i18n.register(app)
     ratelimit.register(app)
     for blueprint in (
         login.bp,
+        learner.bp,
         acs.bp,
         metadata.bp,
         health.bp,

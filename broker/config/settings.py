@@ -19,6 +19,7 @@ from broker.config.domains import (
     PORTAL_NAME,
     scope_entries_overlap,
 )
+from broker.config.pages import LearnerPages
 from broker.config.portal import (
     PortalSettings,
     RoutingSettings,
@@ -45,6 +46,7 @@ class Config(StrictModel):
     routing: RoutingSettings = RoutingSettings()
     scim: ScimSettings = ScimSettings()
     activity: ActivitySettings = ActivitySettings()
+    learner_pages: LearnerPages = LearnerPages()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -155,7 +157,14 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("key", "cert", "metadata_file", "next_certificate", "signing_certificate"):
+                if key in (
+                    "key",
+                    "cert",
+                    "metadata_file",
+                    "next_certificate",
+                    "signing_certificate",
+                    "logo_file",
+                ):
                     node[key] = fix(value)
                 elif key == "certificates" and isinstance(value, list):
                     node[key] = [fix(v) for v in value]
@@ -183,6 +192,11 @@ def config_from_dict(data: object, source: str = "<config>", base: Path | None =
     return config
 
 
+# libyaml's safe loader when PyYAML was built with it (its wheels are): the same documents and errors, parsed
+# ~10x faster — a 1,000-portal file loads in a fraction of a second instead of over one (bench/routing.py)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate the YAML file at `path`."""
     path = Path(path)
@@ -191,7 +205,7 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader (libyaml's or PyYAML's)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
