@@ -21,6 +21,7 @@ a retry, failed (with the reason).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import queue
 import threading
@@ -47,6 +48,8 @@ IN_PROCESS_FIRST_DELAY = 2.0  # the login just failed: give the service a moment
 KEEP_FAILED_SECONDS = 7 * 86400
 KEEP_DONE_SECONDS = 86400
 SHOWN = 50
+# Jobs are stored as JSON, never pickle: whoever can write to Redis must not get code run on every worker.
+SERIALIZER = "rq.serializers.JSONSerializer"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,10 @@ def enqueue(
     On RQ when the store is Redis; else in this process with `runtime` (required then). `delay` holds the
     first try back (in-process only: on RQ a worker takes the job at once)."""
     job_id = job_id or f"{task}-{uuid.uuid4().hex[:20]}"
+    try:
+        json.dumps(kwargs, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"job {job_id}: task arguments must be plain JSON ({exc})") from exc
     connection = rq_connection(store)
     if connection is None:
         if runtime is None:
@@ -97,7 +104,7 @@ def enqueue(
     else:
         from rq import Queue, Retry
 
-        Queue(QUEUE_NAME, connection=connection).enqueue_call(
+        Queue(QUEUE_NAME, connection=connection, serializer=SERIALIZER).enqueue_call(
             run_task, args=(task, kwargs), job_id=job_id, description=description,
             retry=Retry(max=len(RETRY_INTERVALS), interval=list(RETRY_INTERVALS)),
             failure_ttl=KEEP_FAILED_SECONDS, result_ttl=KEEP_DONE_SECONDS, timeout=timeout,
@@ -131,7 +138,7 @@ def _rq_overview(connection: Any, details: bool) -> JobOverview:
     from rq.job import Job
     from rq.registry import FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 
-    queue = Queue(QUEUE_NAME, connection=connection)
+    queue = Queue(QUEUE_NAME, connection=connection, serializer=SERIALIZER)
     registries = {
         "running": StartedJobRegistry(queue=queue),
         "scheduled": ScheduledJobRegistry(queue=queue),
@@ -146,7 +153,7 @@ def _rq_overview(connection: Any, details: bool) -> JobOverview:
         ids += [(job_id, state) for job_id in registries[state].get_job_ids(0, SHOWN - 1)]
     jobs = []
     for (job_id, state), job in zip(
-        ids, Job.fetch_many([i for i, _ in ids], connection=connection), strict=True
+        ids, Job.fetch_many([i for i, _ in ids], connection=connection, serializer=SERIALIZER), strict=True
     ):
         if job is None:
             continue
@@ -167,7 +174,9 @@ def job_states(store: Store, job_ids: list[str]) -> list[JobView]:
     states = {"queued": "queued", "started": "running", "scheduled": "scheduled", "deferred": "queued",
               "failed": "failed", "finished": "finished", "stopped": "failed", "canceled": "failed"}  # fmt: skip
     views = []
-    for job_id, job in zip(job_ids, Job.fetch_many(job_ids, connection=connection), strict=True):
+    for job_id, job in zip(
+        job_ids, Job.fetch_many(job_ids, connection=connection, serializer=SERIALIZER), strict=True
+    ):
         if job is None:
             views.append(JobView(job_id, job_id, "gone"))
             continue

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from broker.jobs.queue import enqueue, rq_connection
+from broker.jobs.queue import SERIALIZER, enqueue, rq_connection
 from broker.jobs.registry import JobFailed
 
 if TYPE_CHECKING:
@@ -55,7 +55,9 @@ def _waiting(rt: Runtime, job_id: str) -> bool:
     from rq.job import Job, JobStatus
 
     try:
-        return Job.fetch(job_id, connection=connection).get_status() == JobStatus.QUEUED
+        return (
+            Job.fetch(job_id, connection=connection, serializer=SERIALIZER).get_status() == JobStatus.QUEUED
+        )
     except NoSuchJobError:
         return False
 

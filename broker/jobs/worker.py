@@ -8,7 +8,7 @@ from pathlib import Path
 
 from broker.config import load_config
 from broker.errors import ConfigError
-from broker.jobs.queue import QUEUE_NAME, rq_connection
+from broker.jobs.queue import QUEUE_NAME, SERIALIZER, rq_connection
 from broker.jobs.registry import use_runtime
 from broker.ops.observability import configure_logging
 from broker.runtime import build_runtime
@@ -39,6 +39,10 @@ def run_worker(config_path: Path, *, burst: bool = False) -> None:
     use_runtime(rt)
     # SimpleWorker runs jobs in this process (no fork per job): the runtime, its keys and its HTTP
     # connection pools are loaded once; the jobs are HTTP calls, not CPU work.
-    worker = SimpleWorker([Queue(QUEUE_NAME, connection=connection)], connection=connection)
+    worker = SimpleWorker(
+        [Queue(QUEUE_NAME, connection=connection, serializer=SERIALIZER)],
+        connection=connection,
+        serializer=SERIALIZER,
+    )
     log.info("broker worker: taking jobs from queue %r", QUEUE_NAME)
     worker.work(burst=burst, with_scheduler=True, logging_level="INFO")

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from broker.cli import main
 from broker.demo.review_cases import PLANTED
-from broker.jobs.queue import QUEUE_NAME, enqueue, job_states, overview
+from broker.jobs.queue import QUEUE_NAME, SERIALIZER, enqueue, job_states, overview
 from broker.store.connect import open_store
 from tests.demo_servers import running_demo
 from tests.harness import base_config
@@ -181,7 +181,7 @@ def test_review_apply_is_a_job_that_changes_the_confirmed_accounts_once(review_d
     # the same job once more (a retry, a second worker, a repeated enqueue): nothing is changed twice
     from rq.job import Job
 
-    job = Job.fetch(queued.id, connection=redis.Redis.from_url(redis_url))
+    job = Job.fetch(queued.id, connection=redis.Redis.from_url(redis_url), serializer=SERIALIZER)
     assert job.get_status() == "finished" and "4 accounts changed" in job.return_value()
     state.clear_log()
     enqueue(store, job.args[0], job.args[1], description="the same review apply, again")
