@@ -76,6 +76,15 @@ def _language_headers(response: Response) -> Response:
     return response
 
 
+def _note_explicit_language() -> None:
+    """`?lang=` is remembered even when no page is shown: `/login/<portal>?lang=de` answers with the 302 to the
+    IdP, and the learner must come back to pages in German."""
+    explicit = _known(request.args.get("lang"))
+    if explicit is not None:
+        g.explicit_language = explicit
+
+
 def register(app: Flask) -> None:
     Babel(app, locale_selector=learner_language)
+    app.before_request(_note_explicit_language)
     app.after_request(_language_headers)

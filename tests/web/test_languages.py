@@ -111,3 +111,23 @@ def test_committed_mo_files_match_their_po_files():
         assert {m.id: m.string for m in source if m.id} == {m.id: m.string for m in compiled if m.id}, (
             f"{language}: run pybabel compile -d broker/translations"
         )
+
+
+def test_lang_on_the_redirect_to_the_idp_is_remembered_for_the_way_back(keys):
+    from urllib.parse import parse_qs, urlsplit
+
+    from lxml import etree
+
+    from broker.saml.authn_request import decode_redirect_request
+    from tests.harness import Pending
+
+    harness = Harness(keys)
+    reply = harness.client.get("/login/academy?lang=de", headers={"Accept-Language": "en"})
+    assert reply.status_code == 302
+    assert any(c.startswith("broker_lang=de;") for c in reply.headers.getlist("Set-Cookie"))
+    params = parse_qs(urlsplit(reply.headers["Location"]).query)
+    request = etree.fromstring(decode_redirect_request(params["SAMLRequest"][0]))
+    pending = Pending(params["RelayState"][0], request.get("ID"), reply.headers["Location"], request)
+    back = harness.client.post("/saml/acs", headers={"Accept-Language": "en"}, data={
+        "SAMLResponse": harness.valid_response(pending), "RelayState": pending.relay_state})  # fmt: skip
+    assert back.status_code == 200 and '<html lang="de">' in back.get_data(as_text=True)
