@@ -16,7 +16,7 @@ from broker.rules.targets import safe_target
 from broker.runtime import Runtime
 from broker.saml.authn_request import UpstreamRequest, build_authn_request, new_request_id, upstream_request
 from broker.saml.response import ASSERTION, ISSUER, peek
-from broker.saml.xml import UnsafeXml, decode_base64, parse_untrusted
+from broker.saml.xml import UnsafeXml, decode_base64, parse_untrusted, text_of
 from broker.store import keys
 
 
@@ -70,7 +70,12 @@ def find_restart(rt: Runtime, relay_state: str | None) -> Restart | None:
     if not relay_state or len(relay_state) > 80:
         return None
     raw = rt.store.get(keys.login_restart(relay_state))
-    return Restart(**json.loads(raw)) if raw is not None else None
+    if raw is None:
+        return None
+    try:
+        return Restart(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None  # written by another version of the broker (a rolling deploy): no restart, no 500
 
 
 def peek_assertion(saml_response: str, max_bytes: int) -> tuple[str | None, str | None]:
@@ -80,7 +85,10 @@ def peek_assertion(saml_response: str, max_bytes: int) -> tuple[str | None, str 
     if assertion is None:
         return None, None
     issuer = assertion.find(ISSUER)
-    return (issuer.text or "").strip() if issuer is not None else None, assertion.get("ID")
+    if issuer is None or len(issuer):
+        # a comment (or anything) inside the Issuer: never compare a part of it; the caller refuses it
+        return None, assertion.get("ID")
+    return text_of(issuer).strip(), assertion.get("ID")
 
 
 def already_used(rt: Runtime, saml_response: str) -> bool:
