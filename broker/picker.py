@@ -83,21 +83,30 @@ def hold_for_choice(rt: Runtime, portals: tuple[str, ...], held: HeldLogin) -> P
 
 
 def take_choice(rt: Runtime, token: str, browser_nonce: str | None, portal: str) -> HeldLogin:
-    """The picker's answer: the held login (once only, from the browser it was shown to) for `portal`."""
-    raw = rt.store.take(keys.held_choice(token)) if token and len(token) <= 64 else None
+    """The picker's answer: the held login (once only, from the browser it was shown to) for `portal`.
+    Checked before it is taken, so a stranger who learns the token cannot burn the user's choice."""
+    key = keys.held_choice(token)
+    raw = rt.store.get(key) if token and len(token) <= 64 else None
     if raw is None:
         raise LoginExpired("portal choice expired or already used")
     record = json.loads(raw)
-    given = hashlib.sha256((browser_nonce or "").encode()).hexdigest()
-    if not hmac.compare_digest(record["nonce_sha256"], given):
+    if not _same_nonce(record, browser_nonce):
         raise LoginExpired("portal choice made from another browser")
     if portal not in record["portals"]:
         raise PortalNotOffered(f"portal {portal!r} was not offered")
+    if rt.store.take(key) != raw:
+        raise LoginExpired("portal choice already used")  # another request of this browser was first
     held = HeldLogin.from_json(record)
     return HeldLogin(held.identity, held.claims, held.target, portal)
 
 
+def _same_nonce(record: dict[str, Any], browser_nonce: str | None) -> bool:
+    given = hashlib.sha256((browser_nonce or "").encode()).hexdigest()
+    return hmac.compare_digest(str(record.get("nonce_sha256", "")), given)
+
+
 CONTINUE_TTL_SECONDS = 120
+USED_TTL_SECONDS = 3600  # Back to a used continue link within this long starts that portal's login again
 
 
 def hold_outgoing(rt: Runtime, outgoing: OutgoingLogin) -> tuple[str, str]:
@@ -109,15 +118,34 @@ def hold_outgoing(rt: Runtime, outgoing: OutgoingLogin) -> tuple[str, str]:
     return token, nonce
 
 
-def take_outgoing(rt: Runtime, token: str, browser_nonce: str | None) -> OutgoingLogin | None:
-    """The held assertion for this browser, once; None when it was used, expired or belongs to another browser."""
+@dataclass(frozen=True)
+class Continuation:
+    """What /login/continue/<token> does: post `outgoing` to its portal, or (None) start afresh, at `portal`'s
+    login when the link named one."""
+
+    outgoing: OutgoingLogin | None
+    portal: str | None = None
+
+
+def take_outgoing(rt: Runtime, token: str, browser_nonce: str | None) -> Continuation:
+    """The held assertion for this browser, once. Compared before it is taken, so someone who sees the URL (a
+    proxy log, history) cannot burn it; a used link keeps its portal for a while, so Back starts that login."""
     if not token or len(token) > 64:
-        return None
-    raw = rt.store.take(keys.held_outgoing(token))
+        return Continuation(None)
+    key = keys.held_outgoing(token)
+    raw = rt.store.get(key)
     if raw is None:
-        return None
+        return Continuation(None)
     record = json.loads(raw)
-    given = hashlib.sha256((browser_nonce or "").encode()).hexdigest()
-    if not hmac.compare_digest(record.pop("nonce_sha256"), given):
-        return None
-    return OutgoingLogin(**{**record, "groups_sent": tuple(record.get("groups_sent", ()))})
+    portal = record.get("portal") if isinstance(record.get("portal"), str) else None
+    if not _same_nonce(record, browser_nonce):
+        return Continuation(None, portal)  # another browser, or a used link: what is held stays
+    taken = rt.store.take(key)
+    if taken is not None:
+        rt.store.put(key, json.dumps({"portal": portal}).encode(), USED_TTL_SECONDS)
+    if taken != raw:
+        return Continuation(None, portal)  # another request of this browser took it first
+    del record["nonce_sha256"]
+    return Continuation(
+        OutgoingLogin(**{**record, "groups_sent": tuple(record.get("groups_sent", ()))}), portal
+    )

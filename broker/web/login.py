@@ -128,10 +128,12 @@ def choose():
 def continue_to_portal(token: str):
     """After the picker's 303: post the held assertion to the portal, once. Back (or a reload) after that starts
     a fresh login instead of showing an error: the user is most likely still signed in at the IdP."""
-    outgoing = take_outgoing(runtime(), token, request.cookies.get(CONTINUE_COOKIE))
-    if outgoing is None:
-        return redirect(url_for("login.login"), code=303)
-    response = autopost_page(outgoing)
+    rt = runtime()
+    continuation = take_outgoing(rt, token, request.cookies.get(CONTINUE_COOKIE))
+    if continuation.outgoing is None:
+        portal = continuation.portal if continuation.portal in rt.config.portals else None
+        return redirect(url_for("login.login", portal=portal), code=303)
+    response = autopost_page(continuation.outgoing)
     response.delete_cookie(CONTINUE_COOKIE, path="/login/continue")
     return response
 

@@ -1,4 +1,5 @@
-"""Per-client-IP rate limits on /login, /admin/login and /saml/acs, counted in the shared store (fixed one-minute windows)."""
+"""Per-client-IP rate limits on /login, /admin/login, /saml/acs and the portal picker's answer, counted in the
+shared store (fixed one-minute windows)."""
 
 from __future__ import annotations
 
@@ -14,24 +15,29 @@ from broker.web.refusals import http_error_page
 
 log = logging.getLogger("broker.web")
 
-# /admin/login starts a pending login just like /login does, so it shares /login's limit
+# endpoint → (the setting that limits it, the counter it counts on). /admin/login starts a pending login just
+# like /login does, so it shares /login's counter. The picker's answer and its continue link read the store
+# like the ACS does, under the ACS's limit, on a counter of their own (a picker login is not three ACS posts).
 LIMITED = {
-    "login.login": "login_per_minute",
-    "admin.login_via_idp": "login_per_minute",
-    "acs.acs": "acs_per_minute",
+    "login.login": ("login_per_minute", "login_per_minute"),
+    "admin.login_via_idp": ("login_per_minute", "login_per_minute"),
+    "acs.acs": ("acs_per_minute", "acs_per_minute"),
+    "login.choose": ("acs_per_minute", "picker"),
+    "login.continue_to_portal": ("acs_per_minute", "picker"),
 }
 
 
 def _check() -> Response | None:
-    setting = LIMITED.get(request.endpoint or "")
-    if setting is None:
+    limited = LIMITED.get(request.endpoint or "")
+    if limited is None:
         return None
+    setting, counter = limited
     limits = runtime().config.rate_limits
     limit = getattr(limits, setting)
     if limit == 0:
         return None
     window = int(time.time() // 60)
-    count = runtime().store.incr(keys.rate_window(setting, str(request.remote_addr), window), 61)
+    count = runtime().store.incr(keys.rate_window(counter, str(request.remote_addr), window), 61)
     if count <= limit:
         return None
     reference = new_reference()

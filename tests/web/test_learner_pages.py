@@ -181,7 +181,7 @@ def test_picker_answers_with_303_and_back_starts_afresh(keys, caplog):
     landed = harness.client.get(chosen.headers["Location"])
     assert landed.status_code == 200 and 'name="SAMLResponse"' in landed.get_data(as_text=True)
     back = harness.client.get(chosen.headers["Location"])  # Back or reload: used once, so a fresh start
-    assert back.status_code == 303 and back.headers["Location"] == "/login"
+    assert back.status_code == 303 and back.headers["Location"] == "/login/sales"
 
 
 def test_buttons_inherit_the_font_and_keep_an_edge_in_forced_colours(harness):
