@@ -133,3 +133,17 @@ def test_demo_config_validates(tmp_path):
 
     config = demo_config(tmp_path, DemoUrls.on_ports("127.0.0.1", 8470))
     assert set(config.portals) == {"academy", "sales"} and set(config.upstreams) == {"entra", "okta"}
+
+
+def test_the_upstream_name_choose_is_reserved(tmp_path, keys):
+    import yaml
+
+    data = base_config(keys)
+    data["upstreams"]["choose"] = data["upstreams"]["entra"]
+    path = write(tmp_path, yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert (
+        f"{path}: " in message and "upstreams.choose: the name 'choose' is reserved (?idp=choose" in message
+    )

@@ -35,6 +35,9 @@ from broker.config.service import (
 from broker.config.upstream import UpstreamSettings
 from broker.errors import ConfigError
 
+# `?idp=choose` asks for the sign-in options (broker/web/login.py): an upstream of that name could never be chosen
+RESERVED_UPSTREAM_NAMES = frozenset({"choose"})
+
 
 class Config(StrictModel):
     broker: BrokerSettings
@@ -55,6 +58,12 @@ class Config(StrictModel):
             raise ValueError("portals: at least one portal is required")
         known_upstreams = ", ".join(sorted(self.upstreams)) or "none"
         known_portals = ", ".join(sorted(self.portals))
+        for name in self.upstreams:
+            if name.lower() in RESERVED_UPSTREAM_NAMES:
+                raise ValueError(
+                    f"upstreams.{name}: the name {name!r} is reserved (?idp={name.lower()} on a sign-in link "
+                    "means: show the sign-in options again); choose another name"
+                )
         hosts: dict[str, str] = {}
         for name, portal in self.portals.items():
             if not PORTAL_NAME.match(name):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -94,6 +95,34 @@ def diverted_logs(handler: logging.Handler, logger_name: str = "broker") -> Iter
         logger.propagate = propagate
 
 
+# C0 and C1 controls, DEL and the Unicode line separators: any of them could start a forged line in a text log
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    r"""`\n`, `\r`, `\x1b`, ... written as escapes: a value from a request (a path with %0a, a SCIM address)
+    cannot start a line of its own."""
+    return _CONTROL.sub(lambda found: found[0].encode("unicode_escape").decode("ascii"), text)
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record, control characters escaped; a traceback follows on lines indented by four spaces,
+    so a line that starts at the margin is always a record of ours."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(super().formatStack(stack_info))
+
+
+def _indented(text: str) -> str:
+    return "\n".join(f"    {escape_controls(line)}" for line in text.split("\n"))
+
+
 def configure_logging(fmt: str | None = None, stream=None, level: int = logging.INFO) -> logging.Handler:
     """JSON lines (production) or text (development); every record carries the request id."""
     fmt = fmt or os.environ.get("BROKER_LOG_FORMAT", "json")
@@ -103,7 +132,7 @@ def configure_logging(fmt: str | None = None, stream=None, level: int = logging.
                                            rename_fields={"asctime": "time", "levelname": "level"}))  # fmt: skip
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+            TextFormatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
         )
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
