@@ -2,7 +2,7 @@
 set by the app), so a frozen Redis can hold at most that many request threads for its socket timeout and one
 thread always stays free for /healthz, /readyz and the fast 503s. When every slot is taken by calls that have
 been waiting longer than `STALLED_AFTER`, the store is stalled: further calls fail at once instead of queueing
-behind them. Healthy contention (every slot busy with millisecond calls) waits up to `WAIT_FOR_SLOT`."""
+behind them. Healthy contention (every slot busy with quick calls) waits up to `WAIT_FOR_SLOT` for one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from broker.errors import StoreUnavailable
 
 STALLED_AFTER = 0.25  # seconds: a Redis command normally takes a millisecond, a loaded one tens of them
-WAIT_FOR_SLOT = 0.02  # seconds a call waits for a slot while no call in flight is stalled
+WAIT_FOR_SLOT = (
+    0.05  # seconds a call waits for a slot while no call in flight is stalled (checked every 5 ms)
+)
 
 
 class StoreBulkhead:
@@ -29,23 +31,25 @@ class StoreBulkhead:
         self.limit = limit
         self._slots = threading.BoundedSemaphore(limit) if limit is not None else None
 
-    def stalled(self, now: float | None = None) -> bool:
-        """True while a store call has been in flight longer than STALLED_AFTER (Redis frozen, or the network
-        to it): /readyz says not ready at once, and calls that find no free slot fail at once."""
-        now = time.monotonic() if now is None else now
+    def stalled(self, over: float = STALLED_AFTER) -> bool:
+        """True while a store call has been in flight longer than `over` seconds (Redis frozen, or the network
+        to it): calls that find no free slot then fail at once."""
+        now = time.monotonic()
         with self._lock:
-            return any(now - started > STALLED_AFTER for started in self._started.values())
+            return any(now - started > over for started in self._started.values())
 
     @contextmanager
     def slot(self, what: str) -> Iterator[None]:
         slots = self._slots
         if slots is not None and not slots.acquire(blocking=False):
-            if self.stalled() or not slots.acquire(timeout=WAIT_FOR_SLOT):
-                with self._lock:
-                    self.refused += 1
-                raise StoreUnavailable(
-                    f"store busy: {self.limit} calls already waiting on it ({what} not sent)"
-                )
+            waited_until = time.monotonic() + WAIT_FOR_SLOT
+            while not slots.acquire(timeout=0.005):
+                if self.stalled() or time.monotonic() > waited_until:
+                    with self._lock:
+                        self.refused += 1
+                    raise StoreUnavailable(
+                        f"store busy: {self.limit} calls already waiting on it ({what} not sent)"
+                    )
         with self._lock:
             self._next += 1
             call = self._next

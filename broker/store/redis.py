@@ -221,8 +221,8 @@ class RedisStore:
 
     def ping(self) -> bool:
         """One PING on the probe connection (short timeout), never behind the request threads' calls: false at
-        once while a call is stalled; while another ping is out, its last answer."""
-        if STORE_BULKHEAD.stalled():
+        once while a call has waited longer than that timeout; while another ping is out, its last answer."""
+        if STORE_BULKHEAD.stalled(over=PROBE_TIMEOUT):  # a ping would wait as long, and fail too
             return False
         if not self._probe_lock.acquire(blocking=False):
             return self._last_ping
