@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import os
 import re
 import shutil
@@ -102,7 +103,7 @@ def redis_server(folder: Path) -> Iterator[tuple[int, int]]:
 
 @contextmanager
 def gunicorn(
-    folder: Path, config_file: Path, workers: int, port: int, threads: int = 4
+    folder: Path, config_file: Path, workers: int, port: int, threads: int = 4, worker_class: str = "gthread"
 ) -> Iterator[subprocess.Popen]:
     """gunicorn with the project's settings file (gthread, keep-alive); access log to a file, as to stdout."""
     env = {
@@ -111,6 +112,7 @@ def gunicorn(
         "BROKER_BIND": f"127.0.0.1:{port}",
         "WEB_CONCURRENCY": str(workers),
         "BROKER_THREADS": str(threads),
+        "BROKER_WORKER_CLASS": worker_class,
         "BROKER_SECRET_KEY": "bench-secret-key-0123456789abcdef",
         "FORWARDED_ALLOW_IPS": "127.0.0.1",
         "PYTHONPATH": str(REPO),
@@ -124,7 +126,7 @@ def gunicorn(
             "-w",
             str(workers),
             "-k",
-            "gthread",
+            worker_class,
             "--threads",
             str(threads),
             "--keep-alive",
@@ -383,21 +385,24 @@ async def open_loop(port: int, requests: list[bytes], rate: float, deadline: flo
     return tally
 
 
-SHAPES = ((2, 4), (2, 1), (3, 2), (4, 1), (4, 2))
+SHAPES = (("gthread", 2, 4), ("gthread", 2, 1), ("gthread", 3, 2), ("gthread", 4, 1), ("gthread", 4, 2))
+# --classes: the worker classes side by side (gevent only when installed: it is not a dependency)
+CLASSES = (("gthread", 2, 4), ("sync", 2, 1), ("sync", 4, 1), ("gevent", 2, 4))
 
 
 def sizing(
-    folder: Path, config_file: Path, keys, user, concurrency: int, deadline: float, rounds: int = 2
-) -> None:
-    """The acs phase for several (workers, threads) shapes, in alternating order over `rounds` rounds."""
+    folder: Path, config_file: Path, keys, user, concurrency: int, deadline: float, rounds: int = 2,
+    shapes: tuple[tuple[str, int, int], ...] = SHAPES,
+) -> None:  # fmt: skip
+    """The acs phase for several (worker class, workers, threads) shapes, in alternating order."""
     print(f"sizing: {concurrency} connections, 600 logins per shape and round, closed loop")
     for round_number in range(rounds):
-        for workers, threads in SHAPES if round_number % 2 == 0 else SHAPES[::-1]:
+        for worker_class, workers, threads in shapes if round_number % 2 == 0 else shapes[::-1]:
             if time.monotonic() > deadline - 12:
                 print("  (time limit reached)")
                 return
             port = free_port()
-            with gunicorn(folder, config_file, workers, port, threads=threads) as server:
+            with gunicorn(folder, config_file, workers, port, threads, worker_class) as server:
                 asyncio.run(closed_loop(port, prepare(port, keys, user, 20 * workers), 4, deadline))
                 requests = prepare(port, keys, user, 600)
                 pids = worker_pids(server.pid)
@@ -408,9 +413,11 @@ def sizing(
                 busy, total = machine_cpu()[0] - busy, machine_cpu()[1] - total
                 others = max(0.0, busy - used - own) / elapsed * 100  # includes redis-server
                 idle = max(0.0, total - busy) / elapsed * 100
+                done = max(1, len(tally.latencies))
+                shape = f"{worker_class} {workers}" + (f"x{threads}" if worker_class == "gthread" else "")
                 print(
-                    f"  {workers} workers x {threads} threads: {tally.report('acs')[7:]}   server CPU "
-                    f"{used / elapsed * 100:.0f}%, others {others:.0f}%, idle {idle:.0f}% (of a core)",
+                    f"  {shape:<11} {tally.report('acs')[7:]}   server CPU {used / done * 1000:.2f} ms/login "
+                    f"({used / elapsed * 100:.0f}%), others {others:.0f}%, idle {idle:.0f}% (of a core)",
                     flush=True,
                 )
 
@@ -424,8 +431,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
-        "--sizing", action="store_true", help=f"instead: the acs phase for (workers, threads) in {SHAPES}"
+        "--sizing",
+        action="store_true",
+        help=f"instead: the acs phase for (class, workers, threads) in {SHAPES}",
     )
+    parser.add_argument("--classes", action="store_true", help=f"instead: the acs phase for {CLASSES}")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread)")
     args = parser.parse_args()
     started = time.monotonic()
     deadline = started + TIME_LIMIT
@@ -437,11 +448,16 @@ def main() -> None:
         config["rate_limits"] = {"trusted_proxies": 1}  # behind nginx: the client is in X-Forwarded-For
         config_file = folder / "broker.yaml"
         config_file.write_text(yaml.safe_dump(config))
-        if args.sizing:
-            sizing(folder, config_file, keys, user, args.concurrency, deadline)
+        if args.sizing or args.classes:
+            shapes = SHAPES
+            if args.classes:
+                shapes = tuple(s for s in CLASSES if s[0] != "gevent" or importlib.util.find_spec("gevent"))
+                if len(shapes) < len(CLASSES):
+                    print("gevent: skipped, not installed (pip install gevent)")
+            sizing(folder, config_file, keys, user, args.concurrency, deadline, shapes=shapes)
             return
         port = free_port()
-        with gunicorn(folder, config_file, args.workers, port, threads=args.threads) as server:
+        with gunicorn(folder, config_file, args.workers, port, args.threads, args.worker_class) as server:
             workers = worker_pids(server.pid)
             rate_count = int(args.rate * args.seconds)
             pair_count = int(args.seconds * 250)
@@ -485,7 +501,7 @@ def main() -> None:
                       f"{others / elapsed * 100:.0f}% of a core; machine idle "
                       f"{max(0.0, total - busy) / elapsed * 100:.0f}% of a core", flush=True)  # fmt: skip
             memory = rss_mb(worker_pids(server.pid))
-    print(f"\nworkers {args.workers} (gthread, {args.threads} threads each), {os.cpu_count()} CPUs shared with the load generator; "
+    print(f"\nworkers {args.workers} ({args.worker_class}, {args.threads} threads each), {os.cpu_count()} CPUs shared with the load generator; "
           f"worker RSS after the run: {', '.join(f'{m:.0f} MB' for m in memory)}")  # fmt: skip
     print(f"targets: ≥ 300 logins/s, p99 < 50 ms, 0 errors   (whole run {time.monotonic() - started:.0f} s)")
 

@@ -103,7 +103,7 @@ def create_app(
         request_id.set(incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8))
         if request.path not in ("/healthz", "/readyz", "/metrics"):  # never waiting on a frozen Redis
             reloader.maybe_reload()
-        set_request_deadline(arrived + app.extensions["broker"].config.outbound_deadline_seconds())
+        set_request_deadline(arrived + app.extensions["broker"].outbound_deadline_seconds)
 
     @app.teardown_request
     def _end_request(_exc: BaseException | None) -> None:

@@ -81,29 +81,33 @@ def run_steps(run: LoginRun, *, after: str | None = None, until: str | None = No
     names = [step.__name__ for step in steps]
     first = names.index(after) + 1 if after is not None else 0
     last = names.index(until) if until is not None else len(steps)
+    done = list(
+        run.done
+    )  # kept aside and put in the run once: a copy of the run per step cost more than the step
     for name, step in zip(names[first:last], steps[first:last], strict=True):
         started = time.perf_counter()
         try:
             result = step(run)
         except LoginRefused as exc:
             exc.step = exc.step or name
-            done = StepDone(name, _observe(run, name, started), "refused")
+            done.append(StepDone(name, _observe(run, name, started), "refused"))
             if run.mode is Mode.LIVE:
                 raise
-            return replace(run, done=(*run.done, done), refused=exc)
+            return replace(run, done=tuple(done), refused=exc)
         except Exception:
             _observe(run, name, started)
             raise
-        run = replace(result, done=(*result.done, StepDone(name, _observe(run, name, started), "done")))
+        run = result
+        done.append(StepDone(name, _observe(run, name, started), "done"))
         if run.choice is not None:
             break
-    return run
+    return replace(run, done=tuple(done))
 
 
 def _observe(run: LoginRun, name: str, started: float) -> float:
     seconds = time.perf_counter() - started
     if run.mode is Mode.LIVE:  # trace and offline runs do not count as logins
-        run.rt.metrics.step_seconds.labels(name).observe(seconds)
+        run.rt.metrics.step_histogram(name).observe(seconds)
     return seconds
 
 

@@ -164,9 +164,10 @@ def link_account(run: LoginRun) -> LoginRun:
     rt, portal, claims = run.rt, _required(run.portal, "route"), _required(run.claims, "map_claims")
     upstream, live = run.upstream, run.mode is Mode.LIVE
     key = keys.first_upstream(portal, claims.email)
-    if live and rt.store.add(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS):
+    # live: one round trip records a first upstream, renews a returning user's record, or reads another's
+    raw = rt.store.claim(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS) if live else rt.store.get(key)
+    if live and raw is None:
         return run
-    raw = rt.store.get(key)
     first = raw.decode() if raw is not None else None
     try:
         trust.check_account_link(portal, rt.config.portals[portal], first, upstream)
@@ -175,8 +176,6 @@ def link_account(run: LoginRun) -> LoginRun:
             audit("trust.refused", check="account_linking", upstream=upstream, first_upstream=first,
                   portal=portal, email=claims.email, reference=request_id.get())  # fmt: skip
         raise
-    if live and first == upstream:
-        rt.store.put(key, upstream.encode(), FIRST_UPSTREAM_TTL_SECONDS)
     run.trace("trust", f"{portal}: {first or 'no upstream yet'} brought {claims.email} here first")
     return run
 

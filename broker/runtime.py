@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 
 from cryptography import x509
@@ -100,6 +101,11 @@ class Runtime:
     left_out: dict[str, str] = field(default_factory=dict)  # "upstreams.X" / "portals.Y" → why no client
     clock: Callable[[], datetime] = field(default=_now)
     durability_probe: DurabilityProbe = field(default_factory=DurabilityProbe)
+
+    @cached_property
+    def outbound_deadline_seconds(self) -> float:
+        """Once per configuration: the config computes it over every portal, and each request needs it."""
+        return self.config.outbound_deadline_seconds()
 
     @property
     def skew(self) -> timedelta:

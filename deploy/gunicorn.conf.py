@@ -51,7 +51,8 @@ if workers > 1 and not _store_is_shared():
         file=sys.stderr,
     )
     workers = 1
-worker_class = "gthread"
+# gthread: see bench/README.md ("Which worker class") for the comparison with sync and gevent behind this choice.
+worker_class = os.environ.get("BROKER_WORKER_CLASS", "gthread")
 threads = int(os.environ.get("BROKER_THREADS", "4"))
 # The app keeps one thread per worker out of outside calls (bulkhead), so /healthz never waits behind them.
 os.environ["BROKER_THREADS"] = str(threads)

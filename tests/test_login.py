@@ -50,7 +50,7 @@ WITH_GRAPH = {
 
 
 class CountingStore(MemoryStore):
-    """A memory store that counts writes (put, add, take, delete, incr)."""
+    """A memory store that counts writes (put, add, claim, take, delete, incr)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -63,6 +63,10 @@ class CountingStore(MemoryStore):
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         self.writes.append(f"add {key}")
         return super().add(key, value, ttl)
+
+    def claim(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        self.writes.append(f"claim {key}")
+        return super().claim(key, value, ttl)
 
     def take(self, key: str) -> bytes | None:
         self.writes.append(f"take {key}")
@@ -242,6 +246,35 @@ def test_link_account_records_the_first_upstream_live_and_only_looks_in_a_trace(
     with pytest.raises(trust.AccountLinkRefused):
         link_account(routed_run(harness))
     assert store.get(key) == b"okta"
+
+
+class RoundTripStore(MemoryStore):
+    """A real memory store that counts the calls made to it (each is a round trip with Redis)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+        super().__init__(clock=lambda: self.now)
+        self.calls: list[str] = []
+
+    def __getattribute__(self, name: str):
+        attribute = super().__getattribute__(name)
+        if name in ("put", "add", "get", "claim", "take", "incr", "get_many", "log_append", "consume"):
+            super().__getattribute__("calls").append(name)
+        return attribute
+
+
+def test_link_account_costs_a_returning_user_one_store_round_trip_and_renews_the_record(keys):
+    store = RoundTripStore()
+    harness = Harness(keys, store=store)
+    key = store_keys.first_upstream("academy", ALEX.email)
+    link_account(routed_run(harness))  # first login: recorded
+    store.calls.clear()
+    store.put(key, b"entra", 5)  # the record is about to expire
+    store.calls.clear()
+    link_account(routed_run(harness))  # returning user
+    assert store.calls == ["claim"]
+    store.now += 60  # past the old expiry: the login renewed it (400 days)
+    assert store.get(key) == b"entra"
 
 
 # ---- route --------------------------------------------------------------------------------------------------

@@ -183,6 +183,11 @@ def config_from_dict(data: object, source: str = "<config>", base: Path | None =
     return config
 
 
+# libyaml's safe loader when PyYAML was built with it (its wheels are): the same documents and errors, parsed
+# ~10x faster — a 1,000-portal file loads in a fraction of a second instead of over one (bench/routing.py)
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_config(path: str | Path) -> Config:
     """Read and validate the YAML file at `path`."""
     path = Path(path)
@@ -191,7 +196,7 @@ def load_config(path: str | Path) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader (libyaml's or PyYAML's)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -14,7 +14,8 @@ from broker.claims.profile import custom_data
 from broker.config import Config
 from broker.model import Claims
 from broker.rules.portal_groups import portal_groups
-from broker.rules.routing import may_enter, rule_matches
+from broker.rules.routing import may_enter
+from broker.rules.routing_index import routing_index
 from broker.rules.trust import email_domain, routable_domain
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -91,11 +92,10 @@ def portals_for(config: Config, claims: Claims, upstream: str | None, tenant_por
         return [tenant_portal] if accepts(tenant_portal) else []
     # as a login: e-mail domain rules see only a domain the client's upstream owns (issue 14's boundary)
     domain = routable_domain(config, upstream, claims.email) if upstream else email_domain(claims.email)
-    for rule in config.routing.rules:
-        if rule_matches(rule, claims, domain):
-            allowed = [p for p in rule.portals if accepts(p)]
-            if allowed:
-                return allowed
+    for compiled in routing_index(config).matching(claims, domain):
+        allowed = [p for p in compiled.rule.portals if accepts(p)]
+        if allowed:
+            return allowed
     return []
 
 

@@ -30,6 +30,10 @@ class Store(Protocol):
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         """Store only if `key` is absent; True when stored (False means: already there)."""
 
+    def claim(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        """In one atomic round trip: store `value` for `ttl` seconds when `key` is absent, renew its TTL when it
+        already holds `value`, leave another value alone. Returns the value found (None: it was absent)."""
+
     def get(self, key: str) -> bytes | None:
         """The value, or None when absent or expired."""
 

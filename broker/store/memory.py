@@ -62,6 +62,15 @@ class MemoryStore:
             self._set(key, value, ttl, now)
             return True
 
+    def claim(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        with self._lock:
+            now = self._clock()
+            self._sweep(now)
+            found = self._live(key, now)
+            if found is None or found == value:
+                self._set(key, value, ttl, now)
+            return found
+
     def get(self, key: str) -> bytes | None:
         with self._lock:
             return self._live(key, self._clock())

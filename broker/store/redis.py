@@ -101,6 +101,17 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 return 1
 """
 
+# store.claim: the first value stays; the same value again renews the TTL (a returning user, one round trip)
+_CLAIM = """
+local found = redis.call('GET', KEYS[1])
+if not found then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+  return false
+end
+if found == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return found
+"""
+
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     hosts = []
@@ -158,6 +169,7 @@ class RedisStore:
         self._epoch_script = client.register_script(_EPOCH)
         self._consume = client.register_script(_CONSUME)
         self._add_once = client.register_script(_ADD_ONCE)
+        self._claim = client.register_script(_CLAIM)
         self._log_append = client.register_script(_LOG_APPEND)
         self._log_recent = client.register_script(_LOG_RECENT)
         self._cluster = isinstance(client, RedisCluster)
@@ -194,6 +206,13 @@ class RedisStore:
 
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         return bool(self._call("set", self._ns + key, value, ex=ttl, nx=True))
+
+    def claim(self, key: str, value: bytes, ttl: int) -> bytes | None:
+        try:
+            found = self._claim(keys=[self._ns + key], args=[value, ttl])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis claim failed: {exc}") from exc
+        return found if isinstance(found, bytes) else None
 
     def get(self, key: str) -> bytes | None:
         return self._call("get", self._ns + key)

@@ -40,6 +40,16 @@ def test_add_only_when_absent(store):
     assert store.get("replay") == b"1"
 
 
+def test_claim_keeps_the_first_value_and_renews_only_the_same_value(store):
+    assert store.claim("first", b"entra", 1) is None  # absent: stored
+    assert store.claim("first", b"okta", 60) == b"entra"  # another value: left alone, not renewed
+    assert store.claim("again", b"entra", 1) is None
+    assert store.claim("again", b"entra", 60) == b"entra"  # the same value: its TTL is renewed
+    time.sleep(1.1)
+    assert store.get("first") is None
+    assert store.get("again") == b"entra"
+
+
 def test_take_returns_the_value_once(store):
     store.put("pending", b"request", 60)
     assert store.take("pending") == b"request"
