@@ -208,10 +208,7 @@ class RedisStore:
         return bool(self._call("set", self._ns + key, value, ex=ttl, nx=True))
 
     def claim(self, key: str, value: bytes, ttl: int) -> bytes | None:
-        try:
-            found = self._claim(keys=[self._ns + key], args=[value, ttl])
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis claim failed: {exc}") from exc
+        found = self._script(self._claim, "claim", [self._ns + key], [value, ttl])
         return found if isinstance(found, bytes) else None
 
     def get(self, key: str) -> bytes | None:
