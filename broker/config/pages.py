@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
@@ -20,10 +21,37 @@ from pydantic import (
 )
 
 from broker.config.base import StrictModel
+from broker.config.urls import insecure_url_problem
 
 # The languages the learner pages ship catalogues for (broker/translations/); the first is the fallback.
 LANGUAGES = ("en", "de", "fr", "es", "pt_BR", "ja")
 HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_UNSAFE_IN_URL = re.compile(r"[\s<>\"'\\]")
+_HOST_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?$")
+
+
+def logo_origin(url: str) -> str:
+    """The origin a logo URL adds to the page's CSP `img-src`: `https://host[:port]`, built from the parsed host
+    and port (never the URL's text), so nothing else (`;`, `,`, user:password@) can reach the header.
+    ValueError says what is wrong with `url`."""
+    if _UNSAFE_IN_URL.search(url):
+        raise ValueError("must not contain spaces, quotes, '<', '>' or backslashes")
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        raise ValueError("must be an absolute https:// URL")
+    if "@" in parts.netloc:
+        raise ValueError("must not contain a user name or password (user:password@host)")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    host = parts.hostname or ""
+    origin = host + (f":{port}" if port else "")
+    if port == 0 or not _HOST_NAME.match(host) or parts.netloc.lower() != origin:
+        raise ValueError(
+            "the host may hold only letters, digits, '.' and '-', then an optional :port (1-65535)"
+        )
+    return f"https://{origin}"
 
 
 def language_code(value: str) -> str:
@@ -99,8 +127,13 @@ class SupportContact(StrictModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s<>\"]+$", value):
-            raise ValueError("must be an absolute http(s) URL")
+        if value is None:
+            return value
+        if not re.match(r"^https?://[^\s<>\"]+$", value):
+            raise ValueError("must be an absolute https:// URL")
+        problem = insecure_url_problem(value)  # as for logos: a learner's browser goes there
+        if problem:
+            raise ValueError(problem)
         return value
 
     @model_validator(mode="after")
@@ -133,8 +166,8 @@ class Branding(StrictModel):
     @field_validator("logo_url")
     @classmethod
     def _logo_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https://[^/\s<>\"']+(/[^\s<>\"']*)?$", value):
-            raise ValueError("must be an absolute https:// URL")
+        if value is not None:
+            logo_origin(value)
         return value
 
     @field_validator("logo_file")

@@ -10,6 +10,7 @@ from urllib.parse import urlencode, urlsplit
 from flask import Blueprint, Response, abort, g, redirect, send_file
 
 from broker.config.pages import IMAGE_TYPES, Branding, LocalizedText, SupportContact
+from broker.config.pages import logo_origin as image_origin
 from broker.model import OutgoingLogin
 from broker.saml.authn_request import UpstreamRequest
 from broker.saml.xml import BINDING_REDIRECT
@@ -102,8 +103,7 @@ def learner_page(
     branding = brand(portal, language)
     logo_origin = ""
     if branding.logo_src and branding.logo_src.startswith("https://"):
-        parts = urlsplit(branding.logo_src)
-        logo_origin = f"{parts.scheme}://{parts.netloc}"
+        logo_origin = image_origin(branding.logo_src)  # validated on load: this cannot raise
     context = {
         "page_language": html_language(language),
         "brand": branding,
