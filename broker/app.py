@@ -30,11 +30,14 @@ from broker.web import (
     admin,
     health,
     health_admin,
+    i18n,
     jobs,
+    learner,
     login,
     metadata,
     pages,
     ratelimit,
+    refusals,
     review,
     scim,
 )
@@ -112,9 +115,12 @@ def create_app(
         return response
 
     pages.register(app)
+    refusals.register(app)
+    i18n.register(app)
     ratelimit.register(app)
     for blueprint in (
         login.bp,
+        learner.bp,
         acs.bp,
         metadata.bp,
         health.bp,

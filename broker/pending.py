@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from broker.claims.presets import is_email
 from broker.errors import LoginRefused, SamlRejected
@@ -15,7 +15,8 @@ from broker.rules.routing import target_allowed
 from broker.rules.targets import safe_target
 from broker.runtime import Runtime
 from broker.saml.authn_request import UpstreamRequest, build_authn_request, new_request_id, upstream_request
-from broker.saml.response import peek
+from broker.saml.response import ASSERTION, ISSUER, peek
+from broker.saml.xml import UnsafeXml, decode_base64, parse_untrusted
 from broker.store import keys
 
 
@@ -29,6 +30,52 @@ class LoginExpired(LoginRefused):
     status_code = 400
     check = "expired"
     public_message = "This sign-in has expired or was already used. Please start again from your bookmark."
+
+
+# Back from the portal can bring the IdP's page, and its response, again: for this long the broker knows
+# which login to start afresh instead of showing "expired".
+RESTART_TTL_SECONDS = 4 * 3600
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Enough of a used (or expired) pending login to start the same login again."""
+
+    portal: str | None
+    upstream: str
+    target: str | None
+    browser: str | None
+
+
+def find_restart(rt: Runtime, relay_state: str | None) -> Restart | None:
+    """What a used (or expired) login `relay_state` named, for a browser that comes back with it."""
+    if not relay_state or len(relay_state) > 80:
+        return None
+    raw = rt.store.get(keys.login_restart(relay_state))
+    return Restart(**json.loads(raw)) if raw is not None else None
+
+
+def peek_assertion(saml_response: str, max_bytes: int) -> tuple[str | None, str | None]:
+    """The assertion's Issuer and ID as posted, unverified (see `already_used`)."""
+    root = parse_untrusted(decode_base64(saml_response, max_bytes=max_bytes))
+    assertion = root.find(ASSERTION)
+    if assertion is None:
+        return None, None
+    issuer = assertion.find(ISSUER)
+    return (issuer.text or "").strip() if issuer is not None else None, assertion.get("ID")
+
+
+def already_used(rt: Runtime, saml_response: str) -> bool:
+    """An exact re-post of a used assertion (a replay, refused) rather than a new response (a second sign-in at
+    the IdP after Back, started again). Unverified issuer and ID: this only chooses between two refusals of
+    the response itself — neither lets anyone in."""
+    try:
+        issuer, assertion_id = peek_assertion(saml_response, rt.config.broker.max_response_bytes)
+    except UnsafeXml:
+        return True  # refused by the login's own checks, with their precise reason
+    if not issuer or not assertion_id:
+        return True
+    return rt.store.get(keys.used_assertion(issuer, assertion_id)) is not None
 
 
 def start_login(
@@ -59,6 +106,9 @@ def start_login(
         json.dumps(asdict(pending)).encode(),
         rt.config.broker.login_ttl_seconds,
     )
+    if purpose == "login":
+        restart = {"portal": portal, "upstream": upstream, "target": checked_target, "browser": browser}
+        rt.store.put(keys.login_restart(relay_state), json.dumps(restart).encode(), RESTART_TTL_SECONDS)
     idp = rt.upstreams[upstream].idp
     request = build_authn_request(
         request_id=request_id,

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from broker.errors import LoginRefused
-from broker.model import Claims, Identity
+from broker.model import Claims, Identity, OutgoingLogin
 from broker.pending import LoginExpired
 from broker.runtime import Runtime
 from broker.store import keys
@@ -29,6 +29,7 @@ class PortalChoice:
     token: str
     browser_nonce: str
     portals: tuple[str, ...]
+    account: str = ""  # who signed in (shown on the picker)
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def hold_for_choice(rt: Runtime, portals: tuple[str, ...], held: HeldLogin) -> P
         **held.to_json(),
     }
     rt.store.put(keys.held_choice(token), json.dumps(record).encode(), PICK_TTL_SECONDS)
-    return PortalChoice(token, nonce, portals)
+    return PortalChoice(token, nonce, portals, held.claims.email)
 
 
 def take_choice(rt: Runtime, token: str, browser_nonce: str | None, portal: str) -> HeldLogin:
@@ -90,3 +91,29 @@ def take_choice(rt: Runtime, token: str, browser_nonce: str | None, portal: str)
         )
     held = HeldLogin.from_json(record)
     return HeldLogin(held.identity, held.claims, held.target, portal)
+
+
+CONTINUE_TTL_SECONDS = 120
+
+
+def hold_outgoing(rt: Runtime, outgoing: OutgoingLogin) -> tuple[str, str]:
+    """The picker answers its POST with 303 (Back never resubmits it): the signed assertion waits here, once only,
+    for the GET that posts it to the portal. Returns the token (in the URL) and the browser's nonce (a cookie)."""
+    token, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    record = {"nonce_sha256": hashlib.sha256(nonce.encode()).hexdigest(), **asdict(outgoing)}
+    rt.store.put(keys.held_outgoing(token), json.dumps(record).encode(), CONTINUE_TTL_SECONDS)
+    return token, nonce
+
+
+def take_outgoing(rt: Runtime, token: str, browser_nonce: str | None) -> OutgoingLogin | None:
+    """The held assertion for this browser, once; None when it was used, expired or belongs to another browser."""
+    if not token or len(token) > 64:
+        return None
+    raw = rt.store.take(keys.held_outgoing(token))
+    if raw is None:
+        return None
+    record = json.loads(raw)
+    given = hashlib.sha256((browser_nonce or "").encode()).hexdigest()
+    if not hmac.compare_digest(record.pop("nonce_sha256"), given):
+        return None
+    return OutgoingLogin(**{**record, "groups_sent": tuple(record.get("groups_sent", ()))})

@@ -95,7 +95,7 @@ def test_unsolicited_response_carrying_in_response_to_is_an_expired_login(keys):
     pending = harness.login()
     reply = harness.post(harness.valid_response(pending), "academy")
     assert reply.status_code == 400
-    assert "expired or was already used" in reply.get_data(as_text=True)
+    assert "This sign-in link has expired" in reply.get_data(as_text=True)
 
 
 def test_key_rollover_publishes_both_certificates(keys):

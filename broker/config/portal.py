@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from broker.config.base import StrictModel
 from broker.config.domains import domain_entries
+from broker.config.pages import Branding, LocalizedText, SupportContact, Text, optional_language
 from broker.config.provisioning import ProvisioningSettings
 from broker.config.review import ReviewSettings
 from broker.config.scim import PortalScimSettings
@@ -49,8 +50,15 @@ class PortalSettings(StrictModel):
 
     upstream: str | None = Field(None, description="the one upstream IdP (shorthand for upstreams: [name])")
     upstreams: list[str] = Field(default_factory=list, description="several: users pick on a discovery page")
-    display_name: str | None = None
-    description: str = ""
+    display_name: Text | None = None
+    description: Text = LocalizedText("")
+    # the learner pages (broker/config/pages.py): these win over learner_pages' defaults
+    default_language: str | None = Field(
+        None, description="used when the browser asks for no language we have"
+    )
+    support: SupportContact | None = None
+    branding: Branding = Field(default_factory=Branding)
+    no_access_message: Text | None = Field(None, description="default: routing.no_access_message")
     hosts: list[str] = Field(default_factory=list, description="host names whose /login leads to this portal")
     required_groups: list[str] = Field(default_factory=list, description="any of these (names or patterns)")
     targets: list[str] = Field(default_factory=lambda: ["/*"], description="deep-link path patterns allowed")
@@ -77,6 +85,11 @@ class PortalSettings(StrictModel):
     @classmethod
     def _shared_domains(cls, value: list[str]) -> list[str]:
         return domain_entries(value)
+
+    @field_validator("default_language")
+    @classmethod
+    def _language(cls, value: str | None) -> str | None:
+        return optional_language(value)
 
     scim: PortalScimSettings = Field(default_factory=PortalScimSettings)
     review: ReviewSettings = Field(default_factory=ReviewSettings)
@@ -120,6 +133,6 @@ class RoutingRule(StrictModel):
 class RoutingSettings(StrictModel):
     rules: list[RoutingRule] = Field(default_factory=list)
     default_upstream: str | None = None
-    no_access_message: str = (
+    no_access_message: Text = LocalizedText(
         "Your account has no access to a learning portal here. Please contact your IT service desk."
     )

@@ -19,6 +19,7 @@ from broker.config.domains import (
     PORTAL_NAME,
     scope_entries_overlap,
 )
+from broker.config.pages import LearnerPages
 from broker.config.portal import (
     PortalSettings,
     RoutingSettings,
@@ -45,6 +46,7 @@ class Config(StrictModel):
     routing: RoutingSettings = RoutingSettings()
     scim: ScimSettings = ScimSettings()
     activity: ActivitySettings = ActivitySettings()
+    learner_pages: LearnerPages = LearnerPages()
     source: Path | None = Field(None, exclude=True)
 
     @model_validator(mode="after")
@@ -155,7 +157,14 @@ def _resolve_paths(data: dict, base: Path) -> dict:
     def walk(node: object) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("key", "cert", "metadata_file", "next_certificate", "signing_certificate"):
+                if key in (
+                    "key",
+                    "cert",
+                    "metadata_file",
+                    "next_certificate",
+                    "signing_certificate",
+                    "logo_file",
+                ):
                     node[key] = fix(value)
                 elif key == "certificates" and isinstance(value, list):
                     node[key] = [fix(v) for v in value]

@@ -114,6 +114,7 @@ def demo_config(demo_dir: Path, urls: DemoUrls) -> Config:
         learnupon_url=urls.learnupon,
         graph_url=urls.graph,
         demo_dir=str(demo_dir),
+        demo_assets=str(resources.files("broker.demo")),  # the demo's logo
         tenant_id=TENANT_ID,
     )
     if demo_dir.is_dir():  # for commands run beside the demo (`broker review --config DIR/demo.yaml`)
@@ -258,8 +259,12 @@ def run_demo(demo_dir: Path, host: str = "127.0.0.1", port: int = 8470) -> None:
 LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
 
   Bookmarkable login links (open one in a browser):
-    {urls.broker}/login/academy            Contoso Academy: two IdPs, so a discovery page first
-    {urls.broker}/login/sales              Sales Enablement (own key, rsa-sha1, only Sales* groups)
+    {urls.broker}/login/academy            Contoso Academy: two IdPs, so a discovery page first (branded:
+                                           its logo, colour and support contact)
+    {urls.broker}/login/sales              Sales Enablement (own key, rsa-sha1, only Sales* groups); its
+                                           pages are German for browsers that ask for no language we have
+    {urls.broker}/login/sales?lang=de      a German learner's pages in German (try Jordan Kim: no access)
+    {urls.broker}/login/academy?idp=choose use a different sign-in option (forgets the remembered one)
     {urls.broker}/login                    no portal: routing rules decide (Alex sees a portal picker)
     {urls.broker}/login/academy?idp=entra&target=/courses/123   skip discovery, deep link
     {urls.idp}/entra/{TENANT_ID}/saml2/apps   IdP-initiated ("My Apps") logins

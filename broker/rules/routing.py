@@ -66,6 +66,7 @@ def route(config: Config, requested: str | None, upstream: str, claims: Claims) 
     no_access = config.routing.no_access_message
     if requested is not None:
         settings = config.portals[requested]
+        no_access = settings.no_access_message or no_access
         if upstream not in settings.upstream_names:
             raise NoAccess(
                 f"portal {requested} does not accept upstream {upstream}", public_message=no_access

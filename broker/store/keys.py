@@ -12,6 +12,8 @@ PREFIXES = {
     "login": "a pending login, by RelayState (broker.pending); taken once by the response",
     "assertion": "an upstream assertion ID already used (the replay cache, broker.login_steps.consume)",
     "pick": "a login held while the user picks a portal (broker.picker)",
+    "continue": "a signed assertion waiting for the browser's GET after the picker's 303 (broker.picker)",
+    "restart": "how to start a login again when its browser comes back after it was used (broker.pending)",
     "trace": "an admin flow tester report (broker.tools.tester)",
     "testreq": "the AuthnRequest of a flow test, shown on its report (broker.tools.tester)",
     "graphname": "a group GUID's name from Microsoft Graph, per tenant (broker.claims.groups)",
@@ -44,6 +46,14 @@ def used_assertion(issuer: str, assertion_id: str) -> str:
 
 def held_choice(token: str) -> str:
     return f"pick:{token}"
+
+
+def held_outgoing(token: str) -> str:
+    return f"continue:{token}"
+
+
+def login_restart(relay_state: str) -> str:
+    return f"restart:{relay_state}"
 
 
 def trace_report(report_id: str) -> str:

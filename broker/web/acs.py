@@ -3,22 +3,34 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Blueprint, redirect, request, url_for
 
 from broker.errors import LoginRefused, SamlRejected
 from broker.login import complete_login, sign_in_run
 from broker.model import PendingLogin
 from broker.ops.audit import audit
-from broker.pending import find_pending
+from broker.pending import Restart, already_used, find_pending, find_restart
 from broker.picker import PortalChoice
 from broker.rules.trust import groups_match
 from broker.tools.tester import run_test
 from broker.web.admin import sign_in_admin
-from broker.web.binding import OtherBrowser, check_same_browser
+from broker.web.binding import OtherBrowser, check_same_browser, same_browser
+from broker.web.i18n import learner_language
+from broker.web.learner import autopost_page, learner_page, localized, portal_name, set_portal
 from broker.web.login import PICK_COOKIE
-from broker.web.pages import autopost_page, page, runtime, secure_cookies
+from broker.web.pages import runtime, secure_cookies
 
 bp = Blueprint("acs", __name__)
+
+
+@bp.get("/saml/acs")
+def acs_opened_directly():
+    """Someone opened the ACS address itself (a bookmark of the wrong page): say how to sign in."""
+    response = learner_page("acs_get.html", 405)
+    response.headers["Allow"] = "POST"
+    return response
 
 
 @bp.post("/saml/acs")
@@ -28,7 +40,13 @@ def acs():
         raise SamlRejected("xml", "no SAMLResponse field in the POST")
     rt, relay_state = runtime(), request.form.get("RelayState")
     pending = find_pending(rt, relay_state)
+    restart = find_restart(rt, relay_state) if pending is None else None
+    if restart is not None:
+        set_portal(restart.portal)  # a refusal below still offers that portal's bookmark
+        if same_browser(restart.browser) and not already_used(rt, saml_response):
+            return start_again(restart)
     if pending is not None:
+        set_portal(pending.portal)
         refuse_from_other_browser(rt, pending)
     if pending is not None and pending.purpose == "test":
         report = run_test(rt, saml_response, relay_state, pending)
@@ -46,6 +64,17 @@ def acs():
     if isinstance(outcome, PortalChoice):
         return picker_page(outcome)
     return autopost_page(outcome)
+
+
+def start_again(restart: Restart):
+    """A response for a login this browser already finished (Back from the portal to the IdP's page, then sign
+    in again) or let expire: start the same login afresh rather than show an error."""
+    audit("login.restarted", portal=restart.portal or "-", upstream=restart.upstream)
+    query = {"idp": restart.upstream, **({"target": restart.target} if restart.target else {})}
+    path = f"/login/{restart.portal}" if restart.portal else "/login"
+    response = redirect(f"{path}?{urlencode(query)}", code=303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def refuse_from_other_browser(rt, pending: PendingLogin) -> None:
@@ -78,11 +107,11 @@ def admin_sign_in(saml_response: str, relay_state: str | None, pending: PendingL
 
 
 def picker_page(choice: PortalChoice):
-    portals = runtime().config.portals
-    options = [{"name": p, "label": portals[p].display_name or p, "description": portals[p].description}
+    language = learner_language()
+    options = [{"name": p, "label": portal_name(p, language),
+                "description": localized(runtime().config.portals[p].description, language)}
                for p in choice.portals]  # fmt: skip
-    response = page("picker.html", token=choice.token, options=options)
-    response.headers["Cache-Control"] = "no-store"
+    response = learner_page("picker.html", token=choice.token, options=options, account=choice.account)
     response.set_cookie(
         PICK_COOKIE, choice.browser_nonce, max_age=300, path="/login/choose", httponly=True,
         secure=secure_cookies(), samesite="Lax",

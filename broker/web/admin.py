@@ -20,7 +20,8 @@ from broker.rules.routing import upstreams_for
 from broker.store import keys
 from broker.tools.tester import continue_to_portal, load, start_test
 from broker.web.binding import bind_to_browser, browser_hash
-from broker.web.pages import autopost_page, error_page, page, runtime, same_secret, to_upstream
+from broker.web.learner import autopost_page, to_upstream
+from broker.web.pages import error_page, page, runtime, same_secret
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 

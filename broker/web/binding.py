@@ -52,6 +52,13 @@ def bind_to_browser(response: Response) -> Response:
     return response
 
 
+def same_browser(expected: str | None) -> bool:
+    """This request carries the binding cookie whose hash is `expected`."""
+    sent = request.cookies.get(BROWSER_COOKIE, "")
+    given = hashlib.sha256(sent.encode("utf-8", "surrogatepass")).hexdigest()
+    return bool(sent and expected and hmac.compare_digest(given, expected))
+
+
 def check_same_browser(pending: PendingLogin) -> None:
     """Refuse a response for a pending login that another browser started."""
     if pending.browser is None:

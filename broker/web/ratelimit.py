@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Flask, Response, request
 
 from broker.errors import new_reference
 from broker.store import keys
-from broker.web.pages import error_page, runtime
+from broker.web.pages import runtime
+from broker.web.refusals import http_error_page
+
+log = logging.getLogger("broker.web")
 
 # /admin/login starts a pending login just like /login does, so it shares /login's limit
 LIMITED = {
@@ -30,9 +34,10 @@ def _check() -> Response | None:
     count = runtime().store.incr(keys.rate_window(setting, str(request.remote_addr), window), 61)
     if count <= limit:
         return None
-    response = error_page(
-        429, "Too many sign-in attempts", "Please wait a minute and try again.", new_reference()
-    )
+    reference = new_reference()
+    log.warning("request refused [%s] check=rate_limit reason=%s over %s per minute from %s on %s", reference,
+                setting, limit, request.remote_addr, request.path, extra={"reference": reference})  # fmt: skip
+    response = http_error_page(429, reference)
     response.headers["Retry-After"] = str(60 - int(time.time()) % 60)
     return response
 

@@ -293,3 +293,17 @@ def test_email_domain_routing_rule_with_an_unscoped_upstream_is_warned(write_con
     config = write_config(routing={"rules": [{"portals": ["academy"], "email_domains": ["contoso.example"]}]})
     result = by_name(run_checks(config))["routing.rules.0.email_domains"]
     assert result.status == "WARN" and "never matches users of entra" in result.detail
+
+
+def test_a_primary_colour_below_wcag_aa_is_a_warning_naming_the_portal(run, write_config):
+    path = write_config(portals__academy__branding={"primary_color": "#7fb2ff"},
+                        portals__sales__branding={"primary_color": "#1f5fbf"})  # fmt: skip
+    result = run("check", "--config", path)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("WARN  portals.academy.branding.primary_color: #7fb2ff has a contrast of 2.")
+               and "below WCAG AA's 4.5:1" in line for line in lines), lines  # fmt: skip
+    assert any(
+        line.startswith("OK    portals.sales.branding.primary_color: #1f5fbf: contrast 6.09:1")
+        for line in lines
+    )

@@ -13,6 +13,8 @@ MADE = [
     keys.pending_login("r"),
     keys.used_assertion("https://idp.example/", "_a"),
     keys.held_choice("t"),
+    keys.held_outgoing("t"),
+    keys.login_restart("r"),
     keys.trace_report("t"),
     keys.test_request("_r"),
     keys.group_name_prefix("tenant") + "guid",
@@ -41,7 +43,9 @@ def test_every_key_starts_with_a_listed_prefix_and_kinds_do_not_collide():
     assert set(prefixes) == set(keys.PREFIXES)
     assert len(set(MADE)) == len(MADE)
     # the same user, however the address is written, has one provisioning state and one lock
-    assert keys.provisioning_state("academy", "alex@contoso.example").split(":")[-1] == MADE[8].split(":")[-1]
+    assert (
+        keys.provisioning_state("academy", "alex@contoso.example").split(":")[-1] == MADE[10].split(":")[-1]
+    )
 
 
 def test_no_module_outside_the_store_spells_a_key_prefix():

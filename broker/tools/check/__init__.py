@@ -1,8 +1,8 @@
 """`broker check`: is this deployment ready to sign people in? One result per thing checked.
 
 Config, signing keys (readable, RSA, private, matching their certificate), certificate expiry (broker, portals,
-next certificates, upstream IdPs), upstream metadata, the state store and the credentials of Graph and the
-LearnUpon API. `online=True` also makes one harmless call to Graph and to each LearnUpon API.
+next certificates, upstream IdPs), upstream metadata, the state store, the credentials of Graph and the
+LearnUpon API, and the contrast of the learner pages' colours. `online=True` also makes one harmless call to Graph and to each LearnUpon API.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from broker.config import load_config
 from broker.errors import ConfigError
+from broker.tools.check.branding import check_branding
 from broker.tools.check.certificates import check_signing, check_upstreams
 from broker.tools.check.result import CheckResult as CheckResult  # re-exported: the results of run_checks
 from broker.tools.check.result import count
@@ -51,4 +52,5 @@ def run_checks(
     results += check_store(config)
     results += check_graph(config, env, online)
     results += check_learnupon(config, env, online)
+    results += check_branding(config)
     return results
