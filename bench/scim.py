@@ -54,7 +54,9 @@ def build(folder: Path, lu_url: str, broker_url: str, token: str) -> dict:
         "store": {"url": "memory://"},
         "upstreams": {"entra": {"preset": "entra", "entity_id": "https://sts.windows.net/bench/",
                                 "sso_url": "https://login.microsoftonline.com/bench/saml2",
-                                "certificates": [str(folder / "idp.crt")]}},
+                                "certificates": [str(folder / "idp.crt")],
+                                # routing rules see only e-mail domains the upstream owns (issue 14)
+                                "email_domains": [f"{p}.example" for p in PORTALS]}},
         "portals": {p: {"upstream": "entra",
                         "provisioning": {**provisioning, "base_url": f"{lu_url}/{p}/api/v1/"}} for p in PORTALS},
         "routing": {"rules": [{"portals": [p], "email_domains": [f"{p}.example"]} for p in PORTALS]},
@@ -76,6 +78,7 @@ class Entra:
         self.waited = 0.0  # seconds slept for them
         self.early_retries = 0  # retries before Retry-After was over (must stay 0)
         self.errors: list[str] = []
+        self.ids: dict[str, str] = {}  # e-mail → SCIM id
 
     def session(self) -> requests.Session:
         if not hasattr(self.local, "session"):
@@ -114,6 +117,15 @@ class Entra:
         created = self.call("POST", "/Users", json=body)
         if created.status_code != 201:
             self.errors.append(f"create {email}: {created.status_code} {created.text[:200]}")
+            return
+        with self.lock:
+            self.ids[email] = created.json()["id"]
+
+    def patch(self, user_id: str, *operations: dict) -> None:
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": list(operations)}
+        answer = self.call("PATCH", f"/Users/{user_id}", json=body)
+        if answer.status_code not in (200, 204):
+            self.errors.append(f"patch {user_id}: {answer.status_code} {answer.text[:200]}")
 
 
 def run(users: int, limit: int, threads: int) -> int:
@@ -152,6 +164,8 @@ def run(users: int, limit: int, threads: int) -> int:
         for thread in pool:
             thread.join()
         elapsed = time.monotonic() - started
+        cycle_logs = {portal: state.request_log() for portal, state in states.items()}
+        patch_costs = measure_patches(entra, states, emails[:PATCHED])
 
     per_portal = Counter(e.split("@")[1].split(".")[0] for e in emails)
     floor = max(math.floor((n - 1) / limit) * 60 for n in per_portal.values())
@@ -159,7 +173,7 @@ def run(users: int, limit: int, threads: int) -> int:
           f"{threads} Entra threads")  # fmt: skip
     ok = not entra.errors
     for portal, state in states.items():
-        log = state.request_log()
+        log = cycle_logs[portal]
         posts = sum(1 for r in log if r.method == "POST" and r.path == "users" and r.status == 201)
         throttled = sum(1 for r in log if r.status == 429)
         lu_users = state.users()
@@ -173,9 +187,38 @@ def run(users: int, limit: int, threads: int) -> int:
           if floor else f"  time {elapsed:.1f} s (under one window: no floor)")  # fmt: skip
     for error in entra.errors[:5]:
         print("  error:", error)
+    print(f"  PATCH costs over {PATCHED} users (LearnUpon calls per PATCH): " +
+          ", ".join(f"{what} {calls / PATCHED:.2f}" for what, calls in patch_costs.items()))  # fmt: skip
+    ok &= patch_costs["no change"] == 0 and patch_costs["one field"] <= 2 * PATCHED
+    ok &= patch_costs["new e-mail"] <= 2 * PATCHED
     ok &= entra.early_retries == 0
     print("  OK: no duplicate, every user created once, every 429 honoured" if ok else "  FAILED")
     return 0 if ok else 1
+
+
+PATCHED = 300  # users PATCHed after the cycle to show what a PATCH costs
+
+
+def measure_patches(entra: Entra, states: dict[str, LearnUponState], emails: list[str]) -> dict[str, int]:
+    """LearnUpon calls made by a PATCH that changes nothing, one that changes one field, one that changes the
+    e-mail (Entra's shapes), each sent for every user in `emails` (limits lifted: only the calls count)."""
+    for state in states.values():
+        state.set_rate_limit(10_000_000)
+    shapes = {
+        "no change": lambda n: [{"op": "Replace", "path": "name.familyName", "value": "Bench"}],
+        "one field": lambda n: [{"op": "Replace", "path": "name.familyName", "value": "Benchmark"}],
+        "new e-mail": lambda n: [
+            {"op": "Replace", "path": "userName", "value": emails[n].replace("user", "renamed")},
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": emails[n].replace("user", "renamed")},
+        ],
+    }  # fmt: skip
+    costs: dict[str, int] = {}
+    for what, operations in shapes.items():
+        before = sum(len(s.request_log()) for s in states.values())
+        for n, email in enumerate(emails):
+            entra.patch(entra.ids[email], *operations(n))
+        costs[what] = sum(len(s.request_log()) for s in states.values()) - before
+    return costs
 
 
 def main() -> None:

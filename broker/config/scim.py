@@ -37,6 +37,16 @@ class ScimSettings(_Model):
     requests_per_minute: int = Field(6000, ge=0, description="per SCIM client; 0 turns the limit off")
     max_results: int = Field(200, ge=1, le=1000, description="largest page a list answers")
     lock_seconds: float = Field(30.0, gt=0, le=300, description="longest wait for a user busy elsewhere")
+    inline_portals: int = Field(
+        1, ge=0, le=100,
+        description="with a job queue (Redis): how many of a changed user's portals the SCIM request pushes "
+        "itself, in routing order; the others are background jobs",
+    )  # fmt: skip
+    inline_members: int = Field(
+        1, ge=0,
+        description="with a job queue: a group change touching at most this many users pushes them like a user "
+        "change; one touching more answers once stored, and every member's portals are background jobs",
+    )  # fmt: skip
 
     @field_validator("clients")
     @classmethod

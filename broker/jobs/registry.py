@@ -22,6 +22,8 @@ TASKS: dict[str, str] = {
     "provision_rows": "broker.provisioning.bulk_jobs:provision_chunk",
     # `broker review --apply` (and the admin page's apply) on Redis: the confirmed changes of one portal
     "review_apply": "broker.review.service:apply_confirmed",
+    # a SCIM change's push of one user to one portal (its other portals, members of large group changes)
+    "scim_push": "broker.jobs.scim_push:push_scim_user",
 }
 
 _worker_runtime: Runtime | None = None  # set by `broker worker` before it takes jobs

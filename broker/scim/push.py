@@ -78,8 +78,10 @@ class Pusher:
         pushed: dict[str, Pushed],
         *,
         removing: bool = False,
+        only: set[str] | None = None,
     ) -> tuple[dict[str, Pushed], PushReport]:
-        """Bring every portal in `wanted` and in `pushed` in line. Returns the new pushed state.
+        """Bring every portal in `wanted` and in `pushed` (or just those in `only`) in line. Returns the new
+        pushed state.
 
         `removing`: the SCIM user is being deleted, so every portal it was pushed to deprovisions it.
         On a LearnUpon error the state pushed so far is kept (the caller saves it) and the error raised.
@@ -87,7 +89,7 @@ class Pusher:
         report = PushReport()
         result = pushed  # changed in place, so the caller keeps what was done even when a call fails
         portals = list(dict.fromkeys([*([] if removing else wanted), *pushed]))
-        for portal in portals:
+        for portal in [p for p in portals if only is None or p in only]:
             client = self.client(portal)
             with client.budget(None) as scope:
                 try:
@@ -103,6 +105,39 @@ class Pusher:
             if action:
                 report.actions[portal] = action
         return result, report
+
+    def pending(
+        self,
+        claims: Claims,
+        active: bool,
+        wanted: list[str],
+        pushed: dict[str, Pushed],
+        *,
+        removing: bool = False,
+    ) -> list[str]:
+        """The portals `push` would call LearnUpon for, in routing order, found without any call: those whose
+        last pushed state differs from what the user should now have there."""
+        portals = list(dict.fromkeys([*([] if removing else wanted), *pushed]))
+        # a portal gone from the configuration cannot be reached
+        known = [p for p in portals if p in self.config.portals]
+        return [p for p in known if self._differs(p, claims, active, p in wanted and not removing, pushed)]
+
+    def _differs(
+        self, portal: str, claims: Claims, active: bool, routed: bool, pushed: dict[str, Pushed]
+    ) -> bool:
+        current = pushed.get(portal)
+        deletes = self.config.portals[portal].scim.on_deprovision == "delete"
+        if not routed:
+            # deprovision: nothing to do when never pushed, or already disabled under the `disable` policy
+            return current is not None and (deletes or current.fields.get("enabled") is not False)
+        if current is None:
+            return active  # a deactivated user is never created
+        if not active and deletes:
+            return True
+        want = portal_user(self.config, portal, claims, active)
+        if any(current.fields.get(k) != v for k, v in want.fields.items()):
+            return True
+        return {t.lower() for t in want.groups} != set(current.groups)
 
     # -- one portal ------------------------------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ worked, so an IdP that retries after an error replays the same change and nothin
 
 from __future__ import annotations
 
-import datetime
 import logging
 from typing import Any
 
@@ -28,45 +27,15 @@ from scim2_server.utils import parametrize
 
 from broker.config import Config
 from broker.ops.audit import audit
+from broker.scim.fanout import Fanout
 from broker.scim.filters import CASE_EXACT, lookup_for
 from broker.scim.mapping import claims_of, portals_for
 from broker.scim.push import EmailChangeRefused, Pusher, PushReport
+from broker.scim.records import kind_of, member_ids, next_version, now, same, unique_values, work_emails
 from broker.scim.resources import model_of
 from broker.scim.state import ScimState, value_key
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
-
-
-def _next_version(version: str | None) -> str:
-    digits = "".join(c for c in version or "" if c.isdigit())
-    return f'W/"{int(digits or 0) + 1}"'
-
-
-def _kind(resource_type: ResourceType) -> str:
-    """The resource type's name ("User", "Group"); the SCIM library types it as optional."""
-    if resource_type.name is None:
-        raise ValueError("a SCIM resource type without a name")
-    return resource_type.name
-
-
-def _unique_values(kind: str, data: dict[str, Any]) -> dict[str, str]:
-    """Index name → value digest of the values that must be unique in a tenant."""
-    names = ("userName", "externalId") if kind == "User" else ("displayName", "externalId")
-    return {
-        name: value_key(str(data[name]), case_exact=name in CASE_EXACT) for name in names if data.get(name)
-    }
-
-
-def _work_emails(data: dict[str, Any]) -> list[str]:
-    return [
-        value_key(str(e["value"]))
-        for e in data.get("emails") or []
-        if isinstance(e, dict) and e.get("value") and e.get("type") in (None, "work")
-    ]
 
 
 class BridgeStorage(ScimStorage):
@@ -81,6 +50,7 @@ class BridgeStorage(ScimStorage):
         portal: str | None,
         client_name: str,
         upstream: str | None,
+        fanout: Fanout | None = None,
     ):
         self.config = config
         self.state = state
@@ -89,6 +59,7 @@ class BridgeStorage(ScimStorage):
         self.client_name = client_name
         self.upstream = upstream
         self.lock_seconds = config.scim.lock_seconds
+        self.fanout = fanout or Fanout.inline()
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -123,7 +94,7 @@ class BridgeStorage(ScimStorage):
         *,
         response_parameters: ResponseParameters[Any] | None = None,
     ) -> Resource[Any]:
-        record = self._record(_kind(resource_type), resource_id)
+        record = self._record(kind_of(resource_type), resource_id)
         return self._resource(resource_type, record["resource"])
 
     def search(
@@ -136,7 +107,7 @@ class BridgeStorage(ScimStorage):
         if len(resource_types) != 1:
             raise NotImplementedException(detail="search at the root is not supported; use /Users or /Groups")
         resource_type = resource_types[0]
-        kind = _kind(resource_type)
+        kind = kind_of(resource_type)
         start = search_request.start_index_0 or 0
         count = search_request.count
         scim_filter = search_request.filter
@@ -164,30 +135,32 @@ class BridgeStorage(ScimStorage):
     # -- writing ---------------------------------------------------------------------------------------------
 
     def create(self, resource_type: ResourceType, resource: Resource[Any]) -> Resource[Any]:
-        kind = _kind(resource_type)
+        kind = kind_of(resource_type)
         resource_id = self.state.new_id()
-        now = _now()
+        created = now()
         resource = resource.model_copy(deep=True)
         resource.id = resource_id
-        resource.meta = Meta(resource_type=kind, created=now, last_modified=now, version='W/"1"')
+        resource.meta = Meta(resource_type=kind, created=created, last_modified=created, version='W/"1"')
         data = self._storable(resource)
-        uniques = _unique_values(kind, data)
+        uniques = unique_values(kind, data)
         self._claim(kind, resource_id, uniques)
         try:
             if kind == "User":
                 with self.state.locked("User", resource_id, self.lock_seconds):
                     self._push_user(resource_id, data, "created")
             else:
-                self._push_members(resource_id, data, set(), _member_ids(data), renamed=False)
+                self._push_members(resource_id, data, set(), member_ids(data), renamed=False)
         except BaseException:
             # Not kept: the IdP retries with a new id, and LearnUpon users made meanwhile are adopted then.
+            self.fanout.discard()
             self._release(kind, resource_id, uniques)
             self.state.set_pushed(resource_id, {})
             raise
         self.state.save(kind, resource_id, {"resource": data, "seq": self.state.number(kind, resource_id)})
         self._index_emails(resource_id, data, [])
         if kind == "Group":
-            audit("scim.group.created", **self._who(), scim_id=resource_id, members=len(_member_ids(data)))
+            audit("scim.group.created", **self._who(), scim_id=resource_id, members=len(member_ids(data)))
+        self.fanout.flush()  # the state is stored: the jobs will read it
         return self._resource(resource_type, data)
 
     def update(
@@ -197,7 +170,7 @@ class BridgeStorage(ScimStorage):
         *,
         expected_version: str | None = None,
     ) -> Resource[Any]:
-        kind = _kind(resource_type)
+        kind = kind_of(resource_type)
         resource_id = str(resource.id)
         with self.state.locked(kind, resource_id, self.lock_seconds):
             record = self._record(kind, resource_id)
@@ -206,11 +179,14 @@ class BridgeStorage(ScimStorage):
             if expected_version is not None and version != expected_version:
                 raise PreconditionFailedException(detail="the resource changed meanwhile; read it again")
             data = self._storable(resource)
-            data["meta"] = {**before.get("meta", {}), "lastModified": _now().isoformat(), "version": version}
-            if _same(before, data):
+            data["meta"] = {**before.get("meta", {}), "lastModified": now().isoformat(), "version": version}
+            if same(before, data):
+                if kind == "User":  # nothing new, but finish what an earlier change may have left undone
+                    self._push_user(resource_id, before, "updated", quiet=True)
+                    self.fanout.flush()
                 return self._resource(resource_type, before)
-            data["meta"]["version"] = _next_version(version)
-            old_uniques, new_uniques = _unique_values(kind, before), _unique_values(kind, data)
+            data["meta"]["version"] = next_version(version)
+            old_uniques, new_uniques = unique_values(kind, before), unique_values(kind, data)
             added = {k: v for k, v in new_uniques.items() if old_uniques.get(k) != v}
             self._claim(kind, resource_id, added)
             try:
@@ -218,27 +194,27 @@ class BridgeStorage(ScimStorage):
                     self._push_user(resource_id, data, "updated")
                 else:
                     self._push_members(
-                        resource_id, data, set(_member_ids(before)), _member_ids(data),
+                        resource_id, data, set(member_ids(before)), member_ids(data),
                         renamed=before.get("displayName") != data.get("displayName"),
                     )  # fmt: skip
             except BaseException:
+                self.fanout.discard()
                 self._release(kind, resource_id, added)
                 raise
             self._release(
                 kind, resource_id, {k: v for k, v in old_uniques.items() if new_uniques.get(k) != v}
             )
             self.state.save(kind, resource_id, {**record, "resource": data})
-            self._index_emails(resource_id, data, _work_emails(before))
+            self._index_emails(resource_id, data, work_emails(before))
             if kind == "Group":
-                audit(
-                    "scim.group.updated", **self._who(), scim_id=resource_id, members=len(_member_ids(data))
-                )
-            return self._resource(resource_type, data)
+                audit("scim.group.updated", **self._who(), scim_id=resource_id, members=len(member_ids(data)))
+        self.fanout.flush()  # after the lock: a job for this user waits for it
+        return self._resource(resource_type, data)
 
     def delete(
         self, resource_type: ResourceType, resource_id: str, *, expected_version: str | None = None
     ) -> None:
-        kind = _kind(resource_type)
+        kind = kind_of(resource_type)
         with self.state.locked(kind, resource_id, self.lock_seconds):
             record = self._record(kind, resource_id)
             data = record["resource"]
@@ -248,23 +224,26 @@ class BridgeStorage(ScimStorage):
             if kind == "User":
                 pushed = self.state.pushed(resource_id)
                 claims = claims_of(data, [])
+                now, later = self.fanout.split(self.pusher.pending(claims, False, [], pushed, removing=True))
                 try:
-                    _, report = self.pusher.push(claims, False, [], pushed, removing=True)
+                    _, report = self.pusher.push(claims, False, [], pushed, removing=True, only=set(now))
                 finally:
-                    self.state.set_pushed(resource_id, pushed)
+                    self.state.set_pushed(resource_id, pushed)  # what jobs still have to remove stays
+                self.fanout.defer(resource_id, later)
                 group_ids = self.state.groups_of(resource_id)
                 self.state.set_groups_of(resource_id, [])
                 audit("scim.user.deleted", **self._who(), scim_id=resource_id, email=claims.email,
-                      portals=report.actions, learnupon_calls=report.calls)  # fmt: skip
+                      portals=report.actions, learnupon_calls=report.calls, queued=later)  # fmt: skip
             else:
                 self._push_members(
-                    resource_id, {**data, "members": []}, set(_member_ids(data)), [], renamed=False
+                    resource_id, {**data, "members": []}, set(member_ids(data)), [], renamed=False
                 )
                 group_ids = []
                 audit("scim.group.deleted", **self._who(), scim_id=resource_id)
-            self._release(kind, resource_id, _unique_values(kind, data))
-            self._index_emails(resource_id, {}, _work_emails(data))
+            self._release(kind, resource_id, unique_values(kind, data))
+            self._index_emails(resource_id, {}, work_emails(data))
             self.state.forget(kind, resource_id, record)
+        self.fanout.flush()
         for group_id in group_ids:  # drop the deleted user from its groups' member lists
             self._drop_member(group_id, resource_id)
 
@@ -294,7 +273,7 @@ class BridgeStorage(ScimStorage):
             self.state.release(kind, name, digest, resource_id)
 
     def _index_emails(self, resource_id: str, data: dict[str, Any], old: list[str]) -> None:
-        new = _work_emails(data) if data else []
+        new = work_emails(data) if data else []
         for digest in old:
             if digest not in new:
                 self.state.release("User", "email", digest, resource_id)
@@ -317,24 +296,51 @@ class BridgeStorage(ScimStorage):
         what: str,
         group_ids: list[str] | None = None,
         group_names: dict[str, str] | None = None,
+        *,
+        users: int = 1,
+        quiet: bool = False,
+        only: str | None = None,
     ) -> PushReport:
-        """Push one user (its lock held) with its groups; save what was pushed, even on failure."""
+        """Push one user (its lock held) with its groups; save what was pushed, even on failure. The portals
+        that differ are pushed now or left to jobs (`Fanout`); `only`: just that portal (a job)."""
         groups = self.state.groups_of(user_id) if group_ids is None else group_ids
         claims = claims_of(data, self._group_names(groups, group_names))
         active = data.get("active") is not False
         wanted = portals_for(self.config, claims, self.upstream, self.portal)
         pushed = self.state.pushed(user_id)
+        portals = [p for p in self.pusher.pending(claims, active, wanted, pushed) if only in (None, p)]
+        now, later = self.fanout.split(portals, users)
         try:
-            _, report = self.pusher.push(claims, active, wanted, pushed)
+            _, report = self.pusher.push(claims, active, wanted, pushed, only=set(now))
         except EmailChangeRefused as exc:
             audit("scim.user.refused", **self._who(), scim_id=user_id, email=claims.email, portal=exc.portal,
                   reason=exc.reason)  # fmt: skip
             raise
         finally:
             self.state.set_pushed(user_id, pushed)
-        if what != "member" or report.calls:
+        self.fanout.defer(user_id, later)
+        if not (quiet or what == "member") or report.calls or later:
             audit(f"scim.user.{what}", **self._who(), scim_id=user_id, email=claims.email, active=active,
-                  portals=report.actions, learnupon_calls=report.calls)  # fmt: skip
+                  portals=report.actions, learnupon_calls=report.calls, queued=later)  # fmt: skip
+        return report
+
+    def converge(self, user_id: str, portal: str) -> PushReport:
+        """Bring one user's account in one portal in line with the state stored now (a background job):
+        routed there → as the user should be; deleted or no longer routed → deprovisioned."""
+        with self.state.locked("User", user_id, self.lock_seconds):
+            record = self.state.load("User", user_id)
+            if record is not None:
+                return self._push_user(user_id, record["resource"], "pushed", quiet=True, only=portal)
+            pushed = self.state.pushed(user_id)
+            try:
+                _, report = self.pusher.push(
+                    claims_of({}, []), False, [], pushed, removing=True, only={portal}
+                )
+            finally:
+                self.state.set_pushed(user_id, pushed)
+        if report.calls:
+            audit("scim.user.pushed", **self._who(), scim_id=user_id, portals=report.actions,
+                  learnupon_calls=report.calls)  # fmt: skip
         return report
 
     def _push_members(
@@ -351,7 +357,9 @@ class BridgeStorage(ScimStorage):
                     continue  # an unknown member id: nothing to push (RFC 7643 lets members be any resource)
                 groups = set(self.state.groups_of(user_id))
                 groups = groups | {group_id} if user_id in after_set else groups - {group_id}
-                self._push_user(user_id, record["resource"], "member", sorted(groups), name)
+                self._push_user(
+                    user_id, record["resource"], "member", sorted(groups), name, users=len(affected)
+                )
                 self.state.set_groups_of(user_id, sorted(groups))
 
     def _drop_member(self, group_id: str, user_id: str) -> None:
@@ -363,21 +371,5 @@ class BridgeStorage(ScimStorage):
             members = [m for m in data.get("members") or [] if m.get("value") != user_id]
             if len(members) != len(data.get("members") or []):
                 data["members"] = members
-                data["meta"]["version"] = _next_version(data["meta"].get("version"))
+                data["meta"]["version"] = next_version(data["meta"].get("version"))
                 self.state.save("Group", group_id, record)
-
-
-def _member_ids(data: dict[str, Any]) -> list[str]:
-    return [str(m["value"]) for m in data.get("members") or [] if isinstance(m, dict) and m.get("value")]
-
-
-def _same(before: dict[str, Any], after: dict[str, Any]) -> bool:
-    """Equal but for meta (member order does not count)."""
-
-    def strip(data: dict[str, Any]) -> dict[str, Any]:
-        data = {k: v for k, v in data.items() if k != "meta"}
-        if "members" in data:
-            data["members"] = sorted(data["members"] or [], key=lambda m: str(m.get("value")))
-        return data
-
-    return strip(before) == strip(after)

@@ -24,9 +24,12 @@ from broker.clients.learnupon import (
     LearnUponUnavailable,
 )
 from broker.errors import ConfigError, StoreUnavailable, new_reference
+from broker.jobs.queue import rq_connection
+from broker.jobs.scim_push import enqueue_scim_push
 from broker.runtime import Runtime
 from broker.scim import resources
 from broker.scim.auth import ScimClient, authenticate, load_clients, over_limit
+from broker.scim.fanout import Fanout
 from broker.scim.mapping import scim_portals
 from broker.scim.push import EmailChangeRefused, Pusher
 from broker.scim.state import Busy, PortalGroups, ScimState
@@ -52,6 +55,18 @@ def _clients(runtime: Runtime) -> list[ScimClient]:
 
 def _learnupon_clients(runtime: Runtime) -> dict[str, LearnUponClient]:
     return {name: p.learnupon for name, p in runtime.portals.items() if p.learnupon is not None}
+
+
+def _fanout(runtime: Runtime, tenant: str, client: ScimClient) -> Fanout:
+    """Jobs on RQ when the store is one Redis; otherwise every push within the request (broker/scim/fanout.py)."""
+    if rq_connection(runtime.store) is None:
+        return Fanout.inline()
+
+    def enqueue(user_id: str, portal: str) -> None:
+        enqueue_scim_push(runtime, tenant, user_id, portal, client.name, client.upstream)
+
+    settings = runtime.config.scim
+    return Fanout(enqueue, settings.inline_portals, settings.inline_members)
 
 
 def error(status: int, detail: str, scim_type: str | None = None, retry_after: int | None = None) -> Response:
@@ -119,6 +134,7 @@ def serve(portal: str | None, path: str) -> Response:
         portal=portal,
         client_name=client.name,
         upstream=client.upstream,
+        fanout=_fanout(runtime, tenant, client),
     )
     scim_request = ScimRequest(
         method=request.method,
