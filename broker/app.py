@@ -24,6 +24,7 @@ from broker.ops.reload import Reloader
 from broker.ops.runtime_gauges import RuntimeGauges
 from broker.runtime import Runtime, build_runtime
 from broker.store import Store
+from broker.store import bulkhead as store_bulkhead
 from broker.web import (
     acs,
     activity,
@@ -93,7 +94,9 @@ def create_app(
     app.extensions["broker_reloader"] = reloader
 
     threads = os.environ.get("BROKER_THREADS", "")  # exported by deploy/gunicorn.conf.py
-    guard.set_process_limit(max(1, int(threads) - 1) if threads.isdigit() and int(threads) > 1 else None)
+    spare_one = max(1, int(threads) - 1) if threads.isdigit() and int(threads) > 1 else None
+    guard.set_process_limit(spare_one)  # outside calls, and
+    store_bulkhead.set_process_limit(spare_one)  # store calls each leave one thread for /healthz and /readyz
 
     @app.before_request
     def _start_request() -> None:
@@ -101,7 +104,7 @@ def create_app(
         arrived = time.monotonic()
         incoming = request.headers.get("X-Request-ID", "")
         request_id.set(incoming if REQUEST_ID.match(incoming) else secrets.token_hex(8))
-        if request.path not in ("/healthz", "/metrics"):  # they never wait on the store (a frozen Redis)
+        if request.path not in ("/healthz", "/readyz", "/metrics"):  # never waiting on a frozen Redis
             reloader.maybe_reload()
         set_request_deadline(arrived + app.extensions["broker"].outbound_deadline_seconds)
 

@@ -1,4 +1,6 @@
-"""The broker's own exceptions; views turn them into pages, the CLI into exit codes."""
+"""The broker's own exceptions, by what happened, each with its `check` code for logs and metrics. What a user
+sees (HTTP status, title, text) is not here: the web edge maps each class to it in broker/web/error_table.py;
+the CLI turns them into exit codes."""
 
 from __future__ import annotations
 
@@ -8,41 +10,44 @@ import secrets
 class BrokerError(Exception):
     """Base class of every error the broker raises on purpose."""
 
+    check = "error"
+
 
 class ConfigError(BrokerError):
     """The configuration is invalid; the message names the file, the field path and the reason."""
+
+    check = "config"
 
 
 class StoreUnavailable(BrokerError):
     """The state store (Redis) cannot be reached; logins answer 503 until it is back."""
 
+    check = "store_unavailable"
+
 
 class StoreFull(StoreUnavailable):
     """The in-memory store holds as many keys as it may: new logins wait (503) until keys expire."""
 
+    check = "store_full"
+
 
 class LoginRefused(BrokerError):
-    """A login cannot go on. `reason` is logged precisely; users see `public_message` and `reference`."""
+    """A login cannot go on. `reason` is logged precisely; users see the `reference` and the page
+    broker.web.error_table gives this class."""
 
-    status_code = 400
-    public_message = "We could not sign you in."
     check = "refused"  # a short name for logs and metrics; SamlRejected names the failed check
     step: str | None = None  # the login step that refused (set by broker.login's runner)
 
-    def __init__(self, reason: str, *, public_message: str | None = None, status_code: int | None = None):
+    def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
         self.reference = new_reference()
-        if public_message is not None:
-            self.public_message = public_message
-        if status_code is not None:
-            self.status_code = status_code
 
 
 class SamlRejected(LoginRefused):
     """The upstream SAML response failed a check. `check` names it (e.g. "audience")."""
 
-    public_message = "The sign-in response from your identity provider was not accepted."
+    check = "saml"
 
     def __init__(self, check: str, reason: str, *, expected: object = None, got: object = None):
         super().__init__(f"{check}: {reason}")

@@ -21,15 +21,33 @@ from broker.store import keys
 
 
 class UnknownPortal(LoginRefused):
-    status_code = 404
+    """The sign-in link names no portal of this broker."""
+
     check = "unknown_portal"
-    public_message = "This sign-in link does not match any learning portal. Please check the address."
 
 
 class LoginExpired(LoginRefused):
-    status_code = 400
+    """The pending login (or the portal choice) is gone: expired, or already used."""
+
     check = "expired"
-    public_message = "This sign-in has expired or was already used. Please start again from your bookmark."
+
+
+class UpstreamNotOffered(LoginRefused):
+    """The sign-in asks for an upstream IdP the portal does not offer."""
+
+    check = "upstream_not_offered"
+
+
+class TargetNotAllowed(LoginRefused):
+    """The deep link is not a safe relative path, or the portal's patterns do not allow it."""
+
+    check = "target"
+
+
+class OtherBrowser(LoginRefused):
+    """The response came back in another browser than the one that started the login (login CSRF)."""
+
+    check = "browser"
 
 
 # Back from the portal can bring the IdP's page, and its response, again: for this long the broker knows
@@ -94,8 +112,7 @@ def start_login(
     if upstream not in rt.upstreams or (
         portal is not None and upstream not in rt.config.portals[portal].upstream_names
     ):
-        raise LoginRefused(f"upstream {upstream!r} not offered for portal {portal!r}",
-                           public_message="This sign-in option is not available here.")  # fmt: skip
+        raise UpstreamNotOffered(f"upstream {upstream!r} not offered for portal {portal!r}")
     checked_target = check_target(rt, portal, target)
     request_id = new_request_id()
     pending = PendingLogin(request_id, upstream, portal, checked_target, time.time(), purpose, browser)
@@ -134,9 +151,7 @@ def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | N
         return None
     checked = safe_target(target)
     if checked is None or (portal is not None and not target_allowed(rt.config.portals[portal], checked)):
-        raise LoginRefused(
-            f"target not allowed: {target[:80]!r}", public_message="This link's target page is not allowed."
-        )
+        raise TargetNotAllowed(f"target not allowed: {target[:80]!r}")
     return checked
 
 

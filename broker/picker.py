@@ -21,6 +21,12 @@ from broker.store import keys
 PICK_TTL_SECONDS = 300
 
 
+class PortalNotOffered(LoginRefused):
+    """The portal picker's answer names a portal that was not among those offered."""
+
+    check = "portal_not_offered"
+
+
 @dataclass(frozen=True)
 class PortalChoice:
     """Several portals are open to this user: the browser shows a picker. The held login is keyed by
@@ -86,9 +92,7 @@ def take_choice(rt: Runtime, token: str, browser_nonce: str | None, portal: str)
     if not hmac.compare_digest(record["nonce_sha256"], given):
         raise LoginExpired("portal choice made from another browser")
     if portal not in record["portals"]:
-        raise LoginRefused(
-            f"portal {portal!r} was not offered", public_message="That portal was not offered to you."
-        )
+        raise PortalNotOffered(f"portal {portal!r} was not offered")
     held = HeldLogin.from_json(record)
     return HeldLogin(held.identity, held.claims, held.target, portal)
 

@@ -83,14 +83,15 @@ class GroupResolutionFailed(LoginRefused):
 
     check = "groups"
 
-    public_message = (
-        "We could not look up your groups, so we cannot sign you in to the learning portal. "
-        "Please try again in a few minutes, or contact your IT administrator."
-    )
-
-    def __init__(self, reason: str, *, unresolved: Iterable[str] = (), status_code: int | None = None):
-        super().__init__(reason, status_code=status_code)
+    def __init__(self, reason: str, *, unresolved: Iterable[str] = ()):
+        super().__init__(reason)
         self.unresolved = tuple(unresolved)
+
+
+class GroupsUnreachable(GroupResolutionFailed):
+    """As `GroupResolutionFailed`, because the directory (Graph) did not answer: it may work in a few minutes."""
+
+    check = "groups"
 
 
 def graph_client_for(
@@ -252,9 +253,7 @@ def _remember(
 def _apply_policy(result: GroupResult, settings: GroupResolution) -> None:
     if settings.on_unresolved == "fail":
         if result.graph_error is not None:
-            raise GroupResolutionFailed(
-                f"group names: {result.graph_error}", unresolved=result.unresolved, status_code=503
-            )
+            raise GroupsUnreachable(f"group names: {result.graph_error}", unresolved=result.unresolved)
         if result.unresolved:
             raise GroupResolutionFailed(
                 f"group names: no name for {len(result.unresolved)} group IDs: {', '.join(result.unresolved)}",

@@ -136,11 +136,9 @@ PRESETS: dict[str, ClaimNames] = {
 
 
 class NoUsableEmail(LoginRefused):
+    """The upstream sent no attribute (nor NameID) usable as the user's e-mail address."""
+
     check = "email"
-    public_message = (
-        "Your identity provider did not send an email address, so we cannot sign you in to the learning "
-        "portal. Please contact your IT administrator."
-    )
 
 
 def is_email(value: str) -> bool:

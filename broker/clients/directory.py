@@ -22,6 +22,8 @@ UserState = Literal["active", "disabled", "suspended", "deprovisioned", "archive
 class DirectoryUnavailable(BrokerError):
     """The directory could not be read completely (network, throttling, 5xx, refused credentials)."""
 
+    check = "directory_unavailable"
+
 
 @dataclass(frozen=True)
 class DirectoryUser:

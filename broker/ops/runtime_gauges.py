@@ -83,7 +83,9 @@ def _job_metrics(rt: Runtime):
     jobs = GaugeMetricFamily("broker_jobs", "Background jobs by state (queued, running, scheduled for a retry, "
                              "failed, finished), in the queue or this process", labels=["state"])  # fmt: skip
     try:
-        counts = overview(rt.store, details=False).counts
+        # a stalled (frozen) Redis: no RQ call that would hold this thread for the socket timeout
+        stalled = getattr(rt.store, "stalled", None)
+        counts = {} if stalled is not None and stalled() else overview(rt.store, details=False).counts
     except Exception:  # noqa: BLE001 - a scrape while Redis is down still shows the other metrics
         counts = {}
     for state, count in counts.items():

@@ -87,9 +87,6 @@ class ProvisioningError(LoginRefused):
 
     check = "provisioning"
 
-    status_code = 503
-    public_message = "Your LearnUpon account could not be prepared. Please try again in a few minutes."
-
     def __init__(self, reason: str, *, outcome: SyncOutcome | None = None):
         super().__init__(reason)
         self.outcome = outcome

@@ -28,9 +28,13 @@ CHECKPOINT_TTL = 7 * 86400
 class ReviewBusy(BrokerError):
     """Another run (on this or another replica) holds the portal's review lock."""
 
+    check = "review_busy"
+
 
 class TooManyChanges(BrokerError):
     """The run would change more accounts than allowed; nothing was changed."""
+
+    check = "too_many_changes"
 
 
 @dataclass

@@ -21,8 +21,11 @@ from broker.rules.trust import groups_match, routable_domain
 class NoAccess(LoginRefused):
     """The user signed in but may enter no portal (or not the one they asked for)."""
 
-    status_code = 403
     check = "no_access"
+
+    def __init__(self, reason: str, *, portal: str | None = None):
+        super().__init__(reason)
+        self.portal = portal  # the portal asked for, if any (its own no-access message is shown)
 
 
 @dataclass(frozen=True)
@@ -63,18 +66,14 @@ def rule_matches(rule: RoutingRule, claims: Claims, domain: str | None) -> bool:
 
 def route(config: Config, requested: str | None, upstream: str, claims: Claims) -> RoutingDecision:
     """The portal(s) this user may enter now, and why; NoAccess when there are none."""
-    no_access = config.routing.no_access_message
     if requested is not None:
         settings = config.portals[requested]
-        no_access = settings.no_access_message or no_access
         if upstream not in settings.upstream_names:
-            raise NoAccess(
-                f"portal {requested} does not accept upstream {upstream}", public_message=no_access
-            )
+            raise NoAccess(f"portal {requested} does not accept upstream {upstream}", portal=requested)
         if not may_enter(settings, claims):
             raise NoAccess(
                 f"{claims.email} is in none of {requested}'s required groups {settings.required_groups}",
-                public_message=no_access,
+                portal=requested,
             )
         return RoutingDecision((requested,), f"requested portal {requested}")
     domain = routable_domain(config, upstream, claims.email)
@@ -86,7 +85,7 @@ def route(config: Config, requested: str | None, upstream: str, claims: Claims) 
         if allowed:
             return RoutingDecision(allowed, f"routing rule {compiled.number + 1} matched")
     why = "" if domain else f" (e-mail domain rules skipped: {upstream} is not declared to own that domain)"
-    raise NoAccess(f"no routing rule gives {claims.email} a portal{why}", public_message=no_access)
+    raise NoAccess(f"no routing rule gives {claims.email} a portal{why}")
 
 
 def target_allowed(portal: PortalSettings, target: str) -> bool:

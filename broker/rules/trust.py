@@ -21,21 +21,22 @@ OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 
 
 class EmailDomainRefused(LoginRefused):
-    status_code = 403
+    """The upstream asserted an address outside its own e-mail domains (`upstreams.<n>.email_domains`)."""
+
     check = "email_domain"
-    public_message = (
-        "Your sign-in service is not allowed to sign in addresses of this e-mail domain here. "
-        "Please sign in with your own organisation's account."
-    )
 
 
 class AccountLinkRefused(LoginRefused):
-    status_code = 403
+    """Another upstream brought this address to the portal first, and the portal does not allow linking."""
+
     check = "account_linking"
-    public_message = (
-        "This e-mail address signs in to this portal through another sign-in service. "
-        "Please use that one, or ask your administrator."
-    )
+
+
+class NotAnAdmin(LoginRefused):
+    """An administrator sign-in from an upstream, or by a user, that `admin.upstreams` / `admin.groups` do not
+    name."""
+
+    check = "admin_group"
 
 
 def email_domain(email: str) -> str:

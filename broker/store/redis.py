@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
@@ -23,12 +24,16 @@ from redis.sentinel import Sentinel
 
 from broker.errors import StoreUnavailable
 from broker.store import EPOCH_KEY, ConsumeResult
+from broker.store.bulkhead import STORE_BULKHEAD
 from broker.store.durability import Durability, judge
 
 log = logging.getLogger(__name__)
 
 CONSUME_TRIES = 3  # a consume whose connection broke is tried again (same token), then the login gets a 503
 TIMEOUTS: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+# /readyz's ping: its own small connection pool with a short timeout, so a frozen Redis makes it say "not
+# ready" within this, whatever the request threads are waiting for
+PROBE_TIMEOUT = 0.5
 
 # INCR, and start the window's TTL on the first hit only: atomic, and one key (so it works on a cluster).
 _INCR_WITH_TTL = """
@@ -152,8 +157,13 @@ def client_from_url(url: str) -> redis.Redis | RedisCluster:
 class RedisStore:
     """Keys are namespaced; every write carries a TTL; `take` is GETDEL (one round trip, atomic)."""
 
-    def __init__(self, client: redis.Redis | RedisCluster, namespace: str = "broker:"):
+    def __init__(
+        self, client: redis.Redis | RedisCluster, namespace: str = "broker:", probe: redis.Redis | None = None
+    ):
         self._redis = client
+        self._probe = probe or client
+        self._probe_lock = threading.Lock()
+        self._last_ping = True
         self._ns = namespace
         self._incr = client.register_script(_INCR_WITH_TTL)
         self._epoch_script = client.register_script(_EPOCH)
@@ -167,13 +177,29 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, namespace: str = "broker:") -> RedisStore:
-        return cls(client_from_url(url), namespace)
+        probe = None
+        if urlsplit(url).scheme in ("redis", "rediss", "unix"):
+            short = {"socket_timeout": PROBE_TIMEOUT, "socket_connect_timeout": PROBE_TIMEOUT}
+            probe = redis.Redis.from_url(url, max_connections=2, **short)
+        return cls(client_from_url(url), namespace, probe)
 
     def _call(self, method: str, *args, **kwargs):
-        try:
-            return getattr(self._redis, method)(*args, **kwargs)
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis {method} failed: {exc}") from exc
+        with STORE_BULKHEAD.slot(method):
+            try:
+                return getattr(self._redis, method)(*args, **kwargs)
+            except redis.RedisError as exc:
+                raise StoreUnavailable(f"redis {method} failed: {exc}") from exc
+
+    def _script(self, script: Any, what: str, keys: list[str], args: list[Any]) -> Any:
+        with STORE_BULKHEAD.slot(what):
+            try:
+                return script(keys=keys, args=args)
+            except redis.RedisError as exc:
+                raise StoreUnavailable(f"redis {what} failed: {exc}") from exc
+
+    def stalled(self) -> bool:
+        """True while a call to this process's store has waited far longer than Redis takes (frozen)."""
+        return STORE_BULKHEAD.stalled()
 
     def put(self, key: str, value: bytes, ttl: int) -> None:
         self._call("set", self._ns + key, value, ex=ttl)
@@ -182,10 +208,7 @@ class RedisStore:
         return bool(self._call("set", self._ns + key, value, ex=ttl, nx=True))
 
     def claim(self, key: str, value: bytes, ttl: int) -> bytes | None:
-        try:
-            found = self._claim(keys=[self._ns + key], args=[value, ttl])
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis claim failed: {exc}") from exc
+        found = self._script(self._claim, "claim", [self._ns + key], [value, ttl])
         return found if isinstance(found, bytes) else None
 
     def get(self, key: str) -> bytes | None:
@@ -204,28 +227,28 @@ class RedisStore:
         self._call("delete", self._ns + key)
 
     def incr(self, key: str, ttl: int) -> int:
-        try:
-            return int(self._incr(keys=[self._ns + key], args=[ttl]))
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis incr failed: {exc}") from exc
+        return int(self._script(self._incr, "incr", [self._ns + key], [ttl]))
 
     def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
-        try:
-            self._log_append(keys=[self._ns + key], args=[value, max_entries, ttl])
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis log append failed: {exc}") from exc
+        self._script(self._log_append, "log append", [self._ns + key], [value, max_entries, ttl])
 
     def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
-        try:
-            return list(self._log_recent(keys=[self._ns + key], args=[count, ttl]))
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis log read failed: {exc}") from exc
+        return list(self._script(self._log_recent, "log read", [self._ns + key], [count, ttl]))
 
     def ping(self) -> bool:
-        try:
-            return bool(self._redis.ping())
-        except redis.RedisError:
+        """One PING on the probe connection (short timeout), never behind the request threads' calls: false at
+        once while a call has waited longer than that timeout; while another ping is out, its last answer."""
+        if STORE_BULKHEAD.stalled(over=PROBE_TIMEOUT):  # a ping would wait as long, and fail too
             return False
+        if not self._probe_lock.acquire(blocking=False):
+            return self._last_ping
+        try:
+            self._last_ping = bool(self._probe.ping())
+        except redis.RedisError:
+            self._last_ping = False
+        finally:
+            self._probe_lock.release()
+        return self._last_ping
 
     def rq_connection(self) -> redis.Redis | None:
         """The connection background jobs (RQ) use: this Redis, or None on a cluster (RQ needs one node)."""
@@ -250,10 +273,9 @@ class RedisStore:
         return value
 
     def epoch(self) -> float:
-        try:
-            epoch, written = self._epoch_script(keys=[self._ns + EPOCH_KEY], args=[self._new_epoch(0.0)])
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"redis epoch failed: {exc}") from exc
+        epoch, written = self._script(
+            self._epoch_script, "epoch", [self._ns + EPOCH_KEY], [self._new_epoch(0.0)]
+        )
         return self._noticed(epoch, written)
 
     def consume(
@@ -262,7 +284,8 @@ class RedisStore:
         token = secrets.token_hex(8)  # the same for every try of this call: a retry finds its own entry
         for attempt in range(CONSUME_TRIES):
             try:
-                return self._consume_once(replay_key, ttl, pending_key, issued_at, wipe_margin, token)
+                with STORE_BULKHEAD.slot("consume"):
+                    return self._consume_once(replay_key, ttl, pending_key, issued_at, wipe_margin, token)
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 # the script may have run and only its answer been lost: running it again is safe
                 if attempt + 1 == CONSUME_TRIES:
@@ -304,7 +327,8 @@ class RedisStore:
         """Read appendonly, save and maxmemory-policy (CONFIG GET; INFO when CONFIG is renamed, as on some
         managed services). On a cluster, every primary must pass."""
         try:
-            return judge(*self._settings())
+            with STORE_BULKHEAD.slot("durability"):
+                return judge(*self._settings())
         except redis.RedisError as exc:
             raise StoreUnavailable(f"redis durability check failed: {exc}") from exc
 

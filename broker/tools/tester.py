@@ -30,6 +30,12 @@ REPORT_TTL_SECONDS = 600  # a trace shows a user's claims and groups: kept ten m
 TraceStatus = Literal["pass", "fail", "info"]
 
 
+class TraceExpired(LoginRefused):
+    """The trace page's Continue came after its test login expired, was used, or belongs to another admin."""
+
+    check = "trace_expired"
+
+
 @dataclass
 class TraceStep:
     section: str
@@ -202,9 +208,7 @@ def continue_to_portal(rt: Runtime, report_id: str, owner: str) -> OutgoingLogin
     Only for the admin who ran the test."""
     report = load(rt, report_id, owner)
     if report is None or report.held is None:
-        raise LoginRefused(
-            f"trace {report_id} cannot continue", public_message="This test login has expired."
-        )
+        raise TraceExpired(f"trace {report_id} cannot continue")
     rt.store.delete(keys.trace_report(report_id))  # one continue per test login
     run = continue_held(rt, HeldLogin.from_json(report.held))
     assert run.outgoing is not None

@@ -11,12 +11,12 @@ from broker.errors import LoginRefused, SamlRejected
 from broker.login import complete_login, sign_in_run
 from broker.model import PendingLogin
 from broker.ops.audit import audit
-from broker.pending import Restart, already_used, find_pending, find_restart
+from broker.pending import OtherBrowser, Restart, already_used, find_pending, find_restart
 from broker.picker import PortalChoice
-from broker.rules.trust import groups_match
+from broker.rules.trust import NotAnAdmin, groups_match
 from broker.tools.tester import run_test
 from broker.web.admin import sign_in_admin
-from broker.web.binding import OtherBrowser, check_same_browser, same_browser
+from broker.web.binding import check_same_browser, same_browser
 from broker.web.i18n import learner_language
 from broker.web.learner import autopost_page, learner_page, localized, portal_name, set_portal
 from broker.web.login import PICK_COOKIE
@@ -97,11 +97,7 @@ def admin_sign_in(saml_response: str, relay_state: str | None, pending: PendingL
     assert claims is not None  # map_claims ran (sign_in_run raises otherwise)
     # only the upstreams named in admin.upstreams; Entra groups by object id (see broker.rules.trust)
     if run.upstream not in rt.config.admin.upstreams or not groups_match(claims, rt.config.admin.groups):
-        raise LoginRefused(
-            f"{claims.email} is not in an admin group {rt.config.admin.groups}",
-            public_message="Your account is not allowed to administer this broker.",
-            status_code=403,
-        )
+        raise NotAnAdmin(f"{claims.email} is not in an admin group {rt.config.admin.groups}")
     sign_in_admin(claims.email, run.upstream)
     return redirect(url_for("admin.index"), code=303)
 

@@ -11,21 +11,12 @@ import secrets
 
 from flask import Response, g, request
 
-from broker.errors import LoginRefused
 from broker.model import PendingLogin
+from broker.pending import OtherBrowser
 from broker.web.pages import runtime, secure_cookies
 
 BROWSER_COOKIE = "broker_browser"
 _NONCE = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
-
-
-class OtherBrowser(LoginRefused):
-    status_code = 403
-    check = "browser"
-    public_message = (
-        "This sign-in was started in another browser, or this browser blocked our cookie. "
-        "Please start again from your bookmark in this browser."
-    )
 
 
 def browser_hash() -> str:

@@ -1,5 +1,6 @@
 """The pages every failure ends in, in the learner's language: a plain title that says what happened, what to do,
-a next step, and a reference id that is also in the log line. One table maps refusals and HTTP errors to texts."""
+a next step, and a reference id that is also in the log line. Refusals take their status and texts from
+broker.web.error_table (by class); HTTP errors theirs from HTTP_ERRORS below (by status)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTo
 from broker.config.pages import LocalizedText
 from broker.errors import LoginRefused, SamlRejected, StoreUnavailable, new_reference
 from broker.ops.activity import record_refusal
+from broker.web.error_table import TABLE, shown_for
 from broker.web.i18n import learner_language
 from broker.web.learner import learner_page
 from broker.web.pages import error_page as admin_error_page
@@ -26,79 +28,6 @@ class Wording:
     title: str
     message: str
 
-
-# By the refusal's `check` (see broker.errors); a SamlRejected check not listed here uses "saml".
-REFUSALS: dict[str, Wording] = {
-    "no_access": Wording(
-        lazy_gettext("You don't have access to this portal yet"),
-        lazy_gettext(
-            "Your account has no access to a learning portal here. Please contact your IT service desk."
-        ),
-    ),
-    "expired": Wording(
-        lazy_gettext("This sign-in link has expired"),
-        lazy_gettext("Sign-in links work once and for a few minutes. Please start again."),
-    ),
-    "browser": Wording(
-        lazy_gettext("This sign-in was started in another browser"),
-        lazy_gettext(
-            "This sign-in was started in another browser, or this browser blocked our cookie. "
-            "Please start again in this browser."
-        ),
-    ),  # fmt: skip
-    "unknown_portal": Wording(
-        lazy_gettext("We can't find this learning portal"),
-        lazy_gettext("This sign-in link does not match any learning portal. Please check the address."),
-    ),
-    "email_domain": Wording(
-        lazy_gettext("This account can't sign in here"),
-        lazy_gettext(
-            "Your sign-in service is not allowed to sign in addresses of this e-mail domain here. "
-            "Please sign in with your own organisation's account."
-        ),
-    ),  # fmt: skip
-    "account_linking": Wording(
-        lazy_gettext("Please use your usual sign-in option"),
-        lazy_gettext(
-            "This e-mail address signs in to this portal through another sign-in service. "
-            "Please use that one, or ask your administrator."
-        ),
-    ),  # fmt: skip
-    "groups": Wording(
-        lazy_gettext("We couldn't look up your groups"),
-        lazy_gettext(
-            "We could not look up your groups, so we cannot sign you in to the learning portal. "
-            "Please try again in a few minutes, or contact your IT administrator."
-        ),
-    ),  # fmt: skip
-    "email": Wording(
-        lazy_gettext("Your account has no e-mail address"),
-        lazy_gettext(
-            "Your identity provider did not send an email address, so we cannot sign you in to the "
-            "learning portal. Please contact your IT administrator."
-        ),
-    ),  # fmt: skip
-    "provisioning": Wording(
-        lazy_gettext("Your learning account isn't ready yet"),
-        lazy_gettext("Your LearnUpon account could not be prepared. Please try again in a few minutes."),
-    ),
-    "saml": Wording(
-        lazy_gettext("We couldn't confirm your sign-in"),
-        lazy_gettext(
-            "The sign-in response from your identity provider was not accepted. Please start again."
-        ),
-    ),
-    "refused": Wording(lazy_gettext("We couldn't sign you in"), lazy_gettext("We could not sign you in.")),
-}
-
-# Messages raised with `public_message=` for the generic "refused" check; listed so the catalogues carry them.
-INSTANCE_MESSAGES = (
-    lazy_gettext("This link's target page is not allowed."),
-    lazy_gettext("This sign-in option is not available here."),
-    lazy_gettext("That portal was not offered to you."),
-    lazy_gettext("Your account is not allowed to administer this broker."),
-    lazy_gettext("This test login has expired."),
-)
 
 HTTP_ERRORS: dict[int, Wording] = {
     400: Wording(lazy_gettext("This request could not be read"),
@@ -118,19 +47,13 @@ HTTP_ERRORS: dict[int, Wording] = {
 }  # fmt: skip
 
 
-def wording_for(exc: LoginRefused) -> Wording:
-    if exc.check in REFUSALS:
-        wording = REFUSALS[exc.check]
-    elif isinstance(exc, SamlRejected):
-        wording = REFUSALS["saml"]
-    else:
-        wording = REFUSALS["refused"]
-    message = exc.public_message
-    if isinstance(message, LocalizedText) and message.translations:  # the no-access message, per language
-        return Wording(wording.title, message.in_language(learner_language()))
-    if exc.check == "refused" or type(exc).public_message != message:
-        return Wording(wording.title, gettext(message))  # noqa: INT001 (msgids listed in INSTANCE_MESSAGES)
-    return wording
+def wording_for(exc: LoginRefused | StoreUnavailable) -> tuple[int, Wording]:
+    """The status and the wording broker.web.error_table gives this error, in the learner's language."""
+    shown = shown_for(type(exc)) or TABLE[LoginRefused]
+    message = shown.text_for(exc, lambda: runtime().config)
+    if isinstance(message, LocalizedText):  # configured (the no-access message): per language, or as written
+        message = message.in_language(learner_language()) if message.translations else gettext(message)  # noqa: INT001 (the default's msgid is in the table's catalogue entries)
+    return shown.status, Wording(shown.title, message)
 
 
 def error_page(status: int, wording: Wording, reference: str, *, portal: str | None = None) -> Response:
@@ -153,13 +76,15 @@ def _login_refused(exc: LoginRefused) -> Response:
         extra={"reference": exc.reference, "check": exc.check, "path": request.path},
     )
     record_refusal(runtime(), exc, request.path)
-    return error_page(exc.status_code, wording_for(exc), exc.reference)
+    status, wording = wording_for(exc)
+    return error_page(status, wording, exc.reference)
 
 
 def _store_unavailable(exc: StoreUnavailable) -> Response:
     reference = new_reference()
     log.error("state store unavailable [%s] %s", reference, exc, extra={"reference": reference})
-    response = http_error_page(503, reference)
+    status, wording = wording_for(exc)
+    response = error_page(status, wording, reference)
     response.headers["Retry-After"] = "60"
     return response
 

@@ -14,10 +14,12 @@ from broker.claims.groups import (
     GroupRecord,
     GroupResolution,
     GroupResolutionFailed,
+    GroupsUnreachable,
     graph_client_for,
     resolve_groups,
 )
 from broker.errors import ConfigError, LoginRefused
+from broker.web.error_table import shown_for
 
 from .conftest import BIG_USER, CLIENT_ID, GROUP_IDS, GROUPS, SECRET, SECRET_ENV, TENANT, UNKNOWN_GROUP
 
@@ -207,7 +209,7 @@ def test_fail_policy_refuses_the_login_for_an_unknown_guid(settings_for, client_
     assert isinstance(caught.value, LoginRefused)
     assert caught.value.unresolved == (UNKNOWN_GROUP,)
     assert UNKNOWN_GROUP in caught.value.reason
-    assert "groups" in caught.value.public_message
+    assert "groups" in str(shown_for(type(caught.value)).text_for(caught.value, pytest.fail))
 
 
 def test_without_graph_unmapped_guids_are_unresolved(store, fake):
@@ -239,7 +241,8 @@ def test_graph_outage_under_fail_refuses_with_503(settings_for, client_for, stor
     fake.fail_next(20, 503, endpoint="getByIds")
     with pytest.raises(GroupResolutionFailed) as caught:
         resolve_groups([GROUP_IDS[1]], settings=settings, store=store, graph_client=client_for(settings))
-    assert caught.value.status_code == 503
+    assert isinstance(caught.value, GroupsUnreachable)
+    assert shown_for(type(caught.value)).status == 503
     assert SECRET not in caught.value.reason
 
 

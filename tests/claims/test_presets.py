@@ -13,6 +13,7 @@ from broker.claims.presets import (
     map_claims,
 )
 from broker.model import Identity
+from broker.web.error_table import shown_for
 
 ENTRA = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 MS = "http://schemas.microsoft.com/identity/claims/"
@@ -55,7 +56,9 @@ def test_email_falls_back_to_an_email_name_id_then_the_upn():
 def test_no_usable_email_is_refused_with_a_clear_message(value):
     with pytest.raises(NoUsableEmail) as refused:
         map_claims(entra("opaque", email=(value,)), claim_names_for("entra", {}))
-    assert "did not send an email address" in refused.value.public_message
+    assert "did not send an email address" in str(
+        shown_for(type(refused.value)).text_for(refused.value, pytest.fail)
+    )
 
 
 def test_okta_defaults_and_admin_overrides():

@@ -3,16 +3,21 @@ a TCP proxy that can swallow one answer (the connection closes after the command
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 from tests.conftest import _free_port
+from tests.faults.prober import probe as probe
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class RedisProcess:
@@ -172,3 +177,19 @@ class DrippingServer:
 
     def close(self) -> None:
         self._listener.close()
+
+
+class Prober:
+    """tests/faults/prober.py in its own process, probing `url` every `interval` s for `seconds` from now."""
+
+    def __init__(self, url: str, *, seconds: float, interval: float = 0.05):
+        self.seconds = seconds
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.faults.prober", url, str(seconds), str(interval)],
+            cwd=REPO, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def results(self) -> list[tuple[int, float]]:
+        """(status, seconds) of each probe, once the run is over."""
+        out, _ = self.process.communicate(timeout=self.seconds + 60)
+        return [(int(status), float(seconds)) for status, seconds in json.loads(out)]

@@ -21,8 +21,9 @@ from broker.jobs.queue import QUEUE_NAME, enqueue, job_states, overview
 from broker.store.connect import open_store
 from tests.demo_servers import running_demo
 from tests.harness import base_config
+from tests.web.test_admin_security import ADMIN_USER, admin_harness, sign_in_as
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+pytestmark = pytest.mark.slow
 
 ORPHANS = {email for email, (_, category) in PLANTED.items() if category == "orphan"}
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
@@ -71,6 +72,7 @@ def provisioning_config(keys, learnupon, redis_url, tmp_path) -> Path:
     return path
 
 
+@pytest.mark.redis
 def test_a_cohort_is_queued_run_by_two_workers_at_once_and_a_second_run_changes_nothing(
     provisioning_config, learnupon, redis_url, tmp_path
 ):
@@ -112,8 +114,9 @@ def test_a_cohort_is_queued_run_by_two_workers_at_once_and_a_second_run_changes_
     assert overview(store).counts["failed"] == 0
 
 
-def test_a_cohort_job_with_failing_rows_waits_for_a_retry_and_says_why(
-    provisioning_config, learnupon, redis_url, tmp_path
+@pytest.mark.redis
+def test_a_cohort_job_with_failing_rows_waits_for_a_retry_and_says_why_on_the_admin_page_and_in_metrics(
+    keys, provisioning_config, learnupon, redis_url, tmp_path
 ):
     _url, state = learnupon
     users = write_csv(tmp_path / "cohort.csv", 3)
@@ -129,6 +132,13 @@ def test_a_cohort_job_with_failing_rows_waits_for_a_retry_and_says_why(
     assert job.reason is not None and "3 of 3 rows failed" in job.reason and "503" in job.reason
     [view] = job_states(store, [job.id])
     assert view.state == "scheduled"
+
+    # what an operator sees: the admin page (state and reason) and the metric
+    admin = admin_harness(keys, store=open_store(redis_url))
+    assert sign_in_as(admin, ADMIN_USER).status_code == 303  # signed in: on to /admin/
+    page = admin.client.get("/admin/jobs/").get_data(as_text=True)
+    assert job.id in page and '<td class="state">scheduled</td>' in page and "3 of 3 rows failed" in page
+    assert 'broker_jobs{state="scheduled"} 1.0' in admin.client.get("/metrics").get_data(as_text=True)
 
 
 def test_provision_with_the_memory_store_still_runs_in_the_command(keys, learnupon, tmp_path):
@@ -154,6 +164,7 @@ def review_demo(tmp_path, redis_url):
         yield demo, path
 
 
+@pytest.mark.redis
 def test_review_apply_is_a_job_that_changes_the_confirmed_accounts_once(review_demo, redis_url, tmp_path):
     demo, config = review_demo
     state = demo.apps.learnupon_states["academy"]

@@ -9,6 +9,7 @@ import pytest
 
 from broker.errors import LoginRefused
 from broker.provisioning import sync
+from broker.web.error_table import shown_for
 
 ProvisioningError = sync.ProvisioningError
 
@@ -172,7 +173,7 @@ def test_timeout_under_block_refuses_the_login(
         sync_user("acme", make_claims(), settings, client, store)
 
     assert isinstance(caught.value, LoginRefused)
-    assert caught.value.status_code == 503
+    assert shown_for(type(caught.value)).status == 503
     assert caught.value.outcome.status == "failed"
     for secret in api_key_pair:
         assert secret not in f"{caught.value} {caught.value.reason} {caught.value.outcome}"
