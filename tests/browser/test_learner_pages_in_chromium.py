@@ -126,6 +126,31 @@ def through_idp_with(page, base: str, bookmark: str, user: str, change) -> None:
     page.unroute("**/saml/acs")
 
 
+def response_for_another_browser(browser, base: str) -> dict[str, str]:  # noqa: F811
+    """What the test IdP posts for a login started in a separate browser (its form, caught before it is sent)."""
+    other = browser.new_context()
+    page = other.new_page()
+    caught: dict[str, str] = {}
+
+    def catch(route) -> None:
+        caught.update({k: v[0] for k, v in parse_qs(route.request.post_data or "").items()})
+        route.fulfill(status=204, body="")
+
+    try:
+        page.route("**/saml/acs", catch)
+        page.goto(f"{base}/login/academy?idp=entra")
+        page.get_by_role("button", name="Sam Lee").click()
+        page.wait_for_timeout(200)
+        for _ in range(50):
+            if caught:
+                break
+            page.wait_for_timeout(100)
+    finally:
+        other.close()
+    assert caught, "the test IdP posted nothing"
+    return caught
+
+
 def tampered(fields: dict[str, str]) -> dict[str, str]:
     import base64
 
@@ -181,6 +206,11 @@ def test_every_learner_error_page_has_a_next_step_a_logged_reference_and_no_axe_
         check_page(page, language, "expired", broker_log)
         through_idp_with(page, base, "/login/academy?idp=entra", "Alex Morgan", tampered)
         check_page(page, language, "response-not-accepted", broker_log)
+        post_from_broker(page, base, "/saml/acs", response_for_another_browser(browser, base))
+        assert {"en": "started in another browser", "de": "in einem anderen Browser begonnen"}[language] in (
+            page.inner_text("h1")
+        )
+        check_page(page, language, "another-browser", broker_log)
 
         throttled, down = limited
         context.request.get(f"{throttled}/login/academy", max_redirects=0)
@@ -204,6 +234,8 @@ def test_branded_page_keeps_its_csp_and_shows_the_portal_colour(demo, browser): 
     try:
         page.goto(f"{demo.urls.broker}/login/academy?idp=choose")
         page.wait_for_load_state("networkidle")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "learner-branded-discovery-de.png"), full_page=True)
         button = page.get_by_role("link", name="Contoso staff (Microsoft Entra ID)")
         assert button.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(11, 90, 42)"  # #0b5a2a
         assert page.get_by_role("img", name="Contoso Academy").evaluate("e => e.naturalWidth") > 0
