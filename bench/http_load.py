@@ -48,6 +48,7 @@ from urllib.parse import urlencode
 
 import yaml
 from common import PORTAL, bench_user, client_ip, config_dict, make_keys, percentile, signed_response
+from login_cpu import measure_rsa
 
 from broker.demo.idp_response import encode
 
@@ -455,6 +456,8 @@ def main() -> None:
                 if len(shapes) < len(CLASSES):
                     print("gevent: skipped, not installed (pip install gevent)")
             sizing(folder, config_file, keys, user, args.concurrency, deadline, shapes=shapes)
+            rsa = statistics.median(measure_rsa(keys, 200)) * 1000
+            print(f"machine: RSA-2048 sign + verify {rsa:.3f} ms; load average {os.getloadavg()[0]:.1f}")
             return
         port = free_port()
         with gunicorn(folder, config_file, args.workers, port, args.threads, args.worker_class) as server:
@@ -501,8 +504,12 @@ def main() -> None:
                       f"{others / elapsed * 100:.0f}% of a core; machine idle "
                       f"{max(0.0, total - busy) / elapsed * 100:.0f}% of a core", flush=True)  # fmt: skip
             memory = rss_mb(worker_pids(server.pid))
+        rsa = statistics.median(measure_rsa(keys, 200)) * 1000
     print(f"\nworkers {args.workers} ({args.worker_class}, {args.threads} threads each), {os.cpu_count()} CPUs shared with the load generator; "
           f"worker RSS after the run: {', '.join(f'{m:.0f} MB' for m in memory)}")  # fmt: skip
+    load = os.getloadavg()
+    print(f"machine: RSA-2048 sign + verify {rsa:.3f} ms (CPU, median, after the run); load average "
+          f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")  # fmt: skip
     print(f"targets: ≥ 300 logins/s, p99 < 50 ms, 0 errors   (whole run {time.monotonic() - started:.0f} s)")
 
 

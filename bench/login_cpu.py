@@ -153,32 +153,58 @@ BREAKDOWN = [
     ("werkzeug.wrappers.request:Request", "_load_form_data", "  form parsing (werkzeug)"),
     ("flask.sessions:SecureCookieSessionInterface", "open_session", "  session cookie open (Flask)"),
     ("broker.web.ratelimit", "_check", "  rate-limit check (store incr)"),
-    ("broker.web.acs", "complete_login", "  complete_login"),
-    ("broker.login", "find_pending", "    find pending login (store get)"),
-    ("broker.login_steps", "validate_response", "    validate_response"),
-    ("broker.saml.response", "_read_document", "      base64 + parse + unique IDs"),
-    ("broker.saml.response", "verify_enveloped", "      signature verify (floor part)"),
-    ("broker.saml.response", "_read_attributes", "      read attributes"),
-    ("broker.login_steps", "consume", "    consume (replay cache add, pending take)"),
-    ("broker.login_steps", "map_claims", "    map claims"),
-    ("broker.login_steps", "resolve_groups", "    group names"),
-    ("broker.login_steps", "route", "    routing"),
-    ("broker.login_steps", "issue_response", "    issue_response"),
-    ("broker.saml.assertion", "build_assertion", "      build assertion"),
-    ("broker.saml.assertion", "sign_enveloped", "      signature sign (floor part)"),
-    ("broker.login_steps", "audit", "    audit log line"),
+    ("broker.web.acs", "find_pending", "  find pending login (store get)"),
+    ("broker.web.acs", "complete_login", "  complete_login (the steps and their runner)"),
+    ("step", "validate", "    step validate"),
+    ("broker.login_steps", "validate_response", "      validate_response"),
+    ("broker.saml.response", "_read_document", "        base64 + parse + unique IDs"),
+    ("broker.saml.response", "verify_enveloped", "        signature verify (floor part)"),
+    ("broker.saml.response", "read_attributes", "        read attributes"),
+    ("step", "consume", "    step consume (replay cache, pending take)"),
+    ("step", "map_claims", "    step map_claims"),
+    ("step", "resolve_groups", "    step resolve_groups (group names)"),
+    ("step", "check_trust", "    step check_trust"),
+    ("step", "route", "    step route"),
+    ("step", "link_account", "    step link_account (store claim)"),
+    ("step", "provision", "    step provision (off here)"),
+    ("step", "issue", "    step issue"),
+    ("broker.login_steps", "issue_response", "      issue_response"),
+    ("broker.saml.assertion", "build_assertion", "        build assertion"),
+    ("broker.saml.assertion", "sign_enveloped", "        signature sign (floor part)"),
+    ("broker.login_steps", "audit", "      audit log line"),
+    ("broker.login_steps", "record_login", "      activity log entry (store log append)"),
     ("broker.web.acs", "autopost_page", "  auto-post page (template, headers)"),
     ("flask.app:Flask", "process_response", "  after-request hooks (headers)"),
 ]
 
 
-def breakdown(app, prepared) -> str:
+def _counted(original, label: str, spent: dict[str, list[float]]):
+    """`original`, timed into spent[label] (CPU time of the thread)."""
     import functools
+
+    def counted(*args, **kwargs):
+        start = time.thread_time()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent.setdefault(label, []).append(time.thread_time() - start)
+
+    return functools.wraps(original)(counted)
+
+
+def breakdown(app, prepared) -> str:
     import importlib
+
+    import broker.login
 
     spent: dict[str, list[float]] = {}
     restore = []
+    steps = {step.__name__: step for step in broker.login.STEPS}
+    saved_steps = broker.login.STEPS
     for target, attribute, label in BREAKDOWN:
+        if target == "step":  # the runner reads broker.login.STEPS at every call: wrap the step there
+            steps[attribute] = _counted(steps[attribute], label, spent)
+            continue
         module_name, _, class_name = target.partition(":")
         try:
             owner = importlib.import_module(module_name)
@@ -187,15 +213,9 @@ def breakdown(app, prepared) -> str:
         except (ImportError, AttributeError):
             continue
 
-        def counted(*args, __original=original, __label=label, **kwargs):
-            start = time.thread_time()
-            try:
-                return __original(*args, **kwargs)
-            finally:
-                spent.setdefault(__label, []).append(time.thread_time() - start)
-
-        setattr(owner, attribute, functools.wraps(original)(counted))
+        setattr(owner, attribute, _counted(original, label, spent))
         restore.append((owner, attribute, original))
+    broker.login.STEPS = tuple(steps.values())
     # before_request hooks are stored as function objects at registration: swap the wrapped one in
     hooks = {id(original): getattr(owner, attribute) for owner, attribute, original in restore}
     saved_hooks = {key: list(funcs) for key, funcs in app.before_request_funcs.items()}
@@ -207,6 +227,7 @@ def breakdown(app, prepared) -> str:
         for owner, attribute, original in restore:
             setattr(owner, attribute, original)
         app.before_request_funcs.update(saved_hooks)
+        broker.login.STEPS = saved_steps
     lines = [
         "where a login's CPU time goes (median per login, CPU time; each row includes the rows under it):"
     ]

@@ -16,6 +16,7 @@ worst case for a scan. Measured in one run, alternating blocks, CPU time of this
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -33,6 +34,7 @@ from common import (
     pending_from_location,
     signed_response,
 )
+from login_cpu import measure_rsa
 
 from broker.app import create_app
 from broker.config import load_config
@@ -151,6 +153,8 @@ def main() -> None:
                   f" {load_seconds[size]:6.3f} s {reload_seconds[size]:6.3f} s")  # fmt: skip
         small, big = statistics.median(login[1]), statistics.median(login[args.portals])
         print(f"ratio {args.portals} portals / 1 portal per login: {big / small:.3f}x   (target ≤ 1.1x)")
+        rsa = statistics.median(measure_rsa(keys, 200)) * 1000
+        print(f"machine: RSA-2048 sign + verify {rsa:.3f} ms; load average {os.getloadavg()[0]:.1f}")
         print(f"load and reload of {args.portals} portals: {load_seconds[args.portals]:.3f} s, "
               f"{reload_seconds[args.portals]:.3f} s   (target < 1 s)")  # fmt: skip
 
