@@ -93,7 +93,8 @@ class Entra:
                     self.early_retries += 1
             response = self.session().request(method, self.base_url + path, headers=self.headers, timeout=120,
                                               **kwargs)  # fmt: skip
-            if response.status_code != 429:
+            # like Entra, a throttled (429) or unavailable (503) answer is retried after its Retry-After
+            if response.status_code not in (429, 503) or "Retry-After" not in response.headers:
                 return response
             wait = float(response.headers.get("Retry-After", "1"))
             with self.lock:

@@ -263,7 +263,7 @@ LearnUpon SAML broker — demo (keys in {demo_dir.resolve()})
                                            its logo, colour and support contact)
     {urls.broker}/login/sales              Sales Enablement (own key, rsa-sha1, only Sales* groups); its
                                            pages are German for browsers that ask for no language we have
-    {urls.broker}/login/sales?lang=de      a German learner's pages in German (try Jordan Kim: no access)
+    {urls.broker}/login/sales?lang=de      a German learner's pages in German (Priya Shah: no access)
     {urls.broker}/login/academy?idp=choose use a different sign-in option (forgets the remembered one)
     {urls.broker}/login                    no portal: routing rules decide (Alex sees a portal picker)
     {urls.broker}/login/academy?idp=entra&target=/courses/123   skip discovery, deep link

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -161,6 +162,13 @@ def serve(portal: str | None, path: str) -> Response:
         if exc.status == 429:
             wait = int(exc.retry_after or 10) + 1
             return error(429, "LearnUpon is throttling this portal; retry later", "tooMany", retry_after=wait)
+        if (
+            exc.refused
+        ):  # not tried: this broker's calls to LearnUpon are at their limit, or paused after failures
+            wait = 1 + max((math.ceil(c.guard.status().retry_in) for c in _learnupon_clients(runtime).values()),
+                           default=0)  # fmt: skip
+            return error(429, "the broker is holding back its calls to LearnUpon; retry later", "tooMany",
+                         retry_after=wait)  # fmt: skip
         return error(503, "LearnUpon did not answer in time; retry later", retry_after=30)
     except ScimRefused as exc:
         # the specifics (other users, portals, LearnUpon ids) stay in the log and the audit event

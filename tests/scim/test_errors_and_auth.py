@@ -166,3 +166,22 @@ def test_tokens_and_passwords_never_reach_the_logs(scim: Scim, caplog: pytest.Lo
     text = caplog.text + "".join(str(getattr(r, "audit", "")) for r in caplog.records)
     assert TOKEN not in text and "Secret-Passw0rd!" not in text and "Bearer-guess-123" not in text
     assert any(getattr(r, "audit", {}).get("event") == "scim.user.created" for r in caplog.records)
+
+
+def test_calls_held_back_by_the_circuit_breaker_answer_429_with_its_cool_down(scim: Scim):
+    """After LearnUpon failed again and again the broker stops calling it for a while (issue 21's circuit
+    breaker): SCIM answers 429 `tooMany` with a Retry-After covering that pause, so the IdP backs off."""
+    scim.portals["academy"].fail_next(200, 503)
+    answers = []
+    for n in range(6):  # five failed LearnUpon calls in a row (each after its retries) open the circuit
+        answers.append(scim.call("POST", "/Users", {**USER, "userName": f"fail{n}@contoso.example"}))
+        if answers[-1].status_code == 429:
+            break
+    assert [a.status_code for a in answers[:-1]] == [503] * (len(answers) - 1) and len(answers) > 1
+    held = scim_error(answers[-1], 429, "tooMany")
+    assert "holding back" in held["detail"]
+    scim.clear_logs()
+    scim_error(scim.call("POST", "/Users", {**USER, "userName": "held@contoso.example"}), 429, "tooMany")
+    assert scim.lu_calls() == 0  # held back: LearnUpon is not called
+    assert 25 <= int(scim.call("POST", "/Users", USER).headers["Retry-After"]) <= 31
+    scim.portals["academy"].clear_faults()
