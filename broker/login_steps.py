@@ -33,7 +33,7 @@ from broker.store import keys
 
 log = logging.getLogger("broker.login")
 
-FIRST_UPSTREAM_TTL_SECONDS = 400 * 86400  # renewed on every login
+FIRST_UPSTREAM_TTL_SECONDS = trust.FIRST_UPSTREAM_TTL_SECONDS  # renewed on every login
 
 
 def validate(run: LoginRun) -> LoginRun:

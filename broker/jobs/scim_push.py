@@ -9,7 +9,9 @@ go back to RQ, which retries with backoff and keeps the reason for /admin/jobs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -26,8 +28,9 @@ JOB_SECONDS = 240.0  # inside the job's 300 s timeout: how long it may wait out 
 
 
 def scim_job_id(tenant: str, user_id: str, portal: str) -> str:
-    # one job per SCIM user and portal
-    return f"scim-{tenant}-{user_id}-{portal}"
+    # one job per SCIM user and portal; RQ takes only [A-Za-z0-9_-] (tenants hold `.` and `@`)
+    digest = hashlib.sha256(f"{tenant}\n{portal}".encode()).hexdigest()[:16]
+    return f"scim-{digest}-{re.sub(r'[^A-Za-z0-9_-]', '_', user_id)}"
 
 
 def enqueue_scim_push(
@@ -65,20 +68,29 @@ def _waiting(rt: Runtime, job_id: str) -> bool:
 def push_scim_user(
     rt: Runtime, *, tenant: str, user_id: str, portal: str, client: str, upstream: str | None
 ) -> str:
-    """The task: converge `user_id` of SCIM tenant `tenant` on `portal`. Returns what it did."""
+    """The task: converge `user_id` of SCIM tenant `tenant` on `portal`. Returns what it did.
+
+    It runs under the tenant's owning client and that client's upstream as configured now (the job's own
+    `client`/`upstream` arguments only say who queued it)."""
     from broker.clients.learnupon import LearnUponError, LearnUponUnavailable
     from broker.errors import StoreUnavailable
-    from broker.scim.push import EmailChangeRefused, Pusher
-    from broker.scim.state import Busy, PortalGroups, ScimState
+    from broker.scim.push import Pusher
+    from broker.scim.state import Busy, PortalGroups, ScimState, split_tenant
     from broker.scim.storage import BridgeStorage
+    from broker.scim.trust import AccountLinks, ScimRefused
 
     if portal not in rt.config.portals:
         return f"portal {portal} is no longer configured: nothing to do"
+    owner, tenant_portal = split_tenant(tenant)
+    settings = next((c for c in rt.config.scim.clients if c.name == owner), None)
+    if settings is None:
+        return f"tenant {tenant}: no configured SCIM client owns it: nothing to do"
     clients = {name: p.learnupon for name, p in rt.portals.items() if p.learnupon is not None}
     storage = BridgeStorage(
-        rt.config, ScimState(rt.store, tenant), Pusher(rt.config, clients, PortalGroups(rt.store)),
-        portal=tenant.removeprefix("portal.") if tenant.startswith("portal.") else None,
-        client_name=client, upstream=upstream,
+        rt.config, ScimState(rt.store, tenant),
+        Pusher(rt.config, clients, PortalGroups(rt.store),
+               AccountLinks(rt.config, rt.store, settings.name, settings.upstream)),
+        portal=tenant_portal, client_name=settings.name, upstream=settings.upstream,
     )  # fmt: skip
     deadline = time.monotonic() + JOB_SECONDS
     while True:
@@ -91,7 +103,7 @@ def push_scim_user(
             log.info("scim job %s: LearnUpon asks to wait %.0f s", scim_job_id(tenant, user_id, portal), wait)
             time.sleep(wait)  # honour Retry-After: never call again before it is over
             continue
-        except EmailChangeRefused as exc:
+        except ScimRefused as exc:
             raise JobFailed(exc.reason) from None
         except (LearnUponError, Busy, StoreUnavailable) as exc:
             raise JobFailed(str(exc)) from None

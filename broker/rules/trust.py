@@ -16,6 +16,8 @@ from broker.errors import LoginRefused
 from broker.model import Claims
 from broker.rules.names import matches_any
 
+FIRST_UPSTREAM_TTL_SECONDS = 400 * 86400  # a first-upstream record; renewed on every login
+
 # An Entra group object id: rule entries of this shape match object ids, never display names.
 OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 

@@ -17,6 +17,7 @@ from broker.rules.portal_groups import portal_groups
 from broker.rules.routing import may_enter
 from broker.rules.routing_index import routing_index
 from broker.rules.trust import email_domain, routable_domain
+from broker.scim.trust import may_write
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -77,7 +78,10 @@ def scim_portals(config: Config, tenant_portal: str | None) -> list[str]:
 def portals_for(config: Config, claims: Claims, upstream: str | None, tenant_portal: str | None) -> list[str]:
     """The portals this user belongs in now. Per-portal URL: that portal if the user may enter it. Otherwise
     the first routing rule the user matches (every portal it names, as the login's portal picker would offer),
-    limited to portals that accept the SCIM client's upstream."""
+    limited to portals that accept the SCIM client's upstream. Nowhere for an address the upstream may not
+    assert."""
+    if not may_write(config, upstream, claims.email):
+        return []  # the login's boundary, on every tenant and for every rule (groups too): see broker.scim.trust
     usable = set(scim_portals(config, tenant_portal))
 
     def accepts(portal: str) -> bool:

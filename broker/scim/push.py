@@ -25,6 +25,7 @@ from broker.config import Config
 from broker.model import Claims
 from broker.scim.mapping import PortalUser, portal_user
 from broker.scim.state import PortalGroups, Pushed
+from broker.scim.trust import AccountLinks, ScimRefused
 
 log = logging.getLogger(__name__)
 
@@ -33,15 +34,17 @@ GROUP_DESCRIPTION = (
 )
 
 
-class EmailChangeRefused(Exception):
+class EmailChangeRefused(ScimRefused):
     """A user's new address cannot be given to its LearnUpon user in `portal` (taken by another user, or the
-    LearnUpon user was changed by hand). Nothing is changed there; the SCIM request answers 409."""
+    LearnUpon user was changed by hand). Nothing is changed there; the SCIM request answers 409 with a detail
+    that names no other user, portal or LearnUpon id (those are in `reason`, for the audit event and log)."""
 
     def __init__(self, portal: str, email: str, reason: str):
-        super().__init__(reason)
+        super().__init__(
+            409, "uniqueness", "the address cannot be given to this user's LearnUpon account", reason
+        )
         self.portal = portal
         self.email = email
-        self.reason = reason
 
 
 @dataclass
@@ -59,10 +62,17 @@ class PushReport:
 class Pusher:
     """Pushes users to the portals' LearnUpon APIs through the shared clients."""
 
-    def __init__(self, config: Config, clients: Mapping[str, LearnUponClient], groups: PortalGroups):
+    def __init__(
+        self,
+        config: Config,
+        clients: Mapping[str, LearnUponClient],
+        groups: PortalGroups,
+        links: AccountLinks,
+    ):
         self.config = config
         self.clients = clients
         self.groups = groups
+        self.links = links  # whose accounts this SCIM client may take (the login's first-upstream records)
 
     def client(self, portal: str) -> LearnUponClient:
         client = self.clients.get(portal)
@@ -152,7 +162,7 @@ class Pusher:
             return self._deprovision(portal, client, state)
         action = ""
         if current is None:
-            current, action = self._create(client, want)
+            current, action = self._create(portal, client, want)
             state[portal] = current
         else:
             changed = {k: v for k, v in want.fields.items() if current.fields.get(k) != v}
@@ -161,7 +171,7 @@ class Pusher:
                     self._update(portal, client, current, changed)
                 except LearnUponNotFound:
                     # Deleted in LearnUpon by hand: create again, memberships start from nothing.
-                    current, action = self._create(client, want)
+                    current, action = self._create(portal, client, want)
                     state[portal] = current
                 else:
                     current.fields.update(changed)
@@ -172,54 +182,80 @@ class Pusher:
 
     def _update(self, portal: str, client: LearnUponClient, current: Pushed, changed: dict[str, Any]) -> None:
         """One `PUT`: by id, or, when the address changes, LearnUpon's documented `PUT users/0` with the current
-        email and `new_email` (the same LearnUpon user keeps its history; never a second user)."""
+        email and `new_email` (the same LearnUpon user keeps its history; never a second user). That PUT picks
+        the user by address, so the address is looked up first and must still be this user's: 2 calls."""
         fields = {k: v for k, v in changed.items() if k != "email"}
         if "email" not in changed:
             client.update_user(current.id, fields)
             return
         old, new = str(current.fields.get("email") or ""), str(changed["email"])
-        try:
-            client.change_email(old, new, fields)
-        except LearnUponNotFound:
-            # LearnUpon no longer knows the old address: the change was made and its answer lost, the user was
-            # renamed by hand, or deleted (then the caller creates it again).
-            user = client.get_user(current.id)
-            if user is None:
-                raise
-            if str(user.get("email", "")).strip().lower() != new.strip().lower():
-                raise EmailChangeRefused(
-                    portal, new, f"LearnUpon user {current.id} of portal {portal} no longer has the address the "
-                    "broker set (changed in LearnUpon by hand); the broker does not overwrite it",
-                ) from None  # fmt: skip
-            if fields:
-                client.update_user(current.id, fields)
-        except LearnUponError as exc:
-            if not _maybe_taken(exc):
-                raise
-            holder = client.find_user_by_email(new)
-            if holder is None or int(holder["id"]) == current.id:
-                raise
+        self.links.check(portal, old, "rename")
+        self.links.check(portal, new, "rename")
+        holder = client.find_user_by_email(old)
+        if holder is not None and int(holder["id"]) != current.id:
             raise EmailChangeRefused(
-                portal, new, f"another LearnUpon user of portal {portal} already has the address {new}; "
-                "the broker does not merge accounts",
-            ) from None  # fmt: skip
+                portal, new, f"{old} in portal {portal} is now LearnUpon user {holder['id']}, not the broker's "
+                f"user {current.id} (changed in LearnUpon by hand); the broker renames neither",
+            )  # fmt: skip
+        if holder is None:  # the old address is gone: see whether the rename was done already
+            self._renamed_already(portal, client, current, new, fields)
+        else:
+            try:
+                client.change_email(old, new, fields)
+            except LearnUponNotFound:
+                self._renamed_already(portal, client, current, new, fields)
+            except LearnUponError as exc:
+                if not _maybe_taken(exc):
+                    raise
+                holder = client.find_user_by_email(new)
+                if holder is None or int(holder["id"]) == current.id:
+                    raise
+                raise EmailChangeRefused(
+                    portal, new, f"another LearnUpon user of portal {portal} ({holder['id']}) already has the "
+                    f"address {new}; the broker does not merge accounts",
+                ) from None  # fmt: skip
+        self.links.move(portal, old, new)
 
-    def _create(self, client: LearnUponClient, want: PortalUser) -> tuple[Pushed, str]:
+    @staticmethod
+    def _renamed_already(
+        portal: str, client: LearnUponClient, current: Pushed, new: str, fields: dict[str, Any]
+    ) -> None:
+        """LearnUpon no longer knows the old address: the change was made and its answer lost (then finish it),
+        the user was renamed by hand (refused), or deleted (LearnUponNotFound: the caller creates it again)."""
+        user = client.get_user(current.id)
+        if user is None:
+            raise LearnUponNotFound(f"LearnUpon user {current.id} of portal {portal} is gone", status=404)
+        if str(user.get("email", "")).strip().lower() != new.strip().lower():
+            raise EmailChangeRefused(
+                portal, new, f"LearnUpon user {current.id} of portal {portal} no longer has the address the "
+                "broker set (changed in LearnUpon by hand); the broker does not overwrite it",
+            )  # fmt: skip
+        if fields:
+            client.update_user(current.id, fields)
+
+    def _create(self, portal: str, client: LearnUponClient, want: PortalUser) -> tuple[Pushed, str]:
+        email = str(want.fields["email"])
+        # creating or adopting gives this client's upstream the address in this portal: as a login would
+        self.links.check(portal, email, "create")
         body = {**want.fields, "user_type": "learner"}
         try:
-            return Pushed(client.create_user(body), dict(want.fields)), "created"
+            created = Pushed(client.create_user(body), dict(want.fields))
         except LearnUponError as exc:
             if not _maybe_taken(exc):
                 raise
             # LearnUpon does not document which 4xx means "email taken": look, and adopt what is there.
-            existing = client.find_user_by_email(str(want.fields["email"]))
+            existing = client.find_user_by_email(email)
             if existing is None:
                 raise
+        else:
+            self.links.record(portal, email)
+            return created, "created"
         adopted = Pushed(int(existing["id"]), {})
         changed = {k: v for k, v in want.fields.items() if k != "email" and existing.get(k) != v}
         if changed:
             client.update_user(adopted.id, changed)
         adopted.fields = dict(want.fields)
+        self.links.record(portal, email)
         return adopted, "adopted"
 
     def _deprovision(self, portal: str, client: LearnUponClient, state: dict[str, Pushed]) -> str:

@@ -1,6 +1,7 @@
 """What the SCIM bridge remembers, in the broker's store (Redis in production), per SCIM tenant.
 
-A tenant is one SCIM base URL: `all` (/scim/v2, portals by routing rules) or `portal.<name>`. For each it keeps
+A tenant is one SCIM client at one SCIM base URL: `all@<client>` (/scim/v2, portals by routing rules) or
+`portal.<name>@<client>`, so a client sees and changes only what it pushed itself. For each it keeps
 the resources as the IdP last sent them (never a password), unique-value indexes (userName, externalId,
 displayName, work email), a numbered list for listing, each user's groups, and what was last pushed to each
 LearnUpon portal for a user (its LearnUpon id, fields and group memberships), so a change that changes nothing
@@ -28,6 +29,22 @@ def value_key(value: str, case_exact: bool = False) -> str:
     """The hash under which a unique value is indexed (case-folded unless the attribute is caseExact)."""
     text = value if case_exact else value.casefold()
     return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def tenant_name(client: str, portal: str | None) -> str:
+    """The tenant of SCIM client `client` at /scim/v2 (`portal` None) or /scim/v2/portals/<portal>. (Client
+    names have no `@`. Records from before clients were separated, under `all` or `portal.<name>`, belong to
+    no client: every client gets 404 for them, and the IdP creates them again, adopting the LearnUpon user.)"""
+    return f"{'all' if portal is None else 'portal.' + portal}@{client}"
+
+
+def split_tenant(tenant: str) -> tuple[str | None, str | None]:
+    """(client, portal) of a tenant name; client None for a tenant from before clients were separated."""
+    scope, at, client = tenant.rpartition("@")
+    if not at:
+        scope, client = tenant, ""
+    portal = scope.removeprefix("portal.") if scope.startswith("portal.") else None
+    return client or None, portal
 
 
 class Busy(Exception):

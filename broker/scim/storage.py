@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from scim2_models import (
+    InvalidValueException,
     Meta,
     NotFoundException,
     NotImplementedException,
@@ -34,6 +35,7 @@ from broker.scim.push import EmailChangeRefused, Pusher, PushReport
 from broker.scim.records import kind_of, member_ids, next_version, now, same, unique_values, work_emails
 from broker.scim.resources import model_of
 from broker.scim.state import ScimState, value_key
+from broker.scim.trust import check_write
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +144,8 @@ class BridgeStorage(ScimStorage):
         resource.id = resource_id
         resource.meta = Meta(resource_type=kind, created=created, last_modified=created, version='W/"1"')
         data = self._storable(resource)
+        if kind == "Group":
+            self._check_members(member_ids(data))
         uniques = unique_values(kind, data)
         self._claim(kind, resource_id, uniques)
         try:
@@ -186,6 +190,8 @@ class BridgeStorage(ScimStorage):
                     self.fanout.flush()
                 return self._resource(resource_type, before)
             data["meta"]["version"] = next_version(version)
+            if kind == "Group":
+                self._check_members(sorted(set(member_ids(data)) - set(member_ids(before))))
             old_uniques, new_uniques = unique_values(kind, before), unique_values(kind, data)
             added = {k: v for k, v in new_uniques.items() if old_uniques.get(k) != v}
             self._claim(kind, resource_id, added)
@@ -260,6 +266,21 @@ class BridgeStorage(ScimStorage):
         data.pop("groups", None)
         return data
 
+    def _check_members(self, ids: list[str]) -> None:
+        """Members are this client's own users or groups: another client's ids (or made-up ones) are unknown
+        here, and a group must never route, rename or disable a user this client did not push."""
+        if not ids:
+            return
+        users = {r["resource"]["id"] for r in self.state.load_many("User", ids)}
+        groups = {
+            r["resource"]["id"] for r in self.state.load_many("Group", [i for i in ids if i not in users])
+        }
+        unknown = [i for i in ids if i not in users and i not in groups]
+        if unknown:
+            raise InvalidValueException(
+                detail=f"unknown member id {unknown[0]}: not a user or group of this client"
+            )
+
     def _claim(self, kind: str, resource_id: str, uniques: dict[str, str]) -> None:
         taken: dict[str, str] = {}
         for name, digest in uniques.items():
@@ -305,6 +326,8 @@ class BridgeStorage(ScimStorage):
         that differ are pushed now or left to jobs (`Fanout`); `only`: just that portal (a job)."""
         groups = self.state.groups_of(user_id) if group_ids is None else group_ids
         claims = claims_of(data, self._group_names(groups, group_names))
+        # the login's boundary: the client's upstream must be allowed to assert this address
+        check_write(self.config, self.client_name, self.upstream, claims.email, user_id)
         active = data.get("active") is not False
         wanted = portals_for(self.config, claims, self.upstream, self.portal)
         pushed = self.state.pushed(user_id)
@@ -314,7 +337,7 @@ class BridgeStorage(ScimStorage):
             _, report = self.pusher.push(claims, active, wanted, pushed, only=set(now))
         except EmailChangeRefused as exc:
             audit("scim.user.refused", **self._who(), scim_id=user_id, email=claims.email, portal=exc.portal,
-                  reason=exc.reason)  # fmt: skip
+                  reason=exc.reason, reference=exc.reference)  # fmt: skip
             raise
         finally:
             self.state.set_pushed(user_id, pushed)

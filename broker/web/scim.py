@@ -32,9 +32,10 @@ from broker.scim import resources
 from broker.scim.auth import ScimClient, authenticate, load_clients, over_limit
 from broker.scim.fanout import Fanout
 from broker.scim.mapping import scim_portals
-from broker.scim.push import EmailChangeRefused, Pusher
-from broker.scim.state import Busy, PortalGroups, ScimState
+from broker.scim.push import Pusher
+from broker.scim.state import Busy, PortalGroups, ScimState, tenant_name
 from broker.scim.storage import BridgeStorage
+from broker.scim.trust import AccountLinks, ScimRefused
 
 log = logging.getLogger("broker.scim")
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
@@ -126,12 +127,17 @@ def serve(portal: str | None, path: str) -> Response:
         return error(429, "too many requests from this SCIM client", "tooMany", retry_after=wait)
     if portal is not None and (portal not in config.portals or portal not in scim_portals(config, portal)):
         return error(404, f"no SCIM-enabled portal {portal!r} (it needs provisioning credentials)")
-    tenant = "all" if portal is None else f"portal.{portal}"
+    tenant = tenant_name(client.name, portal)  # each client sees only its own users and groups
     base_url = config.broker.base_url + "/scim/v2" + ("" if portal is None else f"/portals/{portal}")
     storage = BridgeStorage(
         config,
         ScimState(runtime.store, tenant),
-        Pusher(config, _learnupon_clients(runtime), PortalGroups(runtime.store)),
+        Pusher(
+            config,
+            _learnupon_clients(runtime),
+            PortalGroups(runtime.store),
+            AccountLinks(config, runtime.store, client.name, client.upstream),
+        ),  # fmt: skip
         portal=portal,
         client_name=client.name,
         upstream=client.upstream,
@@ -164,9 +170,10 @@ def serve(portal: str | None, path: str) -> Response:
             return error(429, "the broker is holding back its calls to LearnUpon; retry later", "tooMany",
                          retry_after=wait)  # fmt: skip
         return error(503, "LearnUpon did not answer in time; retry later", retry_after=30)
-    except EmailChangeRefused as exc:
-        log.warning("scim: client=%s refused: %s", client.name, exc.reason)
-        return error(409, exc.reason, "uniqueness")
+    except ScimRefused as exc:
+        # the specifics (other users, portals, LearnUpon ids) stay in the log and the audit event
+        log.warning("scim: client=%s refused, reference %s: %s", client.name, exc.reference, exc.reason)
+        return error(exc.status, exc.detail, exc.scim_type)
     except LearnUponAuthError as exc:
         log.error("scim: client=%s LearnUpon refused the API key pair: %s", client.name, exc)
         return error(503, "the broker's LearnUpon API credentials were refused", retry_after=300)

@@ -54,6 +54,12 @@ def check_trust_boundaries(config: Config) -> list[CheckResult]:
             results.append(CheckResult("WARN", f"routing.rules.{index}.email_domains",
                                        f"never matches users of {', '.join(unscoped)}: an upstream without "
                                        "email_domains owns no domain"))  # fmt: skip
+    for index, client in enumerate(config.scim.clients if config.scim.enabled else []):
+        if client.upstream is None:
+            results.append(CheckResult("WARN", f"scim.clients.{index}.upstream",
+                                       f"not set for {client.name}: it may only write addresses no upstream's "
+                                       "email_domains claims, and take no account a login brought; name the "
+                                       "upstream it speaks for"))  # fmt: skip
     return results
 
 
