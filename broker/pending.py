@@ -167,7 +167,12 @@ def find_pending(rt: Runtime, relay_state: str | None) -> PendingLogin | None:
     if not relay_state or len(relay_state) > 80:
         return None
     raw = rt.store.get(keys.pending_login(relay_state))
-    return PendingLogin(**json.loads(raw)) if raw is not None else None
+    if raw is None:
+        return None
+    try:
+        return PendingLogin(**json.loads(raw))
+    except (TypeError, ValueError):
+        return None  # written by another version of the broker (a rolling deploy): as if expired, no 500
 
 
 def unsolicited_login(rt: Runtime, saml_response: str, relay_state: str | None) -> PendingLogin:

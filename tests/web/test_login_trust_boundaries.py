@@ -109,3 +109,15 @@ def test_the_pickers_answer_and_continue_link_are_rate_limited(keys):
     other = {"REMOTE_ADDR": "198.51.100.10"}
     follow = [harness.client.get("/login/continue/x", environ_base=other) for _ in range(3)]
     assert [r.status_code for r in follow] == [303, 303, 429]
+
+
+def test_a_pending_login_of_another_shape_gives_no_500(keys):
+    from broker.store import keys as store_keys
+
+    harness = Harness(keys)
+    pending = harness.login()
+    store = harness.app.extensions["broker"].store
+    store.put(store_keys.pending_login(pending.relay_state), b'{"request": "x", "new_field": 1}', 60)
+    reply = harness.post(harness.valid_response(pending), pending.relay_state)
+    # unreadable, so as if expired: this browser's login starts afresh (its restart record is readable)
+    assert reply.status_code == 303 and reply.headers["Location"].startswith("/login/academy?idp=entra")
