@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlencode
 import pytest
 
 from broker.demo.webserver import BackgroundServer
+from broker.errors import SamlRejected
+from broker.web.error_table import TABLE
 from tests.browser.test_demo_in_chromium import ARTIFACTS, browser  # noqa: F401 (fixture)
 from tests.harness import Harness
 
@@ -62,6 +64,32 @@ def limited(keys):
     down = Harness(keys, config_overrides={**overrides, "store__url": "redis://127.0.0.1:1/0"})
     with BackgroundServer(throttled.app) as first, BackgroundServer(down.app) as second:
         yield first.url, second.url
+
+
+@pytest.fixture(scope="module")
+def refusing(keys):
+    """A broker with a test-only route that raises any error of the page table (broker/web/error_table.py) and
+    one that crashes: each refusal's page is rendered by the real error handlers, also those the demo cannot
+    easily provoke from a browser (e-mail domain, account linking, groups, no e-mail, provisioning, 500)."""
+    harness = Harness(keys, config_overrides={
+        "broker__demo": True,
+        "learner_pages__support": {"name": "IT", "email": "it@contoso.example"},
+    })  # fmt: skip
+    by_name = {cls.__name__: cls for cls in TABLE}
+
+    def refuse(name: str):
+        cls = by_name[name]
+        if issubclass(cls, SamlRejected):
+            raise cls("signature", "test-only refusal")
+        raise cls("test-only refusal")
+
+    def crash():
+        raise RuntimeError("test-only crash")
+
+    harness.app.add_url_rule("/test-only/refuse/<name>", "test_refuse", refuse)
+    harness.app.add_url_rule("/test-only/crash", "test_crash", crash)
+    with BackgroundServer(harness.app) as server:
+        yield server.url, sorted(by_name)
 
 
 def phone(browser, language: str):  # noqa: F811
@@ -271,3 +299,25 @@ def test_buttons_keep_a_visible_border_in_forced_colours(demo, browser):  # noqa
 
 def test_chromium_is_there_when_ci_says_so():
     assert shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.parametrize("language", ["en", "de"])
+def test_every_refusal_in_the_page_table_and_the_500_page_pass_the_same_checks(
+    browser,  # noqa: F811 (the fixture)
+    broker_log,
+    refusing,
+    language,
+):
+    base, names = refusing
+    assert len(names) >= 18  # every class of the table, so a refusal added later is walked too
+    context = phone(browser, language)
+    page = context.new_page()
+    try:
+        for name in names:
+            page.goto(f"{base}/test-only/refuse/{name}")
+            check_page(page, language, f"table-{name}", broker_log)
+        page.goto(f"{base}/test-only/crash")
+        assert page.title() != "500 Internal Server Error"  # our page, not Werkzeug's
+        check_page(page, language, "internal-error", broker_log)
+    finally:
+        context.close()
