@@ -37,11 +37,8 @@ def portal_of_request() -> str | None:
 def learner_language() -> str:
     if "learner_language" in g:
         return g.learner_language
-    explicit = _known(request.args.get("lang"))
-    if explicit is not None:
-        g.explicit_language = explicit
     chosen = (
-        explicit
+        g.get("explicit_language")  # noted before the view ran (_note_explicit_language)
         or _known(request.cookies.get(LANG_COOKIE))
         or _known(request.accept_languages.best_match(_ACCEPTED))
         or _portal_default()
