@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from broker.claims.presets import is_email
@@ -126,14 +127,12 @@ def start_login(
     pending = PendingLogin(request_id, upstream, portal, checked_target, time.time(), purpose, browser)
     # RelayState is only a random key (43 characters, under SAML's 80-byte limit); the state stays with us.
     relay_state = secrets.token_urlsafe(32)
-    rt.store.put(
-        keys.pending_login(relay_state),
-        json.dumps(asdict(pending)).encode(),
-        rt.config.broker.login_ttl_seconds,
-    )
+    records = [(keys.pending_login(relay_state), json.dumps(asdict(pending)).encode(),
+                rt.config.broker.login_ttl_seconds)]  # fmt: skip
     if purpose == "login":
         restart = {"portal": portal, "upstream": upstream, "target": checked_target, "browser": browser}
-        rt.store.put(keys.login_restart(relay_state), json.dumps(restart).encode(), RESTART_TTL_SECONDS)
+        records.append((keys.login_restart(relay_state), json.dumps(restart).encode(), RESTART_TTL_SECONDS))
+    rt.store.put_many(records)  # one round trip for both
     idp = rt.upstreams[upstream].idp
     request = build_authn_request(
         request_id=request_id,
@@ -163,10 +162,21 @@ def check_target(rt: Runtime, portal: str | None, target: str | None) -> str | N
     return checked
 
 
-def find_pending(rt: Runtime, relay_state: str | None) -> PendingLogin | None:
+def pending_key(relay_state: str | None) -> str | None:
+    """The store key of the pending login a RelayState names (None: it cannot name one)."""
     if not relay_state or len(relay_state) > 80:
         return None
-    raw = rt.store.get(keys.pending_login(relay_state))
+    return keys.pending_login(relay_state)
+
+
+def find_pending(
+    rt: Runtime, relay_state: str | None, read: Callable[[str], bytes | None] | None = None
+) -> PendingLogin | None:
+    """`read`: how to read the key, when not from the store (the ACS has it already, see web.ratelimit)."""
+    key = pending_key(relay_state)
+    if key is None:
+        return None
+    raw = (read or rt.store.get)(key)
     if raw is None:
         return None
     try:

@@ -27,6 +27,9 @@ class Store(Protocol):
     def put(self, key: str, value: bytes, ttl: int) -> None:
         """Store `value` under `key` for `ttl` seconds, replacing any value."""
 
+    def put_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        """`put` for each (key, value, ttl), in one round trip (not atomic: each key is written on its own)."""
+
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         """Store only if `key` is absent; True when stored (False means: already there)."""
 
@@ -49,9 +52,14 @@ class Store(Protocol):
     def incr(self, key: str, ttl: int) -> int:
         """Add one to a counter that starts at 0 and expires `ttl` seconds after its first increment."""
 
+    def incr_and_get(self, counter: str, ttl: int, key: str) -> tuple[int, bytes | None]:
+        """`incr(counter, ttl)` and `get(key)` in one round trip: a rate-limited request and the read it makes
+        next (the ACS and its pending login)."""
+
     def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
         """Add `value` to the capped log at `key`: at most `max_entries` are kept (the oldest go first), and
-        each entry is dropped `ttl` seconds after it was added (what an activity log with PII needs)."""
+        each entry is dropped `ttl` seconds after it was added (what an activity log with PII needs). The
+        Redis store writes entries in batches, a moment later (`log_recent` in the same process sees them)."""
 
     def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
         """Up to `count` entries of the log at `key`, newest first, none older than `ttl` seconds (older

@@ -53,6 +53,10 @@ class MemoryStore:
             self._sweep(now)
             self._set(key, value, ttl, now)
 
+    def put_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        for key, value, ttl in items:
+            self.put(key, value, ttl)
+
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         with self._lock:
             now = self._clock()
@@ -102,6 +106,9 @@ class MemoryStore:
             count = int(entry[1]) + 1
             self._data[key] = (entry[0], str(count).encode())
             return count
+
+    def incr_and_get(self, counter: str, ttl: int, key: str) -> tuple[int, bytes | None]:
+        return self.incr(counter, ttl), self.get(key)
 
     def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
         with self._lock:

@@ -26,6 +26,7 @@ from broker.errors import StoreUnavailable
 from broker.store import EPOCH_KEY, ConsumeResult
 from broker.store.bulkhead import STORE_BULKHEAD
 from broker.store.durability import Durability, judge
+from broker.store.log_batches import LogBatches
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,21 @@ if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
 
+# The same count, and a read of another key, in one round trip (a rate-limited request that reads next).
+_INCR_AND_GET = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('GET', KEYS[2])}
+"""
+
 # The capped log is a stream: its entry ids are the Redis server's clock (the same for every replica), so
 # "older than ttl" is one XTRIM MINID. Trimmed on write and on read; the key itself expires with its newest entry.
+# ARGV: max entries, ttl, then the entries, oldest first (a batch, see broker.store.log_batches).
 _LOG_APPEND = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local ttl_ms = tonumber(ARGV[3]) * 1000
-redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[2], '*', 'v', ARGV[1])
+local ttl_ms = tonumber(ARGV[2]) * 1000
+for i = 3, #ARGV do redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'v', ARGV[i]) end
 redis.call('XTRIM', KEYS[1], 'MINID', now_ms - ttl_ms + 1)
 redis.call('PEXPIRE', KEYS[1], ttl_ms)
 """
@@ -166,6 +175,7 @@ class RedisStore:
         self._last_ping = True
         self._ns = namespace
         self._incr = client.register_script(_INCR_WITH_TTL)
+        self._incr_and_get = client.register_script(_INCR_AND_GET)
         self._epoch_script = client.register_script(_EPOCH)
         self._consume = client.register_script(_CONSUME)
         self._add_once = client.register_script(_ADD_ONCE)
@@ -173,6 +183,7 @@ class RedisStore:
         self._log_append = client.register_script(_LOG_APPEND)
         self._log_recent = client.register_script(_LOG_RECENT)
         self._cluster = isinstance(client, RedisCluster)
+        self._log_batches = LogBatches(self._write_log)
         self._seen_epoch: float | None = None  # the last epoch this process read: a missing one is a wipe
 
     @classmethod
@@ -204,6 +215,17 @@ class RedisStore:
     def put(self, key: str, value: bytes, ttl: int) -> None:
         self._call("set", self._ns + key, value, ex=ttl)
 
+    def put_many(self, items: list[tuple[str, bytes, int]]) -> None:
+        with STORE_BULKHEAD.slot("put many"):
+            try:
+                # a pipeline without MULTI: one round trip; a cluster sends one per node
+                with self._redis.pipeline(transaction=False) as pipe:
+                    for key, value, ttl in items:
+                        pipe.set(self._ns + key, value, ex=ttl)
+                    pipe.execute()
+            except redis.RedisError as exc:
+                raise StoreUnavailable(f"redis put many failed: {exc}") from exc
+
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         return bool(self._call("set", self._ns + key, value, ex=ttl, nx=True))
 
@@ -229,10 +251,22 @@ class RedisStore:
     def incr(self, key: str, ttl: int) -> int:
         return int(self._script(self._incr, "incr", [self._ns + key], [ttl]))
 
+    def incr_and_get(self, counter: str, ttl: int, key: str) -> tuple[int, bytes | None]:
+        if self._cluster:  # the two keys live on different nodes: two round trips there
+            return self.incr(counter, ttl), self.get(key)
+        count, value = self._script(
+            self._incr_and_get, "incr and get", [self._ns + counter, self._ns + key], [ttl]
+        )
+        return int(count), value if isinstance(value, bytes) else None
+
     def log_append(self, key: str, value: bytes, *, max_entries: int, ttl: int) -> None:
-        self._script(self._log_append, "log append", [self._ns + key], [value, max_entries, ttl])
+        self._log_batches.append(key, value, max_entries=max_entries, ttl=ttl)
+
+    def _write_log(self, key: str, max_entries: int, ttl: int, values: list[bytes]) -> None:
+        self._script(self._log_append, "log append", [self._ns + key], [max_entries, ttl, *values])
 
     def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
+        self._log_batches.flush()  # this process's own entries first
         return list(self._script(self._log_recent, "log read", [self._ns + key], [count, ttl]))
 
     def ping(self) -> bool:

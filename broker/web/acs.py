@@ -21,6 +21,7 @@ from broker.web.i18n import learner_language
 from broker.web.learner import autopost_page, learner_page, localized, portal_name, set_portal
 from broker.web.login import PICK_COOKIE
 from broker.web.pages import runtime, secure_cookies
+from broker.web.ratelimit import counted_read
 
 bp = Blueprint("acs", __name__)
 
@@ -39,7 +40,7 @@ def acs():
     if not saml_response:
         raise SamlRejected("xml", "no SAMLResponse field in the POST")
     rt, relay_state = runtime(), request.form.get("RelayState")
-    pending = find_pending(rt, relay_state)
+    pending = find_pending(rt, relay_state, read=counted_read)
     restart = find_restart(rt, relay_state) if pending is None else None
     if restart is not None:
         set_portal(restart.portal)  # a refusal below still offers that portal's bookmark

@@ -92,7 +92,11 @@ class AnswerSwallowingProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
-            server = socket.create_connection(("127.0.0.1", self.target_port))
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:  # the server behind is gone (a late client: e.g. a batch of log entries)
+                client.close()
+                continue
             muted = threading.Event()
             threading.Thread(target=self._pump_requests, args=(client, server, muted), daemon=True).start()
             threading.Thread(target=self._pump_answers, args=(server, client, muted), daemon=True).start()

@@ -218,3 +218,24 @@ def test_memory_log_expiry_follows_the_store_clock():
     assert store.log_recent("activity", 10, ttl=100) == [b"b"]
     clock.now += 50
     assert store.log_recent("activity", 10, ttl=100) == []
+
+
+def test_incr_and_get_counts_and_reads_in_one_call(store):
+    store.put("pending", b"request", 60)
+    assert store.incr_and_get("hits", 60, "pending") == (1, b"request")
+    assert store.incr_and_get("hits", 60, "absent") == (2, None)
+    assert store.incr("hits", 60) == 3  # the same counter incr counts on
+    assert store.get("pending") == b"request"  # read, not taken
+
+
+def test_incr_and_get_starts_the_counters_window_on_the_first_hit(store):
+    store.incr_and_get("window", 1, "anything")
+    time.sleep(1.1)
+    assert store.incr_and_get("window", 1, "anything") == (1, None)  # a new window, counting from 1
+
+
+def test_put_many_writes_each_key_with_its_own_ttl(store):
+    store.put_many([("short", b"1", 1), ("long", b"2", 60)])
+    assert store.get_many(["short", "long"]) == [b"1", b"2"]
+    time.sleep(1.1)
+    assert store.get_many(["short", "long"]) == [None, b"2"]
