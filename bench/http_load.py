@@ -156,6 +156,15 @@ def gunicorn(
         log.close()
 
 
+def server_warnings(log: Path) -> list[str]:
+    """The JSON log's WARNING and ERROR lines (why a request got a 503, say), without the startup notices."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if ('"level": "WARNING"' in line or '"level": "ERROR"' in line) and "BROKER_" not in line:
+            found.append(line[:300])
+    return found
+
+
 def worker_pids(master: int) -> list[int]:
     children = Path(f"/proc/{master}/task/{master}/children")
     return [int(pid) for pid in children.read_text().split()] if children.exists() else []
@@ -504,7 +513,10 @@ def main() -> None:
                       f"{others / elapsed * 100:.0f}% of a core; machine idle "
                       f"{max(0.0, total - busy) / elapsed * 100:.0f}% of a core", flush=True)  # fmt: skip
             memory = rss_mb(worker_pids(server.pid))
+        warnings = server_warnings(folder / "gunicorn.log")
         rsa = statistics.median(measure_rsa(keys, 200)) * 1000
+    if warnings:
+        print(f"\nthe server's warnings and errors (first 5 of {len(warnings)}):", *warnings[:5], sep="\n  ")
     print(f"\nworkers {args.workers} ({args.worker_class}, {args.threads} threads each), {os.cpu_count()} CPUs shared with the load generator; "
           f"worker RSS after the run: {', '.join(f'{m:.0f} MB' for m in memory)}")  # fmt: skip
     load = os.getloadavg()

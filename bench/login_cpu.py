@@ -150,10 +150,10 @@ def profile_logins(app, prepared, top: int) -> str:
 # run. Names that no longer exist are skipped (the code moves on; the table shows what it finds).
 BREAKDOWN = [
     ("flask.app:Flask", "wsgi_app", "whole request (WSGI)"),
-    ("werkzeug.wrappers.request:Request", "_load_form_data", "  form parsing (werkzeug)"),
     ("flask.sessions:SecureCookieSessionInterface", "open_session", "  session cookie open (Flask)"),
-    ("broker.web.ratelimit", "_check", "  rate-limit check (store incr)"),
-    ("broker.web.acs", "find_pending", "  find pending login (store get)"),
+    ("broker.web.ratelimit", "_check", "  rate-limit count + pending read (one store call)"),
+    ("werkzeug.wrappers.request:Request", "_load_form_data", "    form parsing (werkzeug)"),
+    ("broker.web.acs", "find_pending", "  find pending login (read with the count)"),
     ("broker.web.acs", "complete_login", "  complete_login (the steps and their runner)"),
     ("step", "validate", "    step validate"),
     ("broker.login_steps", "validate_response", "      validate_response"),

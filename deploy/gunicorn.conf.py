@@ -53,6 +53,8 @@ if workers > 1 and not _store_is_shared():
     workers = 1
 # gthread: see bench/README.md ("Which worker class") for the comparison with sync and gevent behind this choice.
 worker_class = os.environ.get("BROKER_WORKER_CLASS", "gthread")
+# 4 threads leave 3 per worker for LearnUpon and Graph calls; single sign-on alone runs better on 2 (bench/README.md,
+# "How to size workers").
 threads = int(os.environ.get("BROKER_THREADS", "4"))
 # The app keeps one thread per worker out of outside calls (bulkhead), so /healthz never waits behind them.
 os.environ["BROKER_THREADS"] = str(threads)

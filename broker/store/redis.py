@@ -263,7 +263,11 @@ class RedisStore:
         self._log_batches.append(key, value, max_entries=max_entries, ttl=ttl)
 
     def _write_log(self, key: str, max_entries: int, ttl: int, values: list[bytes]) -> None:
-        self._script(self._log_append, "log append", [self._ns + key], [max_entries, ttl, *values])
+        # outside the bulkhead: the batch writer is not a request thread, and must not take a request's slot
+        try:
+            self._log_append(keys=[self._ns + key], args=[max_entries, ttl, *values])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"redis log append failed: {exc}") from exc
 
     def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
         self._log_batches.flush()  # this process's own entries first
