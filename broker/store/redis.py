@@ -24,6 +24,7 @@ from redis.sentinel import Sentinel
 
 from broker.errors import StoreUnavailable
 from broker.store import EPOCH_KEY, ConsumeResult
+from broker.store import redis_scripts as scripts
 from broker.store.bulkhead import STORE_BULKHEAD
 from broker.store.durability import Durability, judge
 from broker.store.log_batches import LogBatches
@@ -35,91 +36,6 @@ TIMEOUTS: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0
 # /readyz's ping: its own small connection pool with a short timeout, so a frozen Redis makes it say "not
 # ready" within this, whatever the request threads are waiting for
 PROBE_TIMEOUT = 0.5
-
-# INCR, and start the window's TTL on the first hit only: atomic, and one key (so it works on a cluster).
-_INCR_WITH_TTL = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
-"""
-
-# The same count, and a read of another key, in one round trip (a rate-limited request that reads next).
-_INCR_AND_GET = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('GET', KEYS[2])}
-"""
-
-# The capped log is a stream: its entry ids are the Redis server's clock (the same for every replica), so
-# "older than ttl" is one XTRIM MINID. Trimmed on write and on read; the key itself expires with its newest entry.
-# ARGV: max entries, ttl, then the entries, oldest first (a batch, see broker.store.log_batches).
-_LOG_APPEND = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local ttl_ms = tonumber(ARGV[2]) * 1000
-for i = 3, #ARGV do redis.call('XADD', KEYS[1], 'MAXLEN', ARGV[1], '*', 'v', ARGV[i]) end
-redis.call('XTRIM', KEYS[1], 'MINID', now_ms - ttl_ms + 1)
-redis.call('PEXPIRE', KEYS[1], ttl_ms)
-"""
-_LOG_RECENT = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
-redis.call('XTRIM', KEYS[1], 'MINID', now_ms - tonumber(ARGV[2]) * 1000 + 1)
-local values = {}
-for _, entry in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])) do
-  values[#values + 1] = entry[2][2]
-end
-return values
-"""
-
-
-# The epoch, written when absent (ARGV[1]: the value to write). Returns {epoch, 1 if it was just written}.
-_EPOCH = """
-local epoch = redis.call('GET', KEYS[1])
-if epoch then return {epoch, 0} end
-redis.call('SET', KEYS[1], ARGV[1])
-return {ARGV[1], 1}
-"""
-
-# consume, atomically. KEYS: epoch, replay entry[, pending login]. ARGV: token (random per call, so a retry of
-# the same call after a lost answer finds its own entry and succeeds), ttl, issued_at, epoch to write if absent.
-_CONSUME = """
-local epoch = redis.call('GET', KEYS[1])
-local wiped = 0
-if not epoch then
-  epoch = ARGV[4]
-  redis.call('SET', KEYS[1], epoch)
-  wiped = 1
-end
-local seen = redis.call('GET', KEYS[2])
-if seen == ARGV[1] then return {'ok', epoch, wiped} end
-if seen then return {'replay', epoch, wiped} end
-if #KEYS == 2 and tonumber(ARGV[3]) < tonumber(epoch) then return {'before_epoch', epoch, wiped} end
-if #KEYS == 3 and redis.call('DEL', KEYS[3]) == 0 then return {'pending_gone', epoch, wiped} end
-redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
-return {'ok', epoch, wiped}
-"""
-
-# the replay entry alone (a cluster's consume): 1 written (or written by this same call before), 0 there already
-_ADD_ONCE = """
-local seen = redis.call('GET', KEYS[1])
-if seen == ARGV[1] then return 1 end
-if seen then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-return 1
-"""
-
-# store.claim: the first value stays; the same value again renews the TTL (a returning user, one round trip)
-_CLAIM = """
-local found = redis.call('GET', KEYS[1])
-if not found then
-  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-  return false
-end
-if found == ARGV[1] then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
-return found
-"""
 
 
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
@@ -174,14 +90,14 @@ class RedisStore:
         self._probe_lock = threading.Lock()
         self._last_ping = True
         self._ns = namespace
-        self._incr = client.register_script(_INCR_WITH_TTL)
-        self._incr_and_get = client.register_script(_INCR_AND_GET)
-        self._epoch_script = client.register_script(_EPOCH)
-        self._consume = client.register_script(_CONSUME)
-        self._add_once = client.register_script(_ADD_ONCE)
-        self._claim = client.register_script(_CLAIM)
-        self._log_append = client.register_script(_LOG_APPEND)
-        self._log_recent = client.register_script(_LOG_RECENT)
+        self._incr = client.register_script(scripts.INCR_WITH_TTL)
+        self._incr_and_get = client.register_script(scripts.INCR_AND_GET)
+        self._epoch_script = client.register_script(scripts.EPOCH)
+        self._consume = client.register_script(scripts.CONSUME)
+        self._add_once = client.register_script(scripts.ADD_ONCE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._log_append = client.register_script(scripts.LOG_APPEND)
+        self._log_recent = client.register_script(scripts.LOG_RECENT)
         self._cluster = isinstance(client, RedisCluster)
         self._log_batches = LogBatches(self._write_log)
         self._seen_epoch: float | None = None  # the last epoch this process read: a missing one is a wipe
@@ -270,7 +186,10 @@ class RedisStore:
             raise StoreUnavailable(f"redis log append failed: {exc}") from exc
 
     def log_recent(self, key: str, count: int, *, ttl: int) -> list[bytes]:
-        self._log_batches.flush()  # this process's own entries first
+        # this process's own entries first, as a request's store call (a stalled store refuses it at once); when
+        # the writer thread is in the middle of a slow write, read without waiting for it
+        with STORE_BULKHEAD.slot("log write"):
+            self._log_batches.flush(wait=PROBE_TIMEOUT)
         return list(self._script(self._log_recent, "log read", [self._ns + key], [count, ttl]))
 
     def ping(self) -> bool:

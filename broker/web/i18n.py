@@ -8,7 +8,7 @@ round trip through the IdP). The admin area stays English.
 from __future__ import annotations
 
 from flask import Flask, Response, g, request
-from flask_babel import Babel, get_translations
+from flask_babel import Babel
 
 from broker.config.pages import LANGUAGES, language_code
 from broker.web.pages import runtime, secure_cookies
@@ -81,23 +81,7 @@ def _note_explicit_language() -> None:
         g.explicit_language = explicit
 
 
-def _translations():
-    """This request's catalogue, looked up once: Flask-Babel's own template callables look it up (context,
-    domain, locale) for every string, and a learner page has several."""
-    if "translations" not in g:
-        g.translations = get_translations()
-    return g.translations
-
-
 def register(app: Flask) -> None:
     Babel(app, locale_selector=learner_language)
-    # the same callables Flask-Babel installs, over the catalogue read once per request
-    app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]  # added by jinja2.ext.i18n
-        gettext=lambda s: _translations().ugettext(s),
-        ngettext=lambda s, p, n: _translations().ungettext(s, p, n),
-        pgettext=lambda c, s: _translations().upgettext(c, s),
-        npgettext=lambda c, s, p, n: _translations().unpgettext(c, s, p, n),
-        newstyle=True,
-    )
     app.before_request(_note_explicit_language)
     app.after_request(_language_headers)

@@ -7,6 +7,7 @@ import logging
 import time
 
 from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
 
 from broker.errors import new_reference
 from broker.pending import pending_key
@@ -33,15 +34,18 @@ READ_WITH_COUNT = {"acs.acs": lambda: pending_key(request.form.get("RelayState")
 
 
 def counted_read(key: str) -> bytes | None:
-    """The value of `key` read with this request's count, or (another key, no count made) read now."""
-    read = g.get("counted_read")
+    """The value of `key` read with this request's count (once), or (another key, no count made) read now."""
+    read = g.pop("counted_read", None)
     if read is not None and read[0] == key:
         return read[1]
     return runtime().store.get(key)
 
 
 def _count(counter_key: str) -> int:
-    read_key = READ_WITH_COUNT.get(request.endpoint or "", lambda: None)()
+    try:
+        read_key = READ_WITH_COUNT.get(request.endpoint or "", lambda: None)()
+    except HTTPException:  # a body too large to parse (413): counted all the same, refused by the view
+        read_key = None
     if read_key is None:
         return runtime().store.incr(counter_key, 61)
     count, value = runtime().store.incr_and_get(counter_key, 61, read_key)
