@@ -78,13 +78,17 @@ class AnswerSwallowingProxy:
     def __init__(self, target_port: int):
         self.target_port = target_port
         self.marker: bytes | None = None
+        self.let_through = 0
         self.swallowed = 0
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = self._listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def arm(self, marker: bytes) -> None:
+    def arm(self, marker: bytes, *, let_through: int = 0) -> None:
+        """`let_through`: bytes of the answer's body that still arrive, after its status line and headers, before
+        it is cut off (0: nothing of the answer arrives)."""
         self.marker = marker
+        self.let_through = let_through
 
     def _accept(self) -> None:
         while True:
@@ -98,29 +102,42 @@ class AnswerSwallowingProxy:
                 client.close()
                 continue
             muted = threading.Event()
-            threading.Thread(target=self._pump_requests, args=(client, server, muted), daemon=True).start()
-            threading.Thread(target=self._pump_answers, args=(server, client, muted), daemon=True).start()
+            allowance = [0]  # bytes of the answer's body still let through once muted (after its headers)
+            threading.Thread(target=self._pump_requests, args=(client, server, muted, allowance),
+                             daemon=True).start()  # fmt: skip
+            threading.Thread(target=self._pump_answers, args=(server, client, muted, allowance),
+                             daemon=True).start()  # fmt: skip
 
-    def _pump_requests(self, client: socket.socket, server: socket.socket, muted: threading.Event) -> None:
+    def _pump_requests(
+        self, client: socket.socket, server: socket.socket, muted: threading.Event, allowance: list[int]
+    ) -> None:
         seen = b""  # the marker may straddle two reads
         try:
             while data := client.recv(65536):
-                server.sendall(data)  # the rest of the request (a body sent apart) still goes through
                 seen = seen[-256:] + data
-                if self.marker is not None and self.marker in seen:
+                if self.marker is not None and self.marker in seen:  # muted before the server can answer
                     self.marker = None
                     self.swallowed += 1
+                    allowance[0] = self.let_through
                     muted.set()
                     threading.Timer(0.3, _close_both, (client, server)).start()
+                server.sendall(data)  # the rest of the request (a body sent apart) still goes through
         except OSError:
             pass
 
     @staticmethod
-    def _pump_answers(server: socket.socket, client: socket.socket, muted: threading.Event) -> None:
+    def _pump_answers(
+        server: socket.socket, client: socket.socket, muted: threading.Event, allowance: list[int]
+    ) -> None:
         try:
             while data := server.recv(65536):
                 if not muted.is_set():
                     client.sendall(data)
+                elif allowance[0] > 0:  # an answer cut off midway: its headers, then the start of its body
+                    head = data.find(b"\r\n\r\n")
+                    end = (head + 4 if head >= 0 else len(data)) + allowance[0]
+                    client.sendall(data[:end])
+                    allowance[0] = 0 if head >= 0 else allowance[0]
         except OSError:
             pass
         finally:

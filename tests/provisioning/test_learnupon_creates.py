@@ -33,6 +33,18 @@ def test_a_user_created_but_whose_answer_was_lost_is_found_not_created_again(lu_
     assert len(lu_state.users()) == 1
 
 
+def test_a_user_created_whose_answer_was_cut_off_midway_is_found_not_created_again(
+    lu_state, proxy, make_client
+):
+    client = make_client(base_url=f"http://127.0.0.1:{proxy.port}/api/v1/")
+    # the status line and headers arrive, the body stops: LearnUpon had the request and made the user
+    proxy.arm(b"POST /api/v1/users ", let_through=5)
+    user_id = client.create_user({"email": "ada@example.com", "first_name": "Ada", "last_name": "L"})
+    assert proxy.swallowed == 1
+    assert user_id == lu_state.find_user("ada@example.com")["id"]
+    assert posts(lu_state, "users") == 1 and len(lu_state.users()) == 1
+
+
 def test_a_group_created_but_whose_answer_was_lost_is_found_not_created_again(lu_state, proxy, make_client):
     client = make_client(base_url=f"http://127.0.0.1:{proxy.port}/api/v1/")
     proxy.arm(b"POST /api/v1/groups ")

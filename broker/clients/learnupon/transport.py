@@ -224,6 +224,13 @@ class LearnUponTransport:
                 continue
             except requests.RequestException as exc:
                 self._count("error")
+                if creates and isinstance(exc, requests.exceptions.ChunkedEncodingError):
+                    # the answer started and was cut off: the request had arrived, the record may exist
+                    raise LearnUponMaybeDone(
+                        f"LearnUpon {method} {path}: answer cut off ({type(exc).__name__})",
+                        method=method,
+                        path=path,
+                    ) from None
                 raise LearnUponUnavailable(
                     f"LearnUpon {method} {path}: request failed ({type(exc).__name__})",
                     method=method,
