@@ -23,6 +23,7 @@ The load generator shares the machine's cores with the server: its own CPU time 
 
     python bench/http_load.py [--logins 3000] [--concurrency 8] [--rate 300] [--workers 2] [--threads 4]
     python bench/http_load.py --sizing      # throughput and p99 for several workers x threads shapes
+    python bench/http_load.py --tail        # p99 at --rate for 4 and 2 threads per worker, alternating
 """
 
 from __future__ import annotations
@@ -432,6 +433,42 @@ def sizing(
                 )
 
 
+TAIL_SHAPES = (("gthread", 2, 4), ("gthread", 2, 2))
+
+
+def tail_sizing(
+    folder: Path, config_file: Path, keys, user, rate: float, seconds: float, deadline: float, rounds: int = 4,
+    shapes: tuple[tuple[str, int, int], ...] = TAIL_SHAPES,
+) -> None:  # fmt: skip
+    """The rate phase (open loop) for each shape, `rounds` times in alternating order: the tail latency of
+    several threads per worker against fewer, compared inside one run (the host's noise moves whole runs)."""
+    print(f"tail: {rate:.0f} logins/s for {seconds:.0f} s per shape and round, open loop, {rounds} rounds")
+    p99s: dict[str, list[float]] = {}
+    for round_number in range(rounds):
+        for worker_class, workers, threads in shapes if round_number % 2 == 0 else shapes[::-1]:
+            if time.monotonic() > deadline - 2 * seconds - 8:
+                print("  (time limit reached)")
+                break
+            port = free_port()
+            with gunicorn(folder, config_file, workers, port, threads, worker_class) as server:
+                asyncio.run(closed_loop(port, prepare(port, keys, user, 20 * workers), 4, deadline))
+                requests = prepare(port, keys, user, int(rate * seconds))
+                pids = worker_pids(server.pid)
+                before = cpu_seconds(pids)
+                tally = asyncio.run(open_loop(port, requests, rate, deadline))
+                used = cpu_seconds(pids) - before
+            shape = f"{worker_class} {workers}x{threads}"
+            ms = [value * 1000 for value in tally.latencies]
+            if ms:
+                p99s.setdefault(shape, []).append(percentile(ms, 0.99))
+            done = max(1, len(tally.latencies))
+            print(f"  {shape:<13} {tally.report('rate')[7:]}   server CPU {used / done * 1000:.2f} ms/login",
+                  flush=True)  # fmt: skip
+    for shape, values in p99s.items():
+        print(f"  {shape:<13} p99 median of {len(values)} rounds: {statistics.median(values):7.1f} ms   "
+              f"(each: {', '.join(f'{v:.1f}' for v in values)})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--logins", type=int, default=3000, help="logins prepared for the acs phase")
@@ -446,6 +483,8 @@ def main() -> None:
         help=f"instead: the acs phase for (class, workers, threads) in {SHAPES}",
     )
     parser.add_argument("--classes", action="store_true", help=f"instead: the acs phase for {CLASSES}")
+    parser.add_argument("--tail", action="store_true",
+                        help=f"instead: the rate phase for {TAIL_SHAPES}, 4 rounds, alternating")  # fmt: skip
     parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (default gthread)")
     args = parser.parse_args()
     started = time.monotonic()
@@ -458,6 +497,11 @@ def main() -> None:
         config["rate_limits"] = {"trusted_proxies": 1}  # behind nginx: the client is in X-Forwarded-For
         config_file = folder / "broker.yaml"
         config_file.write_text(yaml.safe_dump(config))
+        if args.tail:
+            tail_sizing(folder, config_file, keys, user, args.rate, min(args.seconds, 5.0), deadline)
+            rsa = statistics.median(measure_rsa(keys, 200)) * 1000
+            print(f"machine: RSA-2048 sign + verify {rsa:.3f} ms; load average {os.getloadavg()[0]:.1f}")
+            return
         if args.sizing or args.classes:
             shapes = SHAPES
             if args.classes:
