@@ -98,7 +98,7 @@ class Pusher:
         """
         report = PushReport()
         result = pushed  # changed in place, so the caller keeps what was done even when a call fails
-        portals = list(dict.fromkeys([*([] if removing else wanted), *pushed]))
+        portals = _involved(wanted, pushed, removing)
         for portal in [p for p in portals if only is None or p in only]:
             client = self.client(portal)
             with client.budget(None) as scope:
@@ -127,7 +127,7 @@ class Pusher:
     ) -> list[str]:
         """The portals `push` would call LearnUpon for, in routing order, found without any call: those whose
         last pushed state differs from what the user should now have there."""
-        portals = list(dict.fromkeys([*([] if removing else wanted), *pushed]))
+        portals = _involved(wanted, pushed, removing)
         # a portal gone from the configuration cannot be reached
         known = [p for p in portals if p in self.config.portals]
         return [p for p in known if self._differs(p, claims, active, p in wanted and not removing, pushed)]
@@ -343,3 +343,9 @@ def _find_group(client: LearnUponClient, title: str) -> int | None:
         if str(group.get("title", "")).lower() == title.lower() and group.get("id") is not None:
             return int(group["id"])
     return None
+
+
+def _involved(wanted: list[str], pushed: dict[str, Pushed], removing: bool) -> list[str]:
+    """The portals a push touches, in routing order: those the user should be in (none when the user is being
+    removed), then those pushed to before. `push` and `pending` must agree on it."""
+    return list(dict.fromkeys([*([] if removing else wanted), *pushed]))

@@ -110,19 +110,19 @@ class RedisStore:
             probe = redis.Redis.from_url(url, max_connections=2, **short)
         return cls(client_from_url(url), namespace, probe)
 
-    def _call(self, method: str, *args, **kwargs):
-        with STORE_BULKHEAD.slot(method):
-            try:
-                return getattr(self._redis, method)(*args, **kwargs)
-            except redis.RedisError as exc:
-                raise StoreUnavailable(f"redis {method} failed: {exc}") from exc
-
-    def _script(self, script: Any, what: str, keys: list[str], args: list[Any]) -> Any:
+    def _guarded(self, what: str, call: Any, *args, **kwargs) -> Any:
+        """A request's store call: through the bulkhead, a Redis error reported as StoreUnavailable."""
         with STORE_BULKHEAD.slot(what):
             try:
-                return script(keys=keys, args=args)
+                return call(*args, **kwargs)
             except redis.RedisError as exc:
                 raise StoreUnavailable(f"redis {what} failed: {exc}") from exc
+
+    def _call(self, method: str, *args, **kwargs):
+        return self._guarded(method, getattr(self._redis, method), *args, **kwargs)
+
+    def _script(self, script: Any, what: str, keys: list[str], args: list[Any]) -> Any:
+        return self._guarded(what, script, keys=keys, args=args)
 
     def stalled(self) -> bool:
         """True while a call to this process's store has waited far longer than Redis takes (frozen)."""
@@ -132,15 +132,13 @@ class RedisStore:
         self._call("set", self._ns + key, value, ex=ttl)
 
     def put_many(self, items: list[tuple[str, bytes, int]]) -> None:
-        with STORE_BULKHEAD.slot("put many"):
-            try:
-                # a pipeline without MULTI: one round trip; a cluster sends one per node
-                with self._redis.pipeline(transaction=False) as pipe:
-                    for key, value, ttl in items:
-                        pipe.set(self._ns + key, value, ex=ttl)
-                    pipe.execute()
-            except redis.RedisError as exc:
-                raise StoreUnavailable(f"redis put many failed: {exc}") from exc
+        self._guarded("put many", self._set_in_one_round_trip, items)
+
+    def _set_in_one_round_trip(self, items: list[tuple[str, bytes, int]]) -> None:
+        with self._redis.pipeline(transaction=False) as pipe:  # no MULTI; a cluster sends one per node
+            for key, value, ttl in items:
+                pipe.set(self._ns + key, value, ex=ttl)
+            pipe.execute()
 
     def add(self, key: str, value: bytes, ttl: int) -> bool:
         return bool(self._call("set", self._ns + key, value, ex=ttl, nx=True))

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 # INCR, and start the window's TTL on the first hit only: atomic, and one key (so it works on a cluster).
-INCR_WITH_TTL = """
+_COUNT = """
 local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
 """
-
+INCR_WITH_TTL = _COUNT + "return count\n"
 # The same count, and a read of another key, in one round trip (a rate-limited request that reads next).
-INCR_AND_GET = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('GET', KEYS[2])}
-"""
+INCR_AND_GET = _COUNT + "return {count, redis.call('GET', KEYS[2])}\n"
 
 # The capped log is a stream: its entry ids are the Redis server's clock (the same for every replica), so
 # "older than ttl" is one XTRIM MINID. Trimmed on write and on read; the key itself expires with its newest entry.

@@ -28,9 +28,16 @@ LIMITED = {
     "login.continue_to_portal": ("acs_per_minute", "picker"),
 }
 
-# The ACS reads its pending login right after this check: the count and that read share one store round trip
-# (an ACS POST is the login's critical path), and the view takes the value from `counted_read`.
-READ_WITH_COUNT = {"acs.acs": lambda: pending_key(request.form.get("RelayState"))}
+
+def _read_with_count() -> str | None:
+    """The ACS reads its pending login right after this check: the count and that read share one store round
+    trip (an ACS POST is the login's critical path), and the view takes the value from `counted_read`."""
+    if request.endpoint != "acs.acs":
+        return None
+    try:
+        return pending_key(request.form.get("RelayState"))
+    except HTTPException:  # a body too large to parse (413): counted all the same, refused by the view
+        return None
 
 
 def counted_read(key: str) -> bytes | None:
@@ -42,10 +49,7 @@ def counted_read(key: str) -> bytes | None:
 
 
 def _count(counter_key: str) -> int:
-    try:
-        read_key = READ_WITH_COUNT.get(request.endpoint or "", lambda: None)()
-    except HTTPException:  # a body too large to parse (413): counted all the same, refused by the view
-        read_key = None
+    read_key = _read_with_count()
     if read_key is None:
         return runtime().store.incr(counter_key, 61)
     count, value = runtime().store.incr_and_get(counter_key, 61, read_key)

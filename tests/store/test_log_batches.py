@@ -15,20 +15,9 @@ from broker.errors import StoreUnavailable
 from broker.store import log_batches
 from broker.store.log_batches import LINGER, LogBatches
 from broker.store.redis import RedisStore
+from tests.store.round_trips import CountingConnection, counted_store
 
 WRITER = "log-batches"  # the writer thread's name
-
-
-class CountingConnection(redis.Connection):
-    """A real connection that notes which thread sent each EVALSHA."""
-
-    scripts_sent_by: list[str] = []
-
-    def send_packed_command(self, command, check_health=True):
-        packed = b"".join(bytes(part) for part in command) if isinstance(command, list) else bytes(command)
-        if b"\r\nEVALSHA\r\n" in packed.upper():
-            CountingConnection.scripts_sent_by.append(threading.current_thread().name)
-        return super().send_packed_command(command, check_health)
 
 
 def without_writer_thread(batches: LogBatches) -> LogBatches:
@@ -39,21 +28,21 @@ def without_writer_thread(batches: LogBatches) -> LogBatches:
 
 @pytest.mark.redis
 def test_entries_appended_together_share_one_round_trip(redis_url):
-    client = redis.Redis.from_url(redis_url, connection_class=CountingConnection)
-    store = RedisStore(client, namespace="batches:")
+    store = counted_store(redis_url, "batches:")
     watcher = redis.Redis.from_url(redis_url)
-    CountingConnection.scripts_sent_by.clear()
+    CountingConnection.sent.clear()
     for i in range(50):
         store.log_append("activity", f"e{i}".encode(), max_entries=100, ttl=60)
     deadline = time.monotonic() + 200 * LINGER
     while watcher.xlen("batches:activity") < 50:  # written by the writer thread, not by a read of ours
         assert time.monotonic() < deadline, "the batch was not written within 200 × LINGER"
         time.sleep(LINGER / 5)
-    writes = CountingConnection.scripts_sent_by.count(WRITER)
+    scripts_sent_by = [thread for thread, sent in CountingConnection.sent if sent == "EVALSHA"]
+    writes = scripts_sent_by.count(WRITER)
     assert 1 <= writes <= 2, (
         f"{writes} round trips for 50 entries"
-    )  # one batch (two if the thread woke early)
-    assert CountingConnection.scripts_sent_by == [WRITER] * writes  # none from this (the request's) thread
+    )  # one batch (two if the writer woke early)
+    assert scripts_sent_by == [WRITER] * writes  # none from this (the request's) thread
     assert store.log_recent("activity", 3, ttl=60) == [b"e49", b"e48", b"e47"]  # in their order
 
 

@@ -5,46 +5,22 @@ connections against a real Redis: each command, script or pipeline sent is one r
 
 from __future__ import annotations
 
-import re
 import threading
 
 import pytest
-import redis
 
 from broker.ops import reload
 from broker.store import keys as store_keys
-from broker.store.redis import RedisStore
 from tests.harness import Harness
+from tests.store.round_trips import CountingConnection, counted_store
 
 pytestmark = pytest.mark.redis
-
-
-SETUP = {"HELLO", "AUTH", "SELECT", "CLIENT", "CLIENT+CLIENT"}
-
-
-class CountingConnection(redis.Connection):
-    """A real connection that notes what it sends, per thread (the batch writer has a thread of its own)."""
-
-    sent: list[tuple[str, str]] = []  # (thread, the commands of one send, e.g. "EVALSHA" or "SET+SET")
-
-    def send_packed_command(self, command, check_health=True):
-        packed = b"".join(bytes(part) for part in command) if isinstance(command, list) else bytes(command)
-        names = re.findall(rb"(?:^|\r\n)\*\d+\r\n\$\d+\r\n([A-Za-z]+)\r\n", packed)
-        sent = b"+".join(names).decode().upper()
-        if sent not in SETUP:  # a new connection's handshake is not a round trip of the request's own
-            CountingConnection.sent.append((threading.current_thread().name, sent))
-        return super().send_packed_command(command, check_health)
-
-
-def counted_store(url: str) -> RedisStore:
-    client = redis.Redis.from_url(url, connection_class=CountingConnection)
-    return RedisStore(client, namespace="round-trips:")
 
 
 def test_an_acs_post_waits_on_redis_three_times(keys, redis_url, monkeypatch):
     monkeypatch.setattr(reload, "CHECK_EVERY_SECONDS", 3600)  # the config-change check is not per request
     limits = {"rate_limits__acs_per_minute": 600}  # as deployed (the harness turns limits off)
-    harness = Harness(keys, store=counted_store(redis_url), config_overrides=limits)
+    harness = Harness(keys, store=counted_store(redis_url, "round-trips:"), config_overrides=limits)
     for _ in range(2):  # the first login loads the scripts into Redis
         pending = harness.login()
         CountingConnection.sent.clear()
@@ -58,7 +34,7 @@ def test_an_acs_post_waits_on_redis_three_times(keys, redis_url, monkeypatch):
 
 def test_without_a_rate_limit_the_pending_login_is_read_alone(keys, redis_url, monkeypatch):
     monkeypatch.setattr(reload, "CHECK_EVERY_SECONDS", 3600)
-    harness = Harness(keys, store=counted_store(redis_url))  # acs_per_minute: 0
+    harness = Harness(keys, store=counted_store(redis_url, "round-trips:"))  # acs_per_minute: 0
     for _ in range(2):
         pending = harness.login()
         CountingConnection.sent.clear()
@@ -72,7 +48,7 @@ def test_without_a_rate_limit_the_pending_login_is_read_alone(keys, redis_url, m
 def test_starting_a_login_waits_on_redis_twice(keys, redis_url, monkeypatch):
     monkeypatch.setattr(reload, "CHECK_EVERY_SECONDS", 3600)
     limits = {"rate_limits__login_per_minute": 600}
-    harness = Harness(keys, store=counted_store(redis_url), config_overrides=limits)
+    harness = Harness(keys, store=counted_store(redis_url, "round-trips:"), config_overrides=limits)
     harness.login()  # loads the count script
     CountingConnection.sent.clear()
     pending = harness.login()
